@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Every difference between the kernels we build against, in one place.
+ *
+ * The supported range is Linux 6.1 to 6.12: the top-level Kbuild stops
+ * the build outside it, and dkms.conf mirrors it.  Differences are
+ * feature probes, not version tests: the Kbuild greps the target kernel's
+ * headers and defines a BALLOON_COMPAT_* macro for each feature found.
+ */
+#ifndef _BALLOON_COMPAT_H
+#define _BALLOON_COMPAT_H
+
+/*
+ * Symbol namespace of the core's exports.  Up to 6.12 the namespace is a
+ * bare token that the export macros stringify; 6.13 turned it into a
+ * string literal, which is outside the supported range.
+ */
+#define BALLOON_CORE_NS BALLOON_CORE
+
+/*
+ * KUnit static stubs arrived in 6.3 (BALLOON_COMPAT_STATIC_STUB).  Before
+ * that a redirect is a no-op, as it is in any kernel without CONFIG_KUNIT.
+ */
+#ifdef BALLOON_COMPAT_STATIC_STUB
+#include <kunit/static_stub.h>
+#else
+#define KUNIT_STATIC_STUB_REDIRECT(real_fn_name, args...) ((void)(real_fn_name))
+#endif
+
+#include <kunit/visibility.h>
+
+#include <linux/virtio_config.h>
+
+/**
+ * struct balloon_compat_vq - what a virtqueue is called and who hears it
+ * @name: the virtqueue's name.
+ * @callback: its interrupt callback, or %NULL.
+ */
+struct balloon_compat_vq {
+	const char *name;
+	vq_callback_t *callback;
+};
+
+/**
+ * balloon_compat_find_vqs() - virtio_find_vqs() across kernel versions
+ * @vdev: the virtio device.
+ * @nvqs: number of virtqueues.
+ * @vqs: where to store them.
+ * @info: one entry per virtqueue.
+ *
+ * Linux 6.11 replaced the parallel callback and name arrays with an array
+ * of &struct virtqueue_info (BALLOON_COMPAT_VIRTQUEUE_INFO).
+ *
+ * Context: Process context; may sleep.
+ * Return: 0 or a negative errno.
+ */
+static inline int balloon_compat_find_vqs(struct virtio_device *vdev,
+					  unsigned int nvqs,
+					  struct virtqueue *vqs[],
+					  const struct balloon_compat_vq *info)
+{
+#ifdef BALLOON_COMPAT_VIRTQUEUE_INFO
+	struct virtqueue_info vqs_info[4] = { };
+	unsigned int i;
+
+	if (nvqs > ARRAY_SIZE(vqs_info))
+		return -EINVAL;
+	for (i = 0; i < nvqs; i++) {
+		vqs_info[i].name = info[i].name;
+		vqs_info[i].callback = info[i].callback;
+	}
+	return virtio_find_vqs(vdev, nvqs, vqs, vqs_info, NULL);
+#else
+	vq_callback_t *callbacks[4];
+	const char *names[4];
+	unsigned int i;
+
+	if (nvqs > ARRAY_SIZE(names))
+		return -EINVAL;
+	for (i = 0; i < nvqs; i++) {
+		names[i] = info[i].name;
+		callbacks[i] = info[i].callback;
+	}
+	return virtio_find_vqs(vdev, nvqs, vqs, callbacks, names, NULL);
+#endif
+}
+
+#endif /* _BALLOON_COMPAT_H */

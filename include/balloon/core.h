@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The contract between balloon_core and its transports.
+ *
+ * balloon_core owns every balloon policy: page lists, allocation rates,
+ * refused pages, resets, statistics and the work loop.  A transport only
+ * speaks its hypervisor's protocol.  This header is the one seam between
+ * the two: a transport fills a static const &struct balloon_core_ops,
+ * embeds a &struct balloon_core_dev in its own device structure and calls
+ * balloon_core_register().
+ *
+ * All sizes and targets crossing this seam are counted in 4 KiB units,
+ * whatever the guest's page size, because that is what both the VMware and
+ * the virtio protocols count in.
+ */
+#ifndef _BALLOON_CORE_H
+#define _BALLOON_CORE_H
+
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/sizes.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/workqueue.h>
+
+#include <balloon/compat.h>
+
+struct balloon_core_dev;
+struct dentry;
+struct device;
+struct module;
+struct page;
+
+/**
+ * BALLOON_CORE_ERESET - errno a transport returns when the host demands a reset
+ *
+ * Any transport method returning -BALLOON_CORE_ERESET makes the core drop
+ * every ballooned page without telling the host and run the transport's
+ * @start handshake again before anything else.
+ */
+#define BALLOON_CORE_ERESET	ECONNRESET
+
+/**
+ * BALLOON_CORE_UNITS_PER_PAGE - number of 4 KiB units in one guest page
+ */
+#define BALLOON_CORE_UNITS_PER_PAGE	(PAGE_SIZE / SZ_4K)
+
+/**
+ * BALLOON_CORE_MAX_ORDER - largest page order the core will ever allocate
+ *
+ * Order 9 is a 2 MiB page with 4 KiB base pages, the largest unit either
+ * supported host protocol knows.
+ */
+#define BALLOON_CORE_MAX_ORDER	9
+
+/**
+ * enum balloon_core_cap_flags - what a host allows or requires
+ * @BALLOON_CORE_CAP_POLL: the host must be polled for its target with
+ *	@get_target every &balloon_core_caps.poll_ms; without this flag the
+ *	transport pushes target changes with balloon_core_kick().
+ * @BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE: the host allows the guest to take
+ *	pages back under memory pressure before the OOM killer runs.
+ */
+enum balloon_core_cap_flags {
+	BALLOON_CORE_CAP_POLL			= BIT(0),
+	BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE	= BIT(1),
+};
+
+/**
+ * struct balloon_core_caps - what the host negotiated, filled in by @start
+ * @orders: bit mask of the page orders the host accepts; bit 0 (a single
+ *	page) must always be set.  The core tries the largest order first.
+ * @max_batch: largest number of pages (of any order) one @inflate or
+ *	@deflate call may carry; at least 1.
+ * @poll_ms: target poll interval in milliseconds, used with
+ *	%BALLOON_CORE_CAP_POLL.
+ * @flags: a mask of &enum balloon_core_cap_flags.
+ */
+struct balloon_core_caps {
+	unsigned int orders;
+	unsigned int max_batch;
+	unsigned int poll_ms;
+	unsigned int flags;
+};
+
+/**
+ * struct balloon_core_batch - pages handed to the transport in one call
+ * @order: page order of every page in the batch.
+ * @count: number of valid entries in @pages and @status.
+ * @pages: the pages; the transport derives PFNs with page_to_pfn().
+ * @status: one result per page, written by @inflate: 0 when the host took
+ *	the page, a negative errno when it refused that page alone.  The core
+ *	sets every entry to 0 before the call.
+ *
+ * The core owns the batch and its arrays; a transport must not keep
+ * pointers to them after the method returns.
+ */
+struct balloon_core_batch {
+	unsigned int order;
+	unsigned int count;
+	struct page **pages;
+	int *status;
+};
+
+/**
+ * struct balloon_core_ops - the methods a transport provides
+ * @owner: the transport's module.  The core takes no reference on it: a
+ *	transport unregisters before its module can go.
+ * @name: short name of the transport, used in logs and debugfs.
+ * @start: Required.  Run the host handshake (protocol negotiation, guest
+ *	identification) and fill @caps.  Called once before any other method,
+ *	and again after every reset.  May sleep; called with the core's work
+ *	lock held.  Returns 0 or a negative errno; on error the core retries
+ *	on its next cycle.
+ * @get_target: Required.  Read the host's target balloon size, in 4 KiB
+ *	units, into @target.  The value is untrusted: the core clamps it.
+ *	May sleep; called with the work lock held.  Returns 0,
+ *	-%BALLOON_CORE_ERESET, or another negative errno (the cycle is
+ *	skipped).
+ * @inflate: Required.  Tell the host that the pages in @batch now belong to
+ *	the balloon, writing one result per page into &balloon_core_batch.status.
+ *	May sleep; called with the work lock held.  Returns 0 when every
+ *	page has a result, -%BALLOON_CORE_ERESET, -%EAGAIN when the host wants no
+ *	more pages this cycle (the refused pages are in @status), or another
+ *	negative errno when the command failed as a whole (no page was taken).
+ * @deflate: Optional.  Tell the host that the pages in @batch leave the
+ *	balloon.  The core calls it before the pages are freed; when it is
+ *	NULL the pages are freed without telling the host.  May sleep; called
+ *	with the work lock held.  Returns 0 (every page released),
+ *	-%BALLOON_CORE_ERESET, or another negative errno (no page released; the
+ *	core keeps them and lowers its deflate rate).
+ * @size_changed: Optional.  Report the balloon's new size, in 4 KiB units,
+ *	to the host (virtio's "actual").  May sleep; called with the work
+ *	lock held, after every change.  No return value: a failure to report
+ *	is the transport's to log.
+ *
+ * No method is called from atomic context, and none is called once
+ * balloon_core_unregister() has returned.
+ */
+struct balloon_core_ops {
+	struct module *owner;
+	const char *name;
+	int (*start)(struct balloon_core_dev *bdev,
+		     struct balloon_core_caps *caps);
+	int (*get_target)(struct balloon_core_dev *bdev, u64 *target);
+	int (*inflate)(struct balloon_core_dev *bdev,
+		       struct balloon_core_batch *batch);
+	int (*deflate)(struct balloon_core_dev *bdev,
+		       struct balloon_core_batch *batch);
+	void (*size_changed)(struct balloon_core_dev *bdev, u64 size);
+};
+
+/**
+ * enum balloon_core_stat - indices into &balloon_core_dev.stats
+ * @BALLOON_CORE_STAT_TIMER: work loop cycles.
+ * @BALLOON_CORE_STAT_KICK: target pushes from the transport.
+ * @BALLOON_CORE_STAT_START: @start calls.
+ * @BALLOON_CORE_STAT_START_FAIL: failed @start calls.
+ * @BALLOON_CORE_STAT_TARGET: @get_target calls.
+ * @BALLOON_CORE_STAT_TARGET_FAIL: failed @get_target calls.
+ * @BALLOON_CORE_STAT_INFLATE: @inflate calls.
+ * @BALLOON_CORE_STAT_INFLATE_FAIL: failed @inflate calls.
+ * @BALLOON_CORE_STAT_DEFLATE: @deflate calls.
+ * @BALLOON_CORE_STAT_DEFLATE_FAIL: failed @deflate calls.
+ * @BALLOON_CORE_STAT_ALLOC: non-sleeping page allocations.
+ * @BALLOON_CORE_STAT_ALLOC_FAIL: failed non-sleeping page allocations.
+ * @BALLOON_CORE_STAT_SLEEP_ALLOC: sleeping page allocations.
+ * @BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL: failed sleeping page allocations.
+ * @BALLOON_CORE_STAT_REFUSED_ALLOC: pages the host refused.
+ * @BALLOON_CORE_STAT_REFUSED_FREE: refused pages given back to the guest.
+ * @BALLOON_CORE_STAT_FREE: ballooned pages given back to the guest.
+ * @BALLOON_CORE_STAT_RESET: resets (host-demanded or transport-requested).
+ * @BALLOON_CORE_STAT_CLAMPED: host targets clamped to guest memory.
+ * @BALLOON_CORE_STAT_NR: number of counters.
+ */
+enum balloon_core_stat {
+	BALLOON_CORE_STAT_TIMER,
+	BALLOON_CORE_STAT_KICK,
+	BALLOON_CORE_STAT_START,
+	BALLOON_CORE_STAT_START_FAIL,
+	BALLOON_CORE_STAT_TARGET,
+	BALLOON_CORE_STAT_TARGET_FAIL,
+	BALLOON_CORE_STAT_INFLATE,
+	BALLOON_CORE_STAT_INFLATE_FAIL,
+	BALLOON_CORE_STAT_DEFLATE,
+	BALLOON_CORE_STAT_DEFLATE_FAIL,
+	BALLOON_CORE_STAT_ALLOC,
+	BALLOON_CORE_STAT_ALLOC_FAIL,
+	BALLOON_CORE_STAT_SLEEP_ALLOC,
+	BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL,
+	BALLOON_CORE_STAT_REFUSED_ALLOC,
+	BALLOON_CORE_STAT_REFUSED_FREE,
+	BALLOON_CORE_STAT_FREE,
+	BALLOON_CORE_STAT_RESET,
+	BALLOON_CORE_STAT_CLAMPED,
+	BALLOON_CORE_STAT_NR
+};
+
+/**
+ * struct balloon_core_rate - the adaptive inflate and deflate rates
+ * @alloc: sleeping-allocation budget, in pages per cycle.
+ * @free: deflate budget, in pages per cycle.
+ * @slow_cycles: cycles left during which inflation starts with sleeping
+ *	allocations at @alloc instead of non-sleeping ones.
+ */
+struct balloon_core_rate {
+	unsigned int alloc;
+	unsigned int free;
+	unsigned int slow_cycles;
+};
+
+/**
+ * struct balloon_core_dev - one balloon instance, embedded by a transport
+ * @ops: the transport's methods; %NULL once unregistered.  Written under
+ *	@ops_lock held for writing, read under it held for reading.
+ * @ops_lock: guards @ops so that no method runs after unregister.
+ * @lock: the work lock.  Serialises the work loop, resets and unregister;
+ *	protects @caps, @pages, @refused, @size, @target and @rate.
+ * @kick_lock: protects @flags against concurrent kicks from interrupt
+ *	context.
+ * @flags: core-private state bits (registered, reset requested).
+ * @work: the work loop, on a freezable workqueue.
+ * @caps: what the host negotiated at the last @start.
+ * @pages: the ballooned pages, one list per page order.
+ * @refused: pages the host refused during the current inflate cycle.
+ * @size: balloon size in 4 KiB units.
+ * @target: last target read from the host, clamped, in 4 KiB units.
+ * @rate: the adaptive inflate and deflate rates.
+ * @stats: counters indexed by &enum balloon_core_stat.
+ * @debugfs: this instance's debugfs directory.
+ * @parent: the transport's device, used for logs; may be %NULL.
+ * @name: the instance name, also the debugfs directory name.
+ *
+ * Lock order: @lock, then @ops_lock, then @kick_lock.  A transport never
+ * takes any of them; it only locks its own channel to the host.  Members
+ * other than @parent are private to the core.
+ */
+struct balloon_core_dev {
+	const struct balloon_core_ops *ops;
+	struct rw_semaphore ops_lock;
+	struct mutex lock;		/* the work lock, see above */
+	spinlock_t kick_lock;		/* protects @flags against kicks */
+	unsigned long flags;
+	struct delayed_work work;
+	struct balloon_core_caps caps;
+	struct list_head pages[BALLOON_CORE_MAX_ORDER + 1];
+	struct list_head refused;
+	u64 size;
+	u64 target;
+	struct balloon_core_rate rate;
+	atomic64_t stats[BALLOON_CORE_STAT_NR];
+	struct dentry *debugfs;
+	struct device *parent;
+	char name[32];
+};
+
+int balloon_core_register(struct balloon_core_dev *bdev,
+			  const struct balloon_core_ops *ops,
+			  struct device *parent, const char *name);
+void balloon_core_unregister(struct balloon_core_dev *bdev);
+void balloon_core_kick(struct balloon_core_dev *bdev);
+void balloon_core_request_reset(struct balloon_core_dev *bdev);
+u64 balloon_core_size(struct balloon_core_dev *bdev);
+
+#endif /* _BALLOON_CORE_H */
