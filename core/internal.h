@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Declarations shared between the files of balloon_core.ko and its KUnit
+ * suites.  Nothing here is part of the transport contract.
+ */
+#ifndef _BALLOON_CORE_INTERNAL_H
+#define _BALLOON_CORE_INTERNAL_H
+
+#include <linux/atomic.h>
+#include <linux/gfp.h>
+
+#include <balloon/core.h>
+
+/**
+ * struct balloon_core_limits - the tunable bounds of the adaptive rates
+ * @nosleep_max: non-sleeping allocations per inflate cycle.
+ * @alloc_min: lowest sleeping-allocation rate, pages per cycle.
+ * @alloc_max: highest sleeping-allocation rate, pages per cycle.
+ * @free_min: lowest deflate rate, pages per cycle.
+ * @free_max: highest deflate rate, pages per cycle.
+ * @rate_inc: step by which a rate grows after a good cycle.
+ * @slow_cycles: cycles of sleeping-only inflation after a non-sleeping
+ *	allocation failed.
+ * @max_refused: refused pages tolerated in one inflate cycle.
+ *
+ * The live values are module parameters; the work loop takes a snapshot
+ * at the start of every cycle so that a concurrent parameter write never
+ * changes a bound half-way through one.
+ */
+struct balloon_core_limits {
+	unsigned int nosleep_max;
+	unsigned int alloc_min;
+	unsigned int alloc_max;
+	unsigned int free_min;
+	unsigned int free_max;
+	unsigned int rate_inc;
+	unsigned int slow_cycles;
+	unsigned int max_refused;
+};
+
+/* Allocations between two cond_resched() calls, as in the seeds. */
+#define BALLOON_CORE_YIELD_EVERY	1024
+
+/* Bits in &balloon_core_dev.flags. */
+enum {
+	BALLOON_CORE_F_REGISTERED,	/* kicks may queue the work */
+	BALLOON_CORE_F_STARTED,		/* @start succeeded since the last reset */
+	BALLOON_CORE_F_RESET,		/* a reset is pending */
+};
+
+static inline void balloon_core_stat_inc(struct balloon_core_dev *bdev,
+					 enum balloon_core_stat stat)
+{
+	atomic64_inc(&bdev->stats[stat]);
+}
+
+static inline u64 balloon_core_stat_read(struct balloon_core_dev *bdev,
+					 enum balloon_core_stat stat)
+{
+	return atomic64_read(&bdev->stats[stat]);
+}
+
+/* rate.c */
+void balloon_core_limits_get(struct balloon_core_limits *l);
+void balloon_core_rate_init(struct balloon_core_rate *r,
+			    const struct balloon_core_limits *l);
+bool balloon_core_rate_cycle_slow(struct balloon_core_rate *r);
+unsigned int balloon_core_rate_inflate_budget(const struct balloon_core_rate *r,
+					      const struct balloon_core_limits *l,
+					      bool slow);
+bool balloon_core_rate_nosleep_failed(struct balloon_core_rate *r,
+				      const struct balloon_core_limits *l,
+				      unsigned int done);
+void balloon_core_rate_sleep_failed(struct balloon_core_rate *r,
+				    const struct balloon_core_limits *l);
+void balloon_core_rate_inflated(struct balloon_core_rate *r,
+				const struct balloon_core_limits *l,
+				unsigned int done);
+void balloon_core_rate_deflate_failed(struct balloon_core_rate *r,
+				      const struct balloon_core_limits *l);
+void balloon_core_rate_deflated(struct balloon_core_rate *r,
+				const struct balloon_core_limits *l);
+#if IS_ENABLED(CONFIG_KUNIT)
+int balloon_core_param_check(const char *name, unsigned int val);
+struct page *balloon_core_alloc_page(gfp_t gfp, unsigned int order);
+#endif
+
+/* debugfs.c */
+int balloon_core_debugfs_init(void);
+void balloon_core_debugfs_exit(void);
+void balloon_core_debugfs_add(struct balloon_core_dev *bdev);
+void balloon_core_debugfs_remove(struct balloon_core_dev *bdev);
+
+#endif /* _BALLOON_CORE_INTERNAL_H */

@@ -1,0 +1,631 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * balloon_core: registration, the work loop, inflate, deflate and reset.
+ *
+ * One delayed work item per balloon does everything that touches pages or
+ * talks to the host, on the freezable system workqueue so that nothing
+ * moves while the guest suspends.  Transports only kick it.  The work lock
+ * (&balloon_core_dev.lock) serialises the loop against unregister; the ops
+ * rwsem makes "no method runs after unregister" hold for every caller.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/device.h>
+#include <linux/gfp.h>
+#include <linux/jiffies.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/timer.h>
+
+#include "internal.h"
+
+/*
+ * Non-sleeping allocations never reclaim, never warn and never touch the
+ * emergency reserves; sleeping ones may reclaim but give up before the OOM
+ * killer would run (__GFP_NORETRY).
+ */
+#define BALLOON_CORE_GFP_NOSLEEP \
+	(__GFP_HIGHMEM | __GFP_NOWARN | __GFP_NOMEMALLOC)
+#define BALLOON_CORE_GFP_SLEEP \
+	(GFP_HIGHUSER | __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC)
+
+/* Push-style hosts: delay before retrying a cycle that made no progress. */
+#define BALLOON_CORE_RETRY_MS	1000
+
+/**
+ * balloon_core_alloc_page() - allocate one page for the balloon
+ * @gfp: allocation flags.
+ * @order: page order.
+ *
+ * The only place the core allocates balloon pages, so that KUnit suites can
+ * replace it with a static stub to inject failures.
+ *
+ * Context: May sleep if @gfp allows it.
+ * Return: the page, or %NULL.
+ */
+VISIBLE_IF_KUNIT struct page *balloon_core_alloc_page(gfp_t gfp,
+						      unsigned int order)
+{
+	KUNIT_STATIC_STUB_REDIRECT(balloon_core_alloc_page, gfp, order);
+	return alloc_pages(gfp, order);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_alloc_page);
+
+static void balloon_core_free_page(struct balloon_core_dev *bdev,
+				   struct page *page, unsigned int order,
+				   enum balloon_core_stat stat)
+{
+	__free_pages(page, order);
+	balloon_core_stat_inc(bdev, stat);
+}
+
+/*
+ * Transport calls go through these wrappers: they count the call and
+ * hold the ops rwsem, so that a method never runs once unregister has
+ * cleared @ops.
+ */
+static int balloon_core_call_start(struct balloon_core_dev *bdev)
+{
+	struct balloon_core_caps caps = { };
+	int ret = -ENODEV;
+
+	down_read(&bdev->ops_lock);
+	if (bdev->ops)
+		ret = bdev->ops->start(bdev, &caps);
+	up_read(&bdev->ops_lock);
+
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START);
+	if (ret) {
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START_FAIL);
+		return ret;
+	}
+	if (!(caps.orders & BIT(0)) || !caps.max_batch) {
+		dev_err_once(bdev->parent,
+			     "%s: start gave no usable page order or batch size\n",
+			     bdev->name);
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START_FAIL);
+		return -EPROTO;
+	}
+	caps.orders &= GENMASK(BALLOON_CORE_MAX_ORDER, 0);
+	bdev->caps = caps;
+	return 0;
+}
+
+static int balloon_core_call_target(struct balloon_core_dev *bdev, u64 *target)
+{
+	int ret = -ENODEV;
+
+	down_read(&bdev->ops_lock);
+	if (bdev->ops)
+		ret = bdev->ops->get_target(bdev, target);
+	up_read(&bdev->ops_lock);
+
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_TARGET);
+	if (ret)
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_TARGET_FAIL);
+	return ret;
+}
+
+static int balloon_core_call_inflate(struct balloon_core_dev *bdev,
+				     struct balloon_core_batch *batch)
+{
+	int ret = -ENODEV;
+
+	memset(batch->status, 0, batch->count * sizeof(*batch->status));
+	down_read(&bdev->ops_lock);
+	if (bdev->ops)
+		ret = bdev->ops->inflate(bdev, batch);
+	up_read(&bdev->ops_lock);
+
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_INFLATE);
+	if (ret && ret != -EAGAIN)
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_INFLATE_FAIL);
+	return ret;
+}
+
+static int balloon_core_call_deflate(struct balloon_core_dev *bdev,
+				     struct balloon_core_batch *batch)
+{
+	int ret = 0;
+
+	down_read(&bdev->ops_lock);
+	if (bdev->ops && bdev->ops->deflate) {
+		ret = bdev->ops->deflate(bdev, batch);
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_DEFLATE);
+		if (ret)
+			balloon_core_stat_inc(bdev,
+					      BALLOON_CORE_STAT_DEFLATE_FAIL);
+	}
+	up_read(&bdev->ops_lock);
+	return ret;
+}
+
+static void balloon_core_call_size_changed(struct balloon_core_dev *bdev)
+{
+	down_read(&bdev->ops_lock);
+	if (bdev->ops && bdev->ops->size_changed)
+		bdev->ops->size_changed(bdev, bdev->size);
+	up_read(&bdev->ops_lock);
+}
+
+/* The batch arrays live on the work's stack frame: keep them small. */
+#define BALLOON_CORE_BATCH_MAX	64
+
+struct balloon_core_batch_buf {
+	struct balloon_core_batch batch;
+	struct page *pages[BALLOON_CORE_BATCH_MAX];
+	int status[BALLOON_CORE_BATCH_MAX];
+};
+
+static void balloon_core_batch_init(struct balloon_core_batch_buf *buf,
+				    unsigned int order)
+{
+	buf->batch.order = order;
+	buf->batch.count = 0;
+	buf->batch.pages = buf->pages;
+	buf->batch.status = buf->status;
+}
+
+static unsigned int balloon_core_batch_room(struct balloon_core_dev *bdev)
+{
+	return min(bdev->caps.max_batch, BALLOON_CORE_BATCH_MAX);
+}
+
+/*
+ * Drop every page without telling the host: after a reset the host has
+ * forgotten them already.
+ */
+static void balloon_core_drop_all(struct balloon_core_dev *bdev)
+{
+	struct page *page, *next;
+	unsigned int order;
+
+	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++) {
+		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
+			list_del(&page->lru);
+			balloon_core_free_page(bdev, page, order,
+					       BALLOON_CORE_STAT_FREE);
+		}
+	}
+	bdev->size = 0;
+}
+
+static void balloon_core_release_refused(struct balloon_core_dev *bdev)
+{
+	struct page *page, *next;
+
+	list_for_each_entry_safe(page, next, &bdev->refused, lru) {
+		unsigned int order = page_private(page);
+
+		list_del(&page->lru);
+		set_page_private(page, 0);
+		balloon_core_free_page(bdev, page, order,
+				       BALLOON_CORE_STAT_REFUSED_FREE);
+	}
+}
+
+static void balloon_core_reset(struct balloon_core_dev *bdev)
+{
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_RESET);
+	balloon_core_release_refused(bdev);
+	balloon_core_drop_all(bdev);
+	clear_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
+	clear_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+}
+
+/* Host-supplied targets are untrusted: never more than the guest has. */
+static u64 balloon_core_clamp_target(struct balloon_core_dev *bdev, u64 target)
+{
+	u64 limit = (u64)totalram_pages() * BALLOON_CORE_UNITS_PER_PAGE;
+
+	if (target <= limit)
+		return target;
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_CLAMPED);
+	dev_warn_once(bdev->parent,
+		      "%s: host target %llu above guest memory, clamped to %llu\n",
+		      bdev->name, target, limit);
+	return limit;
+}
+
+/*
+ * Hand a filled batch to the host.  Accepted pages join the balloon,
+ * refused ones wait on @refused until the cycle ends.  Returns the
+ * transport's verdict for the cycle.
+ */
+static int balloon_core_inflate_batch(struct balloon_core_dev *bdev,
+				      struct balloon_core_batch *batch,
+				      unsigned int *accepted,
+				      unsigned int *refused)
+{
+	unsigned int i, units = BALLOON_CORE_UNITS_PER_PAGE << batch->order;
+	int ret;
+
+	ret = balloon_core_call_inflate(bdev, batch);
+	if (ret && ret != -EAGAIN) {
+		/* Nothing was taken: the pages go straight back. */
+		for (i = 0; i < batch->count; i++)
+			balloon_core_free_page(bdev, batch->pages[i],
+					       batch->order,
+					       BALLOON_CORE_STAT_REFUSED_FREE);
+		batch->count = 0;
+		return ret;
+	}
+
+	for (i = 0; i < batch->count; i++) {
+		struct page *page = batch->pages[i];
+
+		if (batch->status[i]) {
+			set_page_private(page, batch->order);
+			list_add(&page->lru, &bdev->refused);
+			balloon_core_stat_inc(bdev,
+					      BALLOON_CORE_STAT_REFUSED_ALLOC);
+			(*refused)++;
+			continue;
+		}
+		list_add(&page->lru, &bdev->pages[batch->order]);
+		bdev->size += units;
+		(*accepted)++;
+	}
+	batch->count = 0;
+	return ret;
+}
+
+static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
+					  bool can_sleep)
+{
+	struct page *page;
+
+	balloon_core_stat_inc(bdev, can_sleep ? BALLOON_CORE_STAT_SLEEP_ALLOC :
+						BALLOON_CORE_STAT_ALLOC);
+	page = balloon_core_alloc_page(can_sleep ? BALLOON_CORE_GFP_SLEEP :
+						   BALLOON_CORE_GFP_NOSLEEP, 0);
+	if (!page)
+		balloon_core_stat_inc(bdev, can_sleep ?
+				      BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL :
+				      BALLOON_CORE_STAT_ALLOC_FAIL);
+	return page;
+}
+
+static void balloon_core_inflate(struct balloon_core_dev *bdev,
+				 const struct balloon_core_limits *l, bool slow)
+{
+	struct balloon_core_batch_buf buf;
+	struct balloon_core_batch *batch = &buf.batch;
+	unsigned int budget = balloon_core_rate_inflate_budget(&bdev->rate, l,
+							       slow);
+	unsigned int room = balloon_core_batch_room(bdev);
+	unsigned int done = 0, refused = 0, allocs = 0;
+	bool can_sleep = slow, failed = false;
+	u64 want = (bdev->target - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
+	int ret = 0;
+
+	balloon_core_batch_init(&buf, 0);
+	while (done + batch->count < min_t(u64, want, budget)) {
+		struct page *page = balloon_core_get_page(bdev, can_sleep);
+
+		if (++allocs % BALLOON_CORE_YIELD_EVERY == 0)
+			cond_resched();
+		if (!page && can_sleep) {
+			balloon_core_rate_sleep_failed(&bdev->rate, l);
+			failed = true;
+			break;
+		}
+		if (!page) {
+			if (!balloon_core_rate_nosleep_failed(&bdev->rate, l,
+							      done + batch->count)) {
+				failed = true;
+				break;
+			}
+			can_sleep = true;
+			budget = bdev->rate.alloc;
+			continue;
+		}
+
+		batch->pages[batch->count++] = page;
+		if (batch->count < room)
+			continue;
+
+		ret = balloon_core_inflate_batch(bdev, batch, &done, &refused);
+		if (ret)
+			break;
+		if (refused >= l->max_refused)
+			break;
+	}
+	if (!ret && batch->count)
+		ret = balloon_core_inflate_batch(bdev, batch, &done, &refused);
+
+	if (ret == -BALLOON_CORE_ERESET)
+		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+	else if (!ret && !failed)
+		balloon_core_rate_inflated(&bdev->rate, l, done);
+
+	balloon_core_release_refused(bdev);
+}
+
+static void balloon_core_deflate(struct balloon_core_dev *bdev,
+				 const struct balloon_core_limits *l,
+				 u64 goal_units, bool rate_limited)
+{
+	struct balloon_core_batch_buf buf;
+	struct balloon_core_batch *batch = &buf.batch;
+	unsigned int room = balloon_core_batch_room(bdev);
+	u64 goal = goal_units / BALLOON_CORE_UNITS_PER_PAGE;
+	u64 done = 0;
+	unsigned int i;
+	int ret = 0;
+
+	if (rate_limited)
+		goal = min_t(u64, goal, bdev->rate.free);
+
+	balloon_core_batch_init(&buf, 0);
+	while (done < goal && !list_empty(&bdev->pages[0])) {
+		struct page *page, *next;
+
+		list_for_each_entry_safe(page, next, &bdev->pages[0], lru) {
+			if (batch->count == room || done + batch->count >= goal)
+				break;
+			list_del(&page->lru);
+			batch->pages[batch->count++] = page;
+		}
+
+		/* The host hears of it before the guest may reuse the page. */
+		ret = balloon_core_call_deflate(bdev, batch);
+		if (ret) {
+			for (i = batch->count; i > 0; i--)
+				list_add(&batch->pages[i - 1]->lru,
+					 &bdev->pages[0]);
+			break;
+		}
+		for (i = 0; i < batch->count; i++)
+			balloon_core_free_page(bdev, batch->pages[i], 0,
+					       BALLOON_CORE_STAT_FREE);
+		bdev->size -= (u64)batch->count * BALLOON_CORE_UNITS_PER_PAGE;
+		done += batch->count;
+		batch->count = 0;
+		cond_resched();
+	}
+
+	if (ret == -BALLOON_CORE_ERESET)
+		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+	else if (ret)
+		balloon_core_rate_deflate_failed(&bdev->rate, l);
+	else if (rate_limited)
+		balloon_core_rate_deflated(&bdev->rate, l);
+}
+
+/*
+ * One cycle: reset if asked, handshake if needed, read the target and move
+ * towards it within this cycle's budget.  Returns true when there is more
+ * to do right away.
+ */
+static bool balloon_core_cycle(struct balloon_core_dev *bdev)
+{
+	struct balloon_core_limits l;
+	u64 old_size = bdev->size, target;
+	bool slow;
+	int ret;
+
+	balloon_core_limits_get(&l);
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_TIMER);
+
+	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		balloon_core_reset(bdev);
+	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags)) {
+		if (balloon_core_call_start(bdev))
+			goto out;
+		set_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
+	}
+
+	slow = balloon_core_rate_cycle_slow(&bdev->rate);
+	ret = balloon_core_call_target(bdev, &target);
+	if (ret == -BALLOON_CORE_ERESET) {
+		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+		goto out;
+	}
+	if (ret)
+		goto out;
+
+	bdev->target = balloon_core_clamp_target(bdev, target);
+	if (bdev->size + BALLOON_CORE_UNITS_PER_PAGE <= bdev->target)
+		balloon_core_inflate(bdev, &l, slow);
+	else if (bdev->size >= bdev->target + BALLOON_CORE_UNITS_PER_PAGE)
+		balloon_core_deflate(bdev, &l, bdev->size - bdev->target, true);
+
+out:
+	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {
+		balloon_core_reset(bdev);
+		old_size = ~0ULL;	/* report the empty balloon */
+	}
+	if (bdev->size != old_size)
+		balloon_core_call_size_changed(bdev);
+	return bdev->size != old_size &&
+	       !test_bit(BALLOON_CORE_F_RESET, &bdev->flags) &&
+	       (bdev->size + BALLOON_CORE_UNITS_PER_PAGE <= bdev->target ||
+		bdev->size >= bdev->target + BALLOON_CORE_UNITS_PER_PAGE);
+}
+
+static void balloon_core_work(struct work_struct *work)
+{
+	struct balloon_core_dev *bdev =
+		container_of(to_delayed_work(work), struct balloon_core_dev,
+			     work);
+	unsigned long delay;
+	bool more;
+
+	mutex_lock(&bdev->lock);
+	more = balloon_core_cycle(bdev);
+	mutex_unlock(&bdev->lock);
+
+	if (bdev->caps.flags & BALLOON_CORE_CAP_POLL)
+		delay = round_jiffies_relative(msecs_to_jiffies(bdev->caps.poll_ms));
+	else if (more)
+		delay = 0;
+	else if (bdev->size != bdev->target)
+		delay = msecs_to_jiffies(BALLOON_CORE_RETRY_MS);
+	else
+		return;
+
+	spin_lock_irq(&bdev->kick_lock);
+	if (test_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags))
+		queue_delayed_work(system_freezable_wq, &bdev->work, delay);
+	spin_unlock_irq(&bdev->kick_lock);
+}
+
+/**
+ * balloon_core_kick() - tell the core the host has a new target
+ * @bdev: the balloon.
+ *
+ * Schedules the work loop at once.  Safe from interrupt context; does
+ * nothing once unregister has begun.
+ *
+ * Context: Any context.
+ */
+void balloon_core_kick(struct balloon_core_dev *bdev)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&bdev->kick_lock, flags);
+	if (test_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags)) {
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_KICK);
+		mod_delayed_work(system_freezable_wq, &bdev->work, 0);
+	}
+	spin_unlock_irqrestore(&bdev->kick_lock, flags);
+}
+EXPORT_SYMBOL_NS_GPL(balloon_core_kick, BALLOON_CORE_NS);
+
+/**
+ * balloon_core_request_reset() - drop the balloon and redo the handshake
+ * @bdev: the balloon.
+ *
+ * For a transport whose device was reset or resumed: on its next cycle
+ * the core frees every page without telling the host, then calls @start.
+ *
+ * Context: Any context.
+ */
+void balloon_core_request_reset(struct balloon_core_dev *bdev)
+{
+	set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+	balloon_core_kick(bdev);
+}
+EXPORT_SYMBOL_NS_GPL(balloon_core_request_reset, BALLOON_CORE_NS);
+
+/**
+ * balloon_core_size() - current balloon size
+ * @bdev: the balloon.
+ *
+ * Context: Any context; the value may be stale by the time it is used.
+ * Return: the size in 4 KiB units.
+ */
+u64 balloon_core_size(struct balloon_core_dev *bdev)
+{
+	return READ_ONCE(bdev->size);
+}
+EXPORT_SYMBOL_NS_GPL(balloon_core_size, BALLOON_CORE_NS);
+
+/**
+ * balloon_core_register() - bring a balloon to life
+ * @bdev: the balloon, embedded in the transport's device structure.
+ * @ops: the transport's methods; must outlive the registration.
+ * @parent: the transport's device, for logs; may be %NULL.
+ * @name: instance name, unique among registered balloons (debugfs).
+ *
+ * Initialises @bdev and schedules the first cycle, which runs @start.
+ * The transport must be ready to take calls before it registers.
+ *
+ * Context: Process context; may sleep.
+ * Return: 0, or -EINVAL for an ops table missing a required method.
+ */
+int balloon_core_register(struct balloon_core_dev *bdev,
+			  const struct balloon_core_ops *ops,
+			  struct device *parent, const char *name)
+{
+	struct balloon_core_limits l;
+	unsigned int order;
+
+	if (!ops || !ops->start || !ops->get_target || !ops->inflate || !name)
+		return -EINVAL;
+
+	memset(bdev, 0, sizeof(*bdev));
+	init_rwsem(&bdev->ops_lock);
+	mutex_init(&bdev->lock);
+	spin_lock_init(&bdev->kick_lock);
+	INIT_DELAYED_WORK(&bdev->work, balloon_core_work);
+	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++)
+		INIT_LIST_HEAD(&bdev->pages[order]);
+	INIT_LIST_HEAD(&bdev->refused);
+	balloon_core_limits_get(&l);
+	balloon_core_rate_init(&bdev->rate, &l);
+	bdev->parent = parent;
+	strscpy(bdev->name, name, sizeof(bdev->name));
+	bdev->ops = ops;
+
+	balloon_core_debugfs_add(bdev);
+	set_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags);
+	balloon_core_kick(bdev);
+	dev_info(parent, "balloon %s registered (transport %s)\n",
+		 bdev->name, ops->name);
+	return 0;
+}
+EXPORT_SYMBOL_NS_GPL(balloon_core_register, BALLOON_CORE_NS);
+
+/**
+ * balloon_core_unregister() - stop a balloon and give every page back
+ * @bdev: the balloon.
+ *
+ * Stops the work loop, returns every ballooned page to the guest (telling
+ * the host through @deflate while it is there; a page the host will not
+ * release is freed all the same, since the guest owns it), and detaches
+ * the transport.  Once this returns no transport method runs or can start.
+ *
+ * Context: Process context; may sleep.  Must not be called from a
+ * transport method.
+ */
+void balloon_core_unregister(struct balloon_core_dev *bdev)
+{
+	struct balloon_core_limits l;
+
+	spin_lock_irq(&bdev->kick_lock);
+	clear_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags);
+	spin_unlock_irq(&bdev->kick_lock);
+	cancel_delayed_work_sync(&bdev->work);
+
+	mutex_lock(&bdev->lock);
+	balloon_core_limits_get(&l);
+	if (test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) &&
+	    !test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		balloon_core_deflate(bdev, &l, bdev->size, false);
+	if (bdev->size)
+		dev_warn(bdev->parent,
+			 "%s: host did not release %llu KiB; freeing them anyway\n",
+			 bdev->name, bdev->size * 4);
+	balloon_core_release_refused(bdev);
+	balloon_core_drop_all(bdev);
+	balloon_core_call_size_changed(bdev);
+
+	down_write(&bdev->ops_lock);
+	bdev->ops = NULL;
+	up_write(&bdev->ops_lock);
+	mutex_unlock(&bdev->lock);
+
+	balloon_core_debugfs_remove(bdev);
+}
+EXPORT_SYMBOL_NS_GPL(balloon_core_unregister, BALLOON_CORE_NS);
+
+static int __init balloon_core_init(void)
+{
+	return balloon_core_debugfs_init();
+}
+module_init(balloon_core_init);
+
+static void __exit balloon_core_exit(void)
+{
+	balloon_core_debugfs_exit();
+}
+module_exit(balloon_core_exit);
+
+MODULE_DESCRIPTION("Hypervisor-neutral memory balloon core");
+MODULE_AUTHOR("The balloon driver authors");
+MODULE_LICENSE("GPL");
+MODULE_VERSION("0.1");

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Adaptive inflate and deflate rates, and the module parameters bounding
+ * them.
+ *
+ * The policy is the one VMware's balloon has used since 2010: inflate with
+ * non-sleeping allocations at up to @nosleep_max pages a cycle while the
+ * guest has memory to spare; when one fails, the guest is under pressure,
+ * so continue with sleeping allocations at the adaptive rate and keep to
+ * that rate for the next @slow_cycles cycles.  Rates halve on failure and
+ * grow by @rate_inc after a cycle that used its whole budget.
+ *
+ * Everything here is a pure function of its arguments so that the KUnit
+ * suites can walk the rate progressions exactly.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/minmax.h>
+#include <linux/moduleparam.h>
+#include <linux/printk.h>
+#include <linux/string.h>
+
+#include "internal.h"
+
+/**
+ * struct balloon_core_tunable - a module parameter with a validated range
+ * @val: the current value.
+ * @min: lowest accepted value.
+ * @max: highest accepted value.
+ * @le: a tunable this one must not exceed, or %NULL.
+ * @ge: a tunable this one must not fall below, or %NULL.
+ */
+struct balloon_core_tunable {
+	unsigned int val;
+	unsigned int min;
+	unsigned int max;
+	struct balloon_core_tunable *le;
+	struct balloon_core_tunable *ge;
+};
+
+static struct balloon_core_tunable alloc_min, free_min;
+static struct balloon_core_tunable nosleep_max = { 16384, 1, 65536 };
+static struct balloon_core_tunable alloc_max = {
+	2048, 1, 65536, .ge = &alloc_min
+};
+static struct balloon_core_tunable alloc_min = {
+	512, 1, 65536, .le = &alloc_max
+};
+static struct balloon_core_tunable free_max = {
+	16384, 1, 262144, .ge = &free_min
+};
+static struct balloon_core_tunable free_min = {
+	512, 1, 262144, .le = &free_max
+};
+static struct balloon_core_tunable rate_inc = { 16, 0, 4096 };
+static struct balloon_core_tunable slow_cycles = { 4, 0, 100 };
+static struct balloon_core_tunable max_refused = { 16, 1, 1024 };
+
+/* Returns 0 if @v is acceptable for @t, else the errno a write gets. */
+static int balloon_core_tunable_check(const struct balloon_core_tunable *t,
+				      unsigned int v)
+{
+	if (v < t->min || v > t->max)
+		return -ERANGE;
+	if ((t->le && v > READ_ONCE(t->le->val)) ||
+	    (t->ge && v < READ_ONCE(t->ge->val)))
+		return -EINVAL;
+	return 0;
+}
+
+static int balloon_core_tunable_set(const char *val,
+				    const struct kernel_param *kp)
+{
+	struct balloon_core_tunable *t = kp->arg;
+	unsigned int v;
+	int ret;
+
+	ret = kstrtouint(val, 0, &v);
+	if (!ret)
+		ret = balloon_core_tunable_check(t, v);
+	if (ret) {
+		pr_warn_ratelimited("%s: rejected \"%.*s\": range is %u..%u%s\n",
+				    kp->name, (int)strcspn(val, "\n"), val,
+				    t->min, t->max,
+				    t->le ? ", at most the matching _max" :
+				    t->ge ? ", at least the matching _min" : "");
+		return ret;
+	}
+	WRITE_ONCE(t->val, v);
+	return 0;
+}
+
+static int balloon_core_tunable_get(char *buf, const struct kernel_param *kp)
+{
+	const struct balloon_core_tunable *t = kp->arg;
+
+	return sysfs_emit(buf, "%u\n", READ_ONCE(t->val));
+}
+
+static const struct kernel_param_ops balloon_core_tunable_ops = {
+	.set = balloon_core_tunable_set,
+	.get = balloon_core_tunable_get,
+};
+
+module_param_cb(nosleep_max, &balloon_core_tunable_ops, &nosleep_max, 0644);
+MODULE_PARM_DESC(nosleep_max,
+		 "Non-sleeping allocations per inflate cycle (1..65536, default 16384)");
+module_param_cb(alloc_min, &balloon_core_tunable_ops, &alloc_min, 0644);
+MODULE_PARM_DESC(alloc_min,
+		 "Lowest sleeping-allocation rate, pages/cycle (1..65536, <= alloc_max, default 512)");
+module_param_cb(alloc_max, &balloon_core_tunable_ops, &alloc_max, 0644);
+MODULE_PARM_DESC(alloc_max,
+		 "Highest sleeping-allocation rate, pages/cycle (1..65536, >= alloc_min, default 2048)");
+module_param_cb(free_min, &balloon_core_tunable_ops, &free_min, 0644);
+MODULE_PARM_DESC(free_min,
+		 "Lowest deflate rate, pages/cycle (1..262144, <= free_max, default 512)");
+module_param_cb(free_max, &balloon_core_tunable_ops, &free_max, 0644);
+MODULE_PARM_DESC(free_max,
+		 "Highest deflate rate, pages/cycle (1..262144, >= free_min, default 16384)");
+module_param_cb(rate_inc, &balloon_core_tunable_ops, &rate_inc, 0644);
+MODULE_PARM_DESC(rate_inc,
+		 "Rate increase after a cycle that used its budget (0..4096, default 16)");
+module_param_cb(slow_cycles, &balloon_core_tunable_ops, &slow_cycles, 0644);
+MODULE_PARM_DESC(slow_cycles,
+		 "Sleeping-only inflate cycles after a non-sleeping failure (0..100, default 4)");
+module_param_cb(max_refused, &balloon_core_tunable_ops, &max_refused, 0644);
+MODULE_PARM_DESC(max_refused,
+		 "Refused pages tolerated per inflate cycle (1..1024, default 16)");
+
+#if IS_ENABLED(CONFIG_KUNIT)
+/**
+ * balloon_core_param_check() - validate a value for a rate parameter
+ * @name: the parameter's name, as in /sys/module/balloon_core/parameters.
+ * @val: the value.
+ *
+ * Runs the checks a write to the parameter runs, without storing @val.
+ *
+ * Context: Any context.
+ * Return: 0 if @val would be accepted, -ERANGE or -EINVAL if not, -ENOENT
+ * for an unknown @name.
+ */
+int balloon_core_param_check(const char *name, unsigned int val)
+{
+	static const struct {
+		const char *name;
+		const struct balloon_core_tunable *t;
+	} table[] = {
+		{ "nosleep_max", &nosleep_max },
+		{ "alloc_min", &alloc_min },
+		{ "alloc_max", &alloc_max },
+		{ "free_min", &free_min },
+		{ "free_max", &free_max },
+		{ "rate_inc", &rate_inc },
+		{ "slow_cycles", &slow_cycles },
+		{ "max_refused", &max_refused },
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(table); i++)
+		if (!strcmp(name, table[i].name))
+			return balloon_core_tunable_check(table[i].t, val);
+	return -ENOENT;
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_param_check);
+#endif
+
+/**
+ * balloon_core_limits_get() - snapshot the rate parameters
+ * @l: where to store them.
+ *
+ * Context: Any context.
+ */
+void balloon_core_limits_get(struct balloon_core_limits *l)
+{
+	l->nosleep_max = READ_ONCE(nosleep_max.val);
+	l->alloc_min = READ_ONCE(alloc_min.val);
+	l->alloc_max = max(READ_ONCE(alloc_max.val), l->alloc_min);
+	l->free_min = READ_ONCE(free_min.val);
+	l->free_max = max(READ_ONCE(free_max.val), l->free_min);
+	l->rate_inc = READ_ONCE(rate_inc.val);
+	l->slow_cycles = READ_ONCE(slow_cycles.val);
+	l->max_refused = READ_ONCE(max_refused.val);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_limits_get);
+
+/**
+ * balloon_core_rate_init() - start both rates at their maximum
+ * @r: the rate state.
+ * @l: the limits.
+ *
+ * A fresh balloon assumes the guest has memory to spare, as the seeds do.
+ *
+ * Context: Any context.
+ */
+void balloon_core_rate_init(struct balloon_core_rate *r,
+			    const struct balloon_core_limits *l)
+{
+	r->alloc = l->alloc_max;
+	r->free = l->free_max;
+	r->slow_cycles = 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_init);
+
+/**
+ * balloon_core_rate_cycle_slow() - account one work cycle
+ * @r: the rate state.
+ *
+ * Called once at the start of every cycle.  A non-sleeping failure makes
+ * exactly the following @slow_cycles cycles slow (the seeds decremented
+ * before testing, which made one fewer slow cycle than they asked for).
+ *
+ * Context: Any context.
+ * Return: true if this cycle must start with sleeping allocations.
+ */
+bool balloon_core_rate_cycle_slow(struct balloon_core_rate *r)
+{
+	if (!r->slow_cycles)
+		return false;
+	r->slow_cycles--;
+	return true;
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_cycle_slow);
+
+/**
+ * balloon_core_rate_inflate_budget() - pages this cycle may allocate
+ * @r: the rate state.
+ * @l: the limits.
+ * @slow: what balloon_core_rate_cycle_slow() said for this cycle.
+ *
+ * Context: Any context.
+ * Return: the allocation budget in pages, at least 1.
+ */
+unsigned int balloon_core_rate_inflate_budget(const struct balloon_core_rate *r,
+					      const struct balloon_core_limits *l,
+					      bool slow)
+{
+	return max(slow ? r->alloc : l->nosleep_max, 1U);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_inflate_budget);
+
+/**
+ * balloon_core_rate_nosleep_failed() - a non-sleeping allocation failed
+ * @r: the rate state.
+ * @l: the limits.
+ * @done: pages inflated so far in this cycle.
+ *
+ * The guest is short of free memory: slow the next cycles down and, unless
+ * this cycle already did a sleeping cycle's worth, go on with sleeping
+ * allocations.
+ *
+ * Context: Any context.
+ * Return: true to go on with sleeping allocations, false to end the cycle.
+ */
+bool balloon_core_rate_nosleep_failed(struct balloon_core_rate *r,
+				      const struct balloon_core_limits *l,
+				      unsigned int done)
+{
+	r->slow_cycles = l->slow_cycles;
+	return done < r->alloc;
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_nosleep_failed);
+
+/**
+ * balloon_core_rate_sleep_failed() - a sleeping allocation failed
+ * @r: the rate state.
+ * @l: the limits.
+ *
+ * The guest is under severe pressure: halve the sleeping rate.
+ *
+ * Context: Any context.
+ */
+void balloon_core_rate_sleep_failed(struct balloon_core_rate *r,
+				    const struct balloon_core_limits *l)
+{
+	r->alloc = clamp(r->alloc / 2, l->alloc_min, l->alloc_max);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_sleep_failed);
+
+/**
+ * balloon_core_rate_inflated() - an inflate cycle ended without failure
+ * @r: the rate state.
+ * @l: the limits.
+ * @done: pages inflated in the cycle.
+ *
+ * Grows the sleeping rate by @rate_inc for every full @alloc worth of pages
+ * the cycle managed.
+ *
+ * Context: Any context.
+ */
+void balloon_core_rate_inflated(struct balloon_core_rate *r,
+				const struct balloon_core_limits *l,
+				unsigned int done)
+{
+	unsigned int alloc = clamp(r->alloc, l->alloc_min, l->alloc_max);
+	u64 grown = alloc + (u64)(done / alloc) * l->rate_inc;
+
+	r->alloc = min_t(u64, grown, l->alloc_max);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_inflated);
+
+/**
+ * balloon_core_rate_deflate_failed() - the host failed a deflate
+ * @r: the rate state.
+ * @l: the limits.
+ *
+ * Context: Any context.
+ */
+void balloon_core_rate_deflate_failed(struct balloon_core_rate *r,
+				      const struct balloon_core_limits *l)
+{
+	r->free = clamp(r->free / 2, l->free_min, l->free_max);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_deflate_failed);
+
+/**
+ * balloon_core_rate_deflated() - a deflate cycle ended without failure
+ * @r: the rate state.
+ * @l: the limits.
+ *
+ * Context: Any context.
+ */
+void balloon_core_rate_deflated(struct balloon_core_rate *r,
+				const struct balloon_core_limits *l)
+{
+	r->free = clamp(r->free + l->rate_inc, l->free_min, l->free_max);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_deflated);
