@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * balloon_virtio: the virtio-balloon transport for balloon_core.
+ *
+ * Speaks the virtio balloon device's wire protocol only: PFN arrays on the
+ * inflate and deflate virtqueues, num_pages read from and actual written to
+ * the config space.  Every policy decision is balloon_core's.  A
+ * config-change interrupt only kicks the core's work loop.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/virtio.h>
+#include <linux/virtio_balloon.h>
+#include <linux/virtio_config.h>
+#include <linux/wait.h>
+
+#include <balloon/core.h>
+
+/* PFNs per virtqueue request, as the in-tree driver sends. */
+#define BALLOON_VIRTIO_PFNS	256
+
+enum balloon_virtio_vq {
+	BALLOON_VIRTIO_VQ_INFLATE,
+	BALLOON_VIRTIO_VQ_DEFLATE,
+	BALLOON_VIRTIO_VQ_NR
+};
+
+/**
+ * struct balloon_virtio - one virtio balloon device
+ * @bdev: the core's balloon, embedded.
+ * @vdev: the virtio device.
+ * @vqs: the inflate and deflate virtqueues.
+ * @acked: woken when the device hands a buffer back.
+ * @pfns: the PFN array of the request in flight.  Only the core's work
+ *	loop sends requests, one at a time, so it needs no lock of its own.
+ */
+struct balloon_virtio {
+	struct balloon_core_dev bdev;
+	struct virtio_device *vdev;
+	struct virtqueue *vqs[BALLOON_VIRTIO_VQ_NR];
+	wait_queue_head_t acked;
+	__virtio32 pfns[BALLOON_VIRTIO_PFNS];
+};
+
+static struct balloon_virtio *to_balloon_virtio(struct balloon_core_dev *bdev)
+{
+	return container_of(bdev, struct balloon_virtio, bdev);
+}
+
+static void balloon_virtio_ack(struct virtqueue *vq)
+{
+	struct balloon_virtio *vb = vq->vdev->priv;
+
+	wake_up(&vb->acked);
+}
+
+static int balloon_virtio_start(struct balloon_core_dev *bdev,
+				struct balloon_core_caps *caps)
+{
+	caps->orders = BIT(0);
+	caps->max_batch = BALLOON_VIRTIO_PFNS / BALLOON_CORE_UNITS_PER_PAGE;
+	caps->poll_ms = 0;
+	caps->flags = 0;
+	return 0;
+}
+
+static int balloon_virtio_get_target(struct balloon_core_dev *bdev,
+				     u64 *target)
+{
+	struct balloon_virtio *vb = to_balloon_virtio(bdev);
+	u32 num_pages;
+
+	virtio_cread_le(vb->vdev, struct virtio_balloon_config, num_pages,
+			&num_pages);
+	*target = num_pages;
+	return 0;
+}
+
+/* Send the batch's PFNs (in 4 KiB units) and wait for the device. */
+static int balloon_virtio_tell_host(struct balloon_virtio *vb,
+				    enum balloon_virtio_vq which,
+				    struct balloon_core_batch *batch)
+{
+	struct virtqueue *vq = vb->vqs[which];
+	unsigned int i, j, n = 0, len;
+	struct scatterlist sg;
+	int ret;
+
+	for (i = 0; i < batch->count; i++) {
+		unsigned long pfn = page_to_pfn(batch->pages[i]) *
+				    BALLOON_CORE_UNITS_PER_PAGE;
+
+		for (j = 0; j < BALLOON_CORE_UNITS_PER_PAGE; j++)
+			vb->pfns[n++] = cpu_to_virtio32(vb->vdev, pfn + j);
+	}
+
+	sg_init_one(&sg, vb->pfns, sizeof(vb->pfns[0]) * n);
+	ret = virtqueue_add_outbuf(vq, &sg, 1, vb, GFP_KERNEL);
+	if (ret)
+		return ret;
+	virtqueue_kick(vq);
+	wait_event(vb->acked, virtqueue_get_buf(vq, &len));
+	return 0;
+}
+
+static int balloon_virtio_inflate(struct balloon_core_dev *bdev,
+				  struct balloon_core_batch *batch)
+{
+	return balloon_virtio_tell_host(to_balloon_virtio(bdev),
+					BALLOON_VIRTIO_VQ_INFLATE, batch);
+}
+
+static int balloon_virtio_deflate(struct balloon_core_dev *bdev,
+				  struct balloon_core_batch *batch)
+{
+	return balloon_virtio_tell_host(to_balloon_virtio(bdev),
+					BALLOON_VIRTIO_VQ_DEFLATE, batch);
+}
+
+static void balloon_virtio_size_changed(struct balloon_core_dev *bdev,
+					u64 size)
+{
+	struct balloon_virtio *vb = to_balloon_virtio(bdev);
+	u32 actual = min_t(u64, size, U32_MAX);
+
+	virtio_cwrite_le(vb->vdev, struct virtio_balloon_config, actual,
+			 &actual);
+}
+
+static const struct balloon_core_ops balloon_virtio_ops = {
+	.owner = THIS_MODULE,
+	.name = "virtio",
+	.start = balloon_virtio_start,
+	.get_target = balloon_virtio_get_target,
+	.inflate = balloon_virtio_inflate,
+	.deflate = balloon_virtio_deflate,
+	.size_changed = balloon_virtio_size_changed,
+};
+
+static void balloon_virtio_config_changed(struct virtio_device *vdev)
+{
+	struct balloon_virtio *vb = vdev->priv;
+
+	balloon_core_kick(&vb->bdev);
+}
+
+static int balloon_virtio_probe(struct virtio_device *vdev)
+{
+	static const struct balloon_compat_vq vq_info[BALLOON_VIRTIO_VQ_NR] = {
+		[BALLOON_VIRTIO_VQ_INFLATE] = { "inflate", balloon_virtio_ack },
+		[BALLOON_VIRTIO_VQ_DEFLATE] = { "deflate", balloon_virtio_ack },
+	};
+	struct balloon_virtio *vb;
+	int ret;
+
+	if (!vdev->config->get) {
+		dev_err(&vdev->dev, "config space access is not supported\n");
+		return -EINVAL;
+	}
+
+	vb = kzalloc(sizeof(*vb), GFP_KERNEL);
+	if (!vb)
+		return -ENOMEM;
+	vb->vdev = vdev;
+	init_waitqueue_head(&vb->acked);
+	vdev->priv = vb;
+
+	ret = balloon_compat_find_vqs(vdev, BALLOON_VIRTIO_VQ_NR, vb->vqs,
+				      vq_info);
+	if (ret)
+		goto err_free;
+
+	virtio_device_ready(vdev);
+	ret = balloon_core_register(&vb->bdev, &balloon_virtio_ops,
+				    &vdev->dev, dev_name(&vdev->dev));
+	if (ret)
+		goto err_reset;
+	return 0;
+
+err_reset:
+	virtio_reset_device(vdev);
+	vdev->config->del_vqs(vdev);
+err_free:
+	kfree(vb);
+	return ret;
+}
+
+static void balloon_virtio_remove(struct virtio_device *vdev)
+{
+	struct balloon_virtio *vb = vdev->priv;
+
+	balloon_core_unregister(&vb->bdev);
+	virtio_reset_device(vdev);
+	vdev->config->del_vqs(vdev);
+	kfree(vb);
+}
+
+static unsigned int balloon_virtio_features[] = {
+	VIRTIO_BALLOON_F_MUST_TELL_HOST,
+};
+
+static const struct virtio_device_id balloon_virtio_ids[] = {
+	{ VIRTIO_ID_BALLOON, VIRTIO_DEV_ANY_ID },
+	{ }
+};
+MODULE_DEVICE_TABLE(virtio, balloon_virtio_ids);
+
+static struct virtio_driver balloon_virtio_driver = {
+	.feature_table = balloon_virtio_features,
+	.feature_table_size = ARRAY_SIZE(balloon_virtio_features),
+	.driver.name = KBUILD_MODNAME,
+	.id_table = balloon_virtio_ids,
+	.probe = balloon_virtio_probe,
+	.remove = balloon_virtio_remove,
+	.config_changed = balloon_virtio_config_changed,
+};
+module_virtio_driver(balloon_virtio_driver);
+
+MODULE_IMPORT_NS(BALLOON_CORE_NS);
+MODULE_DESCRIPTION("virtio-balloon transport for balloon_core");
+MODULE_AUTHOR("The balloon driver authors");
+MODULE_LICENSE("GPL");
+MODULE_VERSION("0.1");
