@@ -1,0 +1,76 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run the KUnit suites under kunit.py (UML) in Debian's 6.12 source tree.
+#
+#   scripts/kunit.sh [default|debug]    run one variant (default: default)
+#   scripts/kunit.sh --unwire           undo the wiring in the source tree
+#
+# The project is wired in without copying it: a symlink drivers/balloon ->
+# this repository, plus one line each appended to drivers/Kconfig and
+# drivers/Makefile.  Each variant keeps its own build directory in the
+# cache, because changing the config of a build directory forces a
+# near-full rebuild.  The "debug" variant adds KASAN, lockdep, atomic-sleep
+# checks and fault injection (kunit/debug.kunitconfig).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+src=$(balloon_kernel_source)
+kconfig_line='source "drivers/balloon/Kconfig"'
+make_line='obj-y += balloon/'
+
+unwire() {
+	rm -f "$src/drivers/balloon"
+	sed -i "\\|^${kconfig_line}\$|d" "$src/drivers/Kconfig"
+	sed -i "\\|^${make_line}\$|d" "$src/drivers/Makefile"
+}
+
+wire() {
+	ln -sfn "$BALLOON_REPO" "$src/drivers/balloon"
+	grep -qxF "$kconfig_line" "$src/drivers/Kconfig" ||
+		echo "$kconfig_line" >>"$src/drivers/Kconfig"
+	grep -qxF "$make_line" "$src/drivers/Makefile" ||
+		echo "$make_line" >>"$src/drivers/Makefile"
+}
+
+# An O= kernel build searches the source tree through VPATH and would
+# take objects left by an in-place "make" for its own: remove them.
+clean_inplace_objects() {
+	local stale
+
+	stale=$(find "$BALLOON_REPO" -path "$BALLOON_REPO/build" -prune -o \
+		-path "$BALLOON_REPO/.git" -prune -o -type f \
+		\( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o \
+		-name '*.mod.c' -o -name '.*.cmd' -o -name 'modules.order' -o \
+		-name 'Module.symvers' \) -print)
+	if [ -n "$stale" ]; then
+		echo "removing in-place build products (they would shadow the KUnit build)" >&2
+		echo "$stale" | xargs rm -f
+	fi
+}
+
+variant=${1:-default}
+case "$variant" in
+--unwire)
+	unwire
+	exit 0
+	;;
+default)
+	configs=(--kunitconfig="$BALLOON_REPO/kunit/.kunitconfig")
+	;;
+debug)
+	configs=(--kunitconfig="$BALLOON_REPO/kunit/.kunitconfig"
+		 --kunitconfig="$BALLOON_REPO/kunit/debug.kunitconfig")
+	;;
+*)
+	echo "usage: $0 [default|debug|--unwire]" >&2
+	exit 2
+	;;
+esac
+
+clean_inplace_objects
+wire
+cd "$src"
+exec python3 tools/testing/kunit/kunit.py run "${configs[@]}" \
+	--build_dir="$BALLOON_CACHE/kunit-$variant" --jobs="$(nproc)" \
+	--timeout=600

@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared by the scripts in this directory: where caches live and how to
+# find the kernel source tree.  Source it; do not run it.
+
+BALLOON_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BALLOON_CACHE=${BALLOON_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/balloon-drv}
+export BALLOON_CACHE
+mkdir -p "$BALLOON_CACHE"
+
+# The Linux 6.12 source tree from Debian's linux-source-6.12, unpacked
+# once into the cache.  Prints its path.
+balloon_kernel_source() {
+	local src="$BALLOON_CACHE/linux-source-6.12"
+	local tarball=/usr/src/linux-source-6.12.tar.xz
+
+	if [ ! -f "$src/Makefile" ]; then
+		[ -f "$tarball" ] || {
+			echo "missing $tarball: run scripts/deps.sh" >&2
+			return 1
+		}
+		echo "unpacking $tarball into $BALLOON_CACHE" >&2
+		rm -rf "$src.tmp" && mkdir -p "$src.tmp"
+		tar -xf "$tarball" -C "$src.tmp" --strip-components=1
+		mv "$src.tmp" "$src"
+	fi
+	echo "$src"
+}
+
+# Kernel release ("6.12.117+deb12-amd64") of the newest Debian kernel of a
+# series (6.12 or 6.1) in the archive.
+balloon_kernel_release() {
+	python3 "$BALLOON_REPO/tools/testing/qemu/balloonrig/kernels.py" \
+		resolve "$1" --headers
+}
