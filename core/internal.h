@@ -83,6 +83,7 @@ void balloon_core_rate_deflated(struct balloon_core_rate *r,
 #if IS_ENABLED(CONFIG_KUNIT)
 int balloon_core_param_check(const char *name, unsigned int val);
 struct page *balloon_core_alloc_page(gfp_t gfp, unsigned int order);
+bool balloon_core_run_cycle(struct balloon_core_dev *bdev);
 #endif
 
 /* debugfs.c */

@@ -31,7 +31,10 @@
 #define BALLOON_CORE_GFP_SLEEP \
 	(GFP_HIGHUSER | __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC)
 
-/* Push-style hosts: delay before retrying a cycle that made no progress. */
+/*
+ * Delay before retrying a failed handshake, or a push-style host's cycle
+ * that made no progress.
+ */
 #define BALLOON_CORE_RETRY_MS	1000
 
 /**
@@ -230,12 +233,14 @@ static u64 balloon_core_clamp_target(struct balloon_core_dev *bdev, u64 target)
 }
 
 /*
- * Hand a filled batch to the host.  Accepted pages join the balloon,
- * refused ones wait on @refused until the cycle ends.  Returns the
- * transport's verdict for the cycle.
+ * Hand a filled batch to the host.  Accepted pages join the balloon.  Up
+ * to @max_refused refused pages a cycle wait on @refused until the cycle
+ * ends, so that the allocator does not hand them out again at once; any
+ * beyond that are freed now.  Returns the transport's verdict.
  */
 static int balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 				      struct balloon_core_batch *batch,
+				      unsigned int max_refused,
 				      unsigned int *accepted,
 				      unsigned int *refused)
 {
@@ -257,11 +262,15 @@ static int balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 		struct page *page = batch->pages[i];
 
 		if (batch->status[i]) {
-			set_page_private(page, batch->order);
-			list_add(&page->lru, &bdev->refused);
 			balloon_core_stat_inc(bdev,
 					      BALLOON_CORE_STAT_REFUSED_ALLOC);
-			(*refused)++;
+			if ((*refused)++ < max_refused) {
+				set_page_private(page, batch->order);
+				list_add(&page->lru, &bdev->refused);
+			} else {
+				balloon_core_free_page(bdev, page, batch->order,
+						       BALLOON_CORE_STAT_REFUSED_FREE);
+			}
 			continue;
 		}
 		list_add(&page->lru, &bdev->pages[batch->order]);
@@ -327,14 +336,16 @@ static void balloon_core_inflate(struct balloon_core_dev *bdev,
 		if (batch->count < room)
 			continue;
 
-		ret = balloon_core_inflate_batch(bdev, batch, &done, &refused);
+		ret = balloon_core_inflate_batch(bdev, batch, l->max_refused,
+						 &done, &refused);
 		if (ret)
 			break;
 		if (refused >= l->max_refused)
 			break;
 	}
 	if (!ret && batch->count)
-		ret = balloon_core_inflate_batch(bdev, batch, &done, &refused);
+		ret = balloon_core_inflate_batch(bdev, batch, l->max_refused,
+						 &done, &refused);
 
 	if (ret == -BALLOON_CORE_ERESET)
 		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
@@ -446,19 +457,38 @@ out:
 		bdev->size >= bdev->target + BALLOON_CORE_UNITS_PER_PAGE);
 }
 
+/**
+ * balloon_core_run_cycle() - run one work cycle under the work lock
+ * @bdev: the balloon.
+ *
+ * What the work item does each time it runs; the KUnit suites call it to
+ * step the balloon one cycle at a time.
+ *
+ * Context: Process context; may sleep.  Takes the work lock.
+ * Return: true when there is more to do right away.
+ */
+VISIBLE_IF_KUNIT bool balloon_core_run_cycle(struct balloon_core_dev *bdev)
+{
+	bool more;
+
+	mutex_lock(&bdev->lock);
+	more = balloon_core_cycle(bdev);
+	mutex_unlock(&bdev->lock);
+	return more;
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_run_cycle);
+
 static void balloon_core_work(struct work_struct *work)
 {
 	struct balloon_core_dev *bdev =
 		container_of(to_delayed_work(work), struct balloon_core_dev,
 			     work);
 	unsigned long delay;
-	bool more;
+	bool more = balloon_core_run_cycle(bdev);
 
-	mutex_lock(&bdev->lock);
-	more = balloon_core_cycle(bdev);
-	mutex_unlock(&bdev->lock);
-
-	if (bdev->caps.flags & BALLOON_CORE_CAP_POLL)
+	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags))
+		delay = msecs_to_jiffies(BALLOON_CORE_RETRY_MS);
+	else if (bdev->caps.flags & BALLOON_CORE_CAP_POLL)
 		delay = round_jiffies_relative(msecs_to_jiffies(bdev->caps.poll_ms));
 	else if (more)
 		delay = 0;
