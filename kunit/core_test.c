@@ -1,0 +1,727 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit suite for balloon_core driven by a fake transport.
+ *
+ * The fake is a model of a host: it keeps the set of pages it holds (a
+ * double inflate or the release of a page it never held is an error, as on
+ * real hosts), answers from a script (errors and resets on the Nth call of
+ * a method), and records every call with a sequence number.  It registers
+ * against the real core.  Page allocation goes through a static stub, so
+ * tests can make non-sleeping or sleeping allocations fail at any step.
+ *
+ * The fake host is polled once an hour, so the core's own work item runs
+ * only the first cycle after registration; tests then step the balloon
+ * with balloon_core_run_cycle().
+ */
+#include <kunit/static_stub.h>
+#include <kunit/test.h>
+#include <linux/gfp.h>
+#include <linux/irqflags.h>
+#include <linux/mm.h>
+#include <linux/xarray.h>
+
+#include "../core/internal.h"
+
+enum fake_op {
+	FAKE_START,
+	FAKE_TARGET,
+	FAKE_INFLATE,
+	FAKE_DEFLATE,
+	FAKE_SIZE,
+	FAKE_OP_NR
+};
+
+#define FAKE_LOG	64
+#define FAKE_SCRIPT	4
+#define FAKE_NEVER	UINT_MAX
+
+struct fake_call {
+	unsigned int seq;
+	enum fake_op op;
+	unsigned int count;
+	int ret;
+};
+
+/* Return @ret from the @nth call (1-based) of @op. */
+struct fake_script {
+	enum fake_op op;
+	unsigned int nth;
+	int ret;
+};
+
+struct fake_host {
+	struct balloon_core_dev bdev;
+	struct kunit *test;
+
+	/* what the host does */
+	u64 target;
+	unsigned int max_batch;
+	unsigned int refuse_every;	/* refuse every Nth page; 0: none */
+	struct fake_script script[FAKE_SCRIPT];
+
+	/* what the guest's allocator does */
+	unsigned int nosleep_ok;	/* successes before failing */
+	unsigned int sleep_ok;
+	unsigned int nosleep_allocs;
+	unsigned int sleep_allocs;
+	bool bad_gfp;
+
+	/* what the host saw */
+	struct xarray held;		/* pfn -> page */
+	unsigned int seq;
+	unsigned int calls[FAKE_OP_NR];
+	unsigned int pages_in;		/* pages offered by inflate */
+	unsigned int pages_out;		/* pages released by deflate */
+	struct fake_call log[FAKE_LOG];
+	unsigned int nlog;
+	u64 reported;
+	bool protocol_error;
+	bool registered;
+};
+
+static struct fake_host *to_fake(struct balloon_core_dev *bdev)
+{
+	return container_of(bdev, struct fake_host, bdev);
+}
+
+static int fake_record(struct fake_host *host, enum fake_op op,
+		       unsigned int count)
+{
+	unsigned int nth = ++host->calls[op], i;
+	int ret = 0;
+
+	for (i = 0; i < FAKE_SCRIPT; i++)
+		if (host->script[i].nth == nth && host->script[i].op == op)
+			ret = host->script[i].ret;
+	if (host->nlog < FAKE_LOG)
+		host->log[host->nlog++] = (struct fake_call) {
+			.seq = ++host->seq, .op = op, .count = count,
+			.ret = ret,
+		};
+	return ret;
+}
+
+/* A host that demands a reset has forgotten every page it held. */
+static void fake_forget(struct fake_host *host)
+{
+	xa_destroy(&host->held);
+}
+
+static unsigned long fake_held(struct fake_host *host)
+{
+	unsigned long index, n = 0;
+	void *entry;
+
+	xa_for_each(&host->held, index, entry)
+		n++;
+	return n;
+}
+
+static int fake_start(struct balloon_core_dev *bdev,
+		      struct balloon_core_caps *caps)
+{
+	struct fake_host *host = to_fake(bdev);
+	int ret = fake_record(host, FAKE_START, 0);
+
+	caps->orders = BIT(0);
+	caps->max_batch = host->max_batch;
+	caps->flags = BALLOON_CORE_CAP_POLL;
+	caps->poll_ms = 3600 * 1000;
+	return ret;
+}
+
+static int fake_get_target(struct balloon_core_dev *bdev, u64 *target)
+{
+	struct fake_host *host = to_fake(bdev);
+	int ret = fake_record(host, FAKE_TARGET, 0);
+
+	if (ret == -BALLOON_CORE_ERESET)
+		fake_forget(host);
+	*target = host->target;
+	return ret;
+}
+
+static int fake_inflate(struct balloon_core_dev *bdev,
+			struct balloon_core_batch *batch)
+{
+	struct fake_host *host = to_fake(bdev);
+	int ret = fake_record(host, FAKE_INFLATE, batch->count);
+	unsigned int i;
+
+	if (batch->order)
+		host->protocol_error = true;
+	if (ret == -BALLOON_CORE_ERESET) {
+		fake_forget(host);
+		return ret;
+	}
+	if (ret && ret != -EAGAIN)
+		return ret;
+
+	for (i = 0; i < batch->count; i++) {
+		unsigned long pfn = page_to_pfn(batch->pages[i]);
+
+		host->pages_in++;
+		if (host->refuse_every && host->pages_in % host->refuse_every == 0) {
+			batch->status[i] = -EBUSY;
+			continue;
+		}
+		if (xa_load(&host->held, pfn)) {
+			host->protocol_error = true;	/* locked twice */
+			batch->status[i] = -EEXIST;
+			continue;
+		}
+		xa_store(&host->held, pfn, batch->pages[i], GFP_KERNEL);
+	}
+	return ret;
+}
+
+static int fake_deflate(struct balloon_core_dev *bdev,
+			struct balloon_core_batch *batch)
+{
+	struct fake_host *host = to_fake(bdev);
+	int ret = fake_record(host, FAKE_DEFLATE, batch->count);
+	unsigned int i;
+
+	if (ret == -BALLOON_CORE_ERESET)
+		fake_forget(host);
+	if (ret)
+		return ret;
+
+	for (i = 0; i < batch->count; i++) {
+		struct page *page = batch->pages[i];
+
+		/* The host must hear of a page while the guest still owns it. */
+		if (page_ref_count(page) != 1)
+			host->protocol_error = true;
+		if (!xa_erase(&host->held, page_to_pfn(page)))
+			host->protocol_error = true;	/* never held */
+		host->pages_out++;
+	}
+	return 0;
+}
+
+static void fake_size_changed(struct balloon_core_dev *bdev, u64 size)
+{
+	struct fake_host *host = to_fake(bdev);
+
+	fake_record(host, FAKE_SIZE, 0);
+	host->reported = size;
+}
+
+static const struct balloon_core_ops fake_ops = {
+	.owner = THIS_MODULE,
+	.name = "fake",
+	.start = fake_start,
+	.get_target = fake_get_target,
+	.inflate = fake_inflate,
+	.deflate = fake_deflate,
+	.size_changed = fake_size_changed,
+};
+
+static struct page *fake_alloc_page(gfp_t gfp, unsigned int order)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct fake_host *host = test->priv;
+
+	if (gfpflags_allow_blocking(gfp)) {
+		/* Sleeping allocations must give up before the OOM killer. */
+		if (!(gfp & __GFP_NORETRY) || !(gfp & __GFP_NOMEMALLOC))
+			host->bad_gfp = true;
+		if (host->sleep_allocs++ >= host->sleep_ok)
+			return NULL;
+	} else {
+		if (!(gfp & __GFP_NOMEMALLOC) || (gfp & __GFP_HIGH))
+			host->bad_gfp = true;
+		if (host->nosleep_allocs++ >= host->nosleep_ok)
+			return NULL;
+	}
+	return alloc_pages(gfp, order);
+}
+
+static int fake_init(struct kunit *test)
+{
+	struct fake_host *host;
+
+	host = kunit_kzalloc(test, sizeof(*host), GFP_KERNEL);
+	if (!host)
+		return -ENOMEM;
+	host->test = test;
+	host->max_batch = 64;
+	host->nosleep_ok = FAKE_NEVER;
+	host->sleep_ok = FAKE_NEVER;
+	xa_init(&host->held);
+	test->priv = host;
+	kunit_activate_static_stub(test, balloon_core_alloc_page,
+				   fake_alloc_page);
+	return 0;
+}
+
+static void fake_exit(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	if (host->registered)
+		balloon_core_unregister(&host->bdev);
+	xa_destroy(&host->held);
+}
+
+/* Register against the real core and let its first cycle (start) run. */
+static void fake_register(struct kunit *test, struct fake_host *host)
+{
+	KUNIT_ASSERT_EQ(test, balloon_core_register(&host->bdev, &fake_ops,
+						    NULL, "kunit"), 0);
+	host->registered = true;
+	flush_delayed_work(&host->bdev.work);
+	KUNIT_ASSERT_EQ(test, host->calls[FAKE_START], 1U);
+}
+
+static void fake_unregister(struct fake_host *host)
+{
+	balloon_core_unregister(&host->bdev);
+	host->registered = false;
+}
+
+static u64 stat(struct fake_host *host, enum balloon_core_stat s)
+{
+	return balloon_core_stat_read(&host->bdev, s);
+}
+
+/* The core's view and the host's view of the balloon agree. */
+static void expect_consistent(struct kunit *test, struct fake_host *host)
+{
+	KUNIT_EXPECT_EQ(test, host->bdev.size, (u64)fake_held(host));
+	KUNIT_EXPECT_FALSE(test, host->protocol_error);
+	KUNIT_EXPECT_FALSE(test, host->bad_gfp);
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.refused));
+}
+
+static void inflate_reaches_target_across_cycles(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	static const u64 expect[] = { 16384, 32768, 40000, 40000 };
+	unsigned int i;
+
+	fake_register(test, host);
+	host->target = 40000;
+	for (i = 0; i < ARRAY_SIZE(expect); i++) {
+		balloon_core_run_cycle(&host->bdev);
+		KUNIT_EXPECT_EQ_MSG(test, host->bdev.size, expect[i],
+				    "cycle %u", i);
+		KUNIT_EXPECT_EQ(test, host->reported, host->bdev.size);
+	}
+	expect_consistent(test, host);
+	/* Whole batches: 40000 pages in batches of at most 64. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], DIV_ROUND_UP(16384, 64) * 2 +
+			DIV_ROUND_UP(40000 - 32768, 64));
+	KUNIT_EXPECT_EQ(test, host->log[0].op, FAKE_START);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC_FAIL), 0);
+}
+
+static void inflate_sleeping_rate_progression(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	/*
+	 * Cycle 1 falls back to sleeping at 512 and grows the rate by 16;
+	 * cycles 2-5 are slow (sleeping only) and each grows it again; cycle
+	 * 6 tries non-sleeping first, fails, and falls back once more.
+	 */
+	static const unsigned int grow[] = { 512, 528, 544, 560, 576, 592 };
+	static const unsigned int nosleep_tries[] = { 1, 1, 1, 1, 1, 2 };
+	u64 size = 0;
+	unsigned int i;
+
+	fake_register(test, host);
+	host->bdev.rate.alloc = 512;
+	host->nosleep_ok = 0;
+	host->target = 100000;
+	for (i = 0; i < ARRAY_SIZE(grow); i++) {
+		balloon_core_run_cycle(&host->bdev);
+		size += grow[i];
+		KUNIT_EXPECT_EQ_MSG(test, host->bdev.size, size, "cycle %u", i);
+		KUNIT_EXPECT_EQ_MSG(test, host->nosleep_allocs,
+				    nosleep_tries[i], "cycle %u", i);
+	}
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.alloc, 608U);
+	expect_consistent(test, host);
+}
+
+static void inflate_nosleep_failure_falls_back_to_sleep(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->nosleep_ok = 100;
+	host->target = 10000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* 100 non-sleeping pages, one failure, then sleeping up to 2048. */
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2048);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC), 101);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC_FAIL), 1);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_SLEEP_ALLOC), 1948);
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.slow_cycles, 4U);
+
+	/* The next cycle is slow: sleeping allocations only. */
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC), 101);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2048 + 2048);
+	expect_consistent(test, host);
+}
+
+static void inflate_sleep_failure_halves_rate(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->nosleep_ok = 0;
+	host->sleep_ok = 10;
+	host->target = 10000;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 10);
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.alloc, 1024U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL), 1);
+	expect_consistent(test, host);
+}
+
+static void inflate_refused_pages_capped_and_released(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->max_batch = 8;
+	host->bdev.caps.max_batch = 8;
+	host->refuse_every = 2;
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* Every other page refused: the 16th refusal ends the cycle. */
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_ALLOC), 16);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE), 16);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 16);
+	expect_consistent(test, host);
+}
+
+static void inflate_refused_beyond_cap_freed_at_once(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->refuse_every = 1;
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* One batch of 64, all refused: 16 kept aside, 48 freed, all back. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 1U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_ALLOC), 64);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE), 64);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	expect_consistent(test, host);
+}
+
+static void inflate_host_says_enough(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->script[0] = (struct fake_script){ FAKE_INFLATE, 3, -EAGAIN };
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* The third batch is taken, then the cycle ends. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 3U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 3 * 64);
+	expect_consistent(test, host);
+}
+
+static void deflate_tells_host_before_free(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+
+	host->target = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, host->pages_out, 1000U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 1000);
+	KUNIT_EXPECT_EQ(test, host->reported, 0);
+	/* protocol_error covers "told after free" and "never held". */
+	expect_consistent(test, host);
+}
+
+static void deflate_rate_limited_and_halved_on_error(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 2000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+
+	host->target = 0;
+	host->bdev.rate.free = 1024;
+	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 1, -EIO };
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000);	/* nothing lost */
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.free, 512U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_DEFLATE_FAIL), 1);
+
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 512);
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.free, 528U);
+	expect_consistent(test, host);
+}
+
+static void reset_mid_inflate(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->script[0] = (struct fake_script){ FAKE_INFLATE, 3,
+						-BALLOON_CORE_ERESET };
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* Every page freed without telling the host, size reported as 0. */
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RESET), 1);
+	KUNIT_EXPECT_EQ(test, host->reported, 0);
+	expect_consistent(test, host);
+
+	/* The handshake runs again before anything else. */
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 2U);
+	KUNIT_EXPECT_EQ(test, host->log[host->nlog - 1].op, FAKE_SIZE);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000);
+	expect_consistent(test, host);
+}
+
+static void reset_mid_deflate(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	host->target = 0;
+	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 2,
+						-BALLOON_CORE_ERESET };
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 2U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 1000);
+	expect_consistent(test, host);
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 2U);
+}
+
+static void reset_requested_by_transport(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 300;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 300);
+
+	/* A device reset: the host forgot, and the core must too. */
+	fake_forget(host);
+	balloon_core_request_reset(&host->bdev);
+	flush_delayed_work(&host->bdev.work);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 2U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RESET), 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 300);	/* re-inflated */
+	expect_consistent(test, host);
+}
+
+static void target_beyond_memory_clamped(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	u64 ram = (u64)totalram_pages() * BALLOON_CORE_UNITS_PER_PAGE;
+
+	fake_register(test, host);
+	host->target = U64_MAX / 2;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.target, ram);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_CLAMPED), 1);
+	KUNIT_EXPECT_LE(test, host->bdev.size, 16384);	/* one cycle's worth */
+	expect_consistent(test, host);
+}
+
+static void target_flapping_bounded_per_cycle(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int i;
+
+	fake_register(test, host);
+	for (i = 0; i < 8; i++) {
+		u64 before = host->bdev.size;
+
+		host->target = (i % 2) ? 0 : 30000;
+		balloon_core_run_cycle(&host->bdev);
+		KUNIT_EXPECT_LE_MSG(test,
+				    max(host->bdev.size, before) -
+				    min(host->bdev.size, before), 16384,
+				    "cycle %u", i);
+	}
+	expect_consistent(test, host);
+}
+
+/* Fail the Nth non-sleeping and every sleeping allocation. */
+static const unsigned int alloc_fail_at[] = { 1, 2, 17, 64, 65, 129 };
+
+static void alloc_fail_desc(const unsigned int *n, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "allocation %u fails", *n);
+}
+
+KUNIT_ARRAY_PARAM(alloc_fail, alloc_fail_at, alloc_fail_desc);
+
+static void inflate_alloc_failure_at_every_step(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int n = *(const unsigned int *)test->param_value;
+
+	fake_register(test, host);
+	host->nosleep_ok = n - 1;
+	host->sleep_ok = 0;
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, n - 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.alloc, 1024U);
+	expect_consistent(test, host);
+
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), n - 1);
+}
+
+static void unregister_full_balloon_returns_every_page(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 5000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 5000);
+
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, host->pages_out, 5000U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, host->reported, 0);
+	KUNIT_EXPECT_FALSE(test, host->protocol_error);
+	KUNIT_EXPECT_NULL(test, host->bdev.ops);
+
+	/* No callback can start any more. */
+	balloon_core_kick(&host->bdev);
+	KUNIT_EXPECT_FALSE(test, delayed_work_pending(&host->bdev.work));
+}
+
+static void unregister_host_refusing_release_frees_anyway(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int i;
+
+	fake_register(test, host);
+	host->target = 500;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 500);
+
+	for (i = 0; i < FAKE_SCRIPT; i++)
+		host->script[i] = (struct fake_script){ FAKE_DEFLATE, i + 1,
+							-EIO };
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 500);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 1U);
+}
+
+static void start_failure_retried_next_cycle(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->script[0] = (struct fake_script){ FAKE_START, 1, -EIO };
+	fake_register(test, host);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_TARGET], 0U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_START_FAIL), 1);
+
+	host->target = 100;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 2U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	expect_consistent(test, host);
+}
+
+static void kick_from_atomic_context(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned long flags;
+
+	fake_register(test, host);
+	local_irq_save(flags);
+	balloon_core_kick(&host->bdev);
+	local_irq_restore(flags);
+	flush_delayed_work(&host->bdev.work);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_KICK), 2);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_TARGET], 2U);
+}
+
+static void register_rejects_incomplete_ops(struct kunit *test)
+{
+	static const struct balloon_core_ops no_inflate = {
+		.owner = THIS_MODULE,
+		.name = "broken",
+		.start = fake_start,
+		.get_target = fake_get_target,
+	};
+	struct fake_host *host = test->priv;
+
+	KUNIT_EXPECT_EQ(test, balloon_core_register(&host->bdev, &no_inflate,
+						    NULL, "kunit"), -EINVAL);
+	KUNIT_EXPECT_EQ(test, balloon_core_register(&host->bdev, NULL, NULL,
+						    "kunit"), -EINVAL);
+}
+
+static struct kunit_case balloon_core_loop_cases[] = {
+	KUNIT_CASE(inflate_reaches_target_across_cycles),
+	KUNIT_CASE(inflate_sleeping_rate_progression),
+	KUNIT_CASE(inflate_nosleep_failure_falls_back_to_sleep),
+	KUNIT_CASE(inflate_sleep_failure_halves_rate),
+	KUNIT_CASE(inflate_refused_pages_capped_and_released),
+	KUNIT_CASE(inflate_refused_beyond_cap_freed_at_once),
+	KUNIT_CASE(inflate_host_says_enough),
+	KUNIT_CASE_PARAM(inflate_alloc_failure_at_every_step,
+			 alloc_fail_gen_params),
+	KUNIT_CASE(deflate_tells_host_before_free),
+	KUNIT_CASE(deflate_rate_limited_and_halved_on_error),
+	KUNIT_CASE(reset_mid_inflate),
+	KUNIT_CASE(reset_mid_deflate),
+	KUNIT_CASE(reset_requested_by_transport),
+	KUNIT_CASE(target_beyond_memory_clamped),
+	KUNIT_CASE(target_flapping_bounded_per_cycle),
+	KUNIT_CASE(unregister_full_balloon_returns_every_page),
+	KUNIT_CASE(unregister_host_refusing_release_frees_anyway),
+	KUNIT_CASE(start_failure_retried_next_cycle),
+	KUNIT_CASE(kick_from_atomic_context),
+	KUNIT_CASE(register_rejects_incomplete_ops),
+	{ }
+};
+
+static struct kunit_suite balloon_core_loop_suite = {
+	.name = "balloon_core_loop",
+	.init = fake_init,
+	.exit = fake_exit,
+	.test_cases = balloon_core_loop_cases,
+};
+
+kunit_test_suite(balloon_core_loop_suite);
