@@ -1,0 +1,459 @@
+#!/usr/bin/env python3
+"""End-to-end balloon tests in QEMU/TCG guests running Debian kernels.
+
+Usage::
+
+    run_tests.py --series 6.12|6.1 [--modules DIR] [--cache DIR]
+                 [-k NAME] [-v] [--list]
+
+Prints one ``PASS:``/``FAIL:``/``SKIP: <series>/<test>`` line per test,
+``# ...`` lines for information, an ``INFRA:`` line when a guest could not
+be booted twice in a row, and ``N passed, N failed, N skipped`` last.
+Exits 0 iff nothing failed.  Console logs of failed tests are kept under
+``<cache>/runs/<series>/<test>/``.
+
+Add a test by decorating a function ``fn(ctx)`` with :func:`rigtest`; it
+gets a fresh guest booted per its :class:`BootSpec` and fails by raising
+:class:`TestFailure` (see :func:`expect`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# pylint: disable=wrong-import-position
+from balloonrig import initramfs, kernels  # noqa: E402
+from balloonrig.guest import (BootError, BootSpec, Guest,  # noqa: E402
+                              GuestCommandError, GuestLost, scan_console)
+from balloonrig.qmp import QMPError  # noqa: E402
+
+MIB = 1 << 20
+GIB = 1 << 30
+OUR_MODULES = ("balloon_core", "balloon_vmw", "balloon_virtio")
+
+
+class TestFailure(AssertionError):
+    """The test found a problem."""
+
+
+class TestSkip(Exception):
+    """The test cannot run in this configuration."""
+
+
+def expect(cond: object, msg: str) -> None:
+    """Raise :class:`TestFailure` with *msg* unless *cond* is true."""
+    if not cond:
+        raise TestFailure(msg)
+
+
+@dataclasses.dataclass
+class RigTest:
+    """A registered test."""
+
+    name: str
+    fn: Callable[["Context"], None]
+    spec: BootSpec
+    needs_modules: bool
+
+
+TESTS: list[RigTest] = []
+
+
+def rigtest(mode: str = "intree", needs_modules: bool = False,
+            **spec_kwargs) -> Callable:
+    """Register ``fn(ctx)`` as a test booting a guest in boot *mode*.
+
+    *spec_kwargs* go to :meth:`BootSpec.mode` (mem_mib, cmdline,
+    balloon_props, expect_driver, ...).
+    """
+    def wrap(fn: Callable[["Context"], None]) -> Callable:
+        TESTS.append(RigTest(fn.__name__.removeprefix("test_"), fn,
+                             BootSpec.mode(mode, **spec_kwargs),
+                             needs_modules))
+        return fn
+    return wrap
+
+
+@dataclasses.dataclass
+class Context:
+    """What a test function gets: the booted guest and run settings."""
+
+    series: str
+    name: str
+    guest: Guest
+    our_modules: list[Path]
+    verbose: bool
+
+    def info(self, msg: str) -> None:
+        """Print an informational ``# info`` line."""
+        print(f"# info: {self.series}/{self.name}: {msg}", flush=True)
+
+    def log(self, msg: str) -> None:
+        """Print *msg* in verbose mode only."""
+        if self.verbose:
+            self.info(msg)
+
+
+# -- tests -------------------------------------------------------------------
+
+def _meminfo_avail(ctx: Context) -> int:
+    return ctx.guest.meminfo()["MemAvailable"]
+
+
+@dataclasses.dataclass
+class Cycle:
+    """What one 2 GiB -> 1 GiB -> 2 GiB balloon cycle measured."""
+
+    inflate_s: float
+    deflate_s: float
+    avail: tuple[int, int, int]
+    recover_s: float
+
+
+def _move_balloon(ctx: Context, target: int, what: str) -> float:
+    """Set the balloon target and wait for QEMU's actual to reach it."""
+    def progress(t: float, actual: int) -> None:
+        ctx.log(f"t={t:6.2f}s actual={actual // MIB} MiB")
+
+    ctx.guest.qmp.balloon(target)
+    res = ctx.guest.qmp.wait_balloon(target, timeout=180, tolerance=4 * MIB,
+                                     interval=0.25, on_sample=progress)
+    expect(res.reached, f"{what}: actual {res.actual // MIB} MiB after "
+           f"{res.elapsed:.0f} s (target {target // MIB} MiB)")
+    return res.elapsed
+
+
+def _balloon_cycle(ctx: Context, check_guest=None) -> Cycle:
+    """Inflate to 1 GiB and back, checking QEMU and the guest agree.
+
+    *check_guest*, if given, is called while the balloon is inflated.
+    """
+    full = ctx.guest.spec.mem_mib * MIB
+    start = ctx.guest.qmp.query_balloon()
+    expect(abs(start - full) <= 4 * MIB, f"initial actual {start} != {full}")
+    avail0 = _meminfo_avail(ctx)
+
+    inflate_s = _move_balloon(ctx, GIB, "inflate")
+    avail1 = _meminfo_avail(ctx)
+    drop = avail0 - avail1
+    expect(drop >= 0.8 * (full - GIB),
+           f"MemAvailable dropped by only {drop // MIB} MiB "
+           f"({avail0 // MIB} -> {avail1 // MIB} MiB)")
+    if check_guest:
+        check_guest()
+
+    deflate_s = _move_balloon(ctx, full, "deflate")
+    # Deflated pages are freed into the per-cpu page lists, which 6.7+
+    # kernels drain only gradually (decay_pcp_high, ~8 MiB/s here), so
+    # MemAvailable lags behind "actual": poll for it.
+    t0 = time.monotonic()
+    while True:
+        avail2 = _meminfo_avail(ctx)
+        recover_s = time.monotonic() - t0
+        if avail2 >= avail0 - 0.1 * (full - GIB):
+            break
+        expect(recover_s < 90, f"MemAvailable did not recover in 90 s: "
+               f"{avail0 // MIB} -> {avail2 // MIB} MiB")
+        time.sleep(1)
+    return Cycle(inflate_s, deflate_s, (avail0, avail1, avail2), recover_s)
+
+
+def _cycle_info(ctx: Context, c: Cycle) -> str:
+    a0, a1, a2 = (a // MIB for a in c.avail)
+    return (f"boot {ctx.guest.boot_seconds:.1f} s, inflate 1 GiB "
+            f"{c.inflate_s:.1f} s, deflate {c.deflate_s:.1f} s, "
+            f"MemAvailable {a0} -> {a1} -> {a2} MiB "
+            f"(recovered after {c.recover_s:.1f} s)")
+
+
+def _debugfs_stats(ctx: Context) -> dict[str, int]:
+    """Read our balloon's debugfs "stats" file as a dict."""
+    text = ctx.guest.check("cat /sys/kernel/debug/balloon/*/stats")
+    return {k: int(v) for k, v in (ln.split() for ln in text.splitlines()
+                                   if ln.strip())}
+
+
+@rigtest(mode="intree", mem_mib=2048)
+def test_intree_inflate_deflate(ctx: Context) -> None:
+    """Inflate the in-tree virtio_balloon to 1 GiB and deflate it again."""
+    qmp = ctx.guest.qmp
+    cycle = _balloon_cycle(ctx)
+
+    set_at = int(time.time())
+    qmp.set_stats_interval(1)
+    deadline = time.monotonic() + 15
+    while True:
+        stats = qmp.guest_stats()
+        if stats.get("last-update", 0) >= set_at:
+            break
+        expect(time.monotonic() < deadline,
+               f"guest stats not refreshed after 15 s: {stats}")
+        time.sleep(0.5)
+    total = stats["stats"].get("stat-total-memory", -1)
+    expect(total > 0, f"no stat-total-memory in guest stats: {stats}")
+    qmp.set_stats_interval(0)
+    ctx.info(_cycle_info(ctx, cycle) +
+             f", stat-total-memory {total // MIB} MiB")
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio")
+def test_ours_virtio_inflate_deflate(ctx: Context) -> None:
+    """Our balloon_virtio: inflate 1 GiB and back, debugfs agrees with QEMU,
+    and unloading with a full balloon gives every page back."""
+    g, qmp = ctx.guest, ctx.guest.qmp
+    full = g.spec.mem_mib * MIB
+
+    def debugfs_agrees() -> None:
+        stats = _debugfs_stats(ctx)
+        balloon = full - qmp.query_balloon()
+        expect(stats["size_kib"] * 1024 == balloon,
+               f"debugfs size {stats['size_kib']} KiB, QEMU says "
+               f"{balloon // 1024} KiB")
+        expect(stats["target_kib"] * 1024 == full - GIB,
+               f"debugfs target {stats['target_kib']} KiB")
+
+    cycle = _balloon_cycle(ctx, debugfs_agrees)
+    ctx.info(_cycle_info(ctx, cycle))
+
+    _move_balloon(ctx, GIB, "inflate before unload")
+    # rmmod, not modprobe -r: busybox's would also try to remove virtio and
+    # virtio_ring, which are modules still in use on 6.1.
+    g.check("rmmod balloon_virtio")
+    actual = qmp.query_balloon()
+    expect(actual == full, f"after unloading with a full balloon QEMU's "
+           f"actual is {actual // MIB} MiB, not {full // MIB} MiB")
+    g.check("rmmod balloon_core")
+    expect(not g.modules() & set(OUR_MODULES),
+           f"still loaded: {sorted(g.modules() & set(OUR_MODULES))}")
+
+
+@rigtest(mode="none", needs_modules=True)
+def test_ours_load_unload(ctx: Context) -> None:
+    """Load and unload our modules; no oops/WARNING allowed."""
+    g = ctx.guest
+    present = {p.name.removesuffix(".ko") for p in ctx.our_modules}
+    expect("balloon_core" in present,
+           f"no balloon_core.ko among {sorted(present)}")
+    g.check("modprobe balloon_core")
+    expect("balloon_core" in g.modules(), "balloon_core not in /proc/modules")
+    for mod in ("balloon_vmw", "balloon_virtio"):
+        if mod in present:
+            rc, out = g.run(f"modprobe {mod}")
+            ctx.info(f"modprobe {mod}: rc={rc} {out.strip()[-200:]}")
+    ctx.info(f"balloon device bound to: {g.balloon_driver()}")
+    loaded = g.modules()
+    for mod in reversed(OUR_MODULES):
+        if mod in loaded:
+            g.check(f"rmmod {mod}")
+    left = g.modules() & set(OUR_MODULES)
+    expect(not left, f"still loaded after rmmod: {sorted(left)}")
+    ctx.log("taint: " + g.read_file("/proc/sys/kernel/tainted").strip())
+
+
+# -- runner ------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Runner:
+    """Boots one guest per test and reports results."""
+
+    series: str
+    kimg: kernels.KernelImage
+    initrd: Path
+    our_modules: list[Path]
+    modules_problem: str | None
+    rundir: Path
+    verbose: bool
+    counts: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"PASS": 0, "FAIL": 0, "SKIP": 0})
+
+    def report(self, test: RigTest, status: str, reason: str = "") -> None:
+        """Print the one result line of *test*."""
+        self.counts[status] += 1
+        line = f"{status}: {self.series}/{test.name}"
+        print(line + (f": {reason}" if reason else ""), flush=True)
+
+    def boot(self, test: RigTest, workdir: Path) -> Guest:
+        """Boot a guest for *test*, retrying once if it is lost."""
+        reasons = []
+        for attempt in (1, 2):
+            g = Guest(self.kimg, self.initrd, test.spec, workdir)
+            try:
+                g.start()
+                if self.verbose:
+                    print(f"# {self.series}/{test.name}: booted in "
+                          f"{g.boot_seconds:.1f} s: {g.ready}", flush=True)
+                return g
+            except GuestLost as exc:
+                g.stop()
+                reasons.append(str(exc))
+                kept = workdir / f"lost-{attempt}-console.log"
+                if g.console_path.exists():
+                    g.console_path.replace(kept)
+                print(f"# {self.series}/{test.name}: guest lost on boot "
+                      f"attempt {attempt}: {exc} (console: {kept})",
+                      flush=True)
+            except BaseException:
+                g.stop()
+                raise
+        raise GuestLost(" / ".join(reasons))
+
+    def run(self, test: RigTest) -> None:
+        """Run one test and print its result line."""
+        if test.needs_modules and not self.our_modules:
+            self.report(test, "SKIP", "needs --modules DIR")
+            return
+        if test.needs_modules and self.modules_problem:
+            self.report(test, "FAIL", self.modules_problem)
+            return
+        workdir = self.rundir / test.name
+        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            g = self.boot(test, workdir)
+        except GuestLost as exc:
+            print(f"INFRA: {self.series}/{test.name}: guest lost twice: "
+                  f"{exc}", flush=True)
+            self.report(test, "FAIL", f"INFRA: guest lost twice "
+                        f"(infrastructure, not the test): {exc}; "
+                        f"logs: {workdir}")
+            return
+        except BootError as exc:
+            self._finish(test, workdir, None, "FAIL", str(exc))
+            return
+
+        ctx = Context(self.series, test.name, g, self.our_modules,
+                      self.verbose)
+        status, reason = "PASS", ""
+        try:
+            test.fn(ctx)
+        except TestSkip as exc:
+            status, reason = "SKIP", str(exc)
+        except TestFailure as exc:
+            status, reason = "FAIL", str(exc)
+        except GuestLost as exc:
+            status, reason = "FAIL", f"guest lost during test: {exc}"
+        except (GuestCommandError, QMPError) as exc:
+            status, reason = "FAIL", str(exc)
+        except Exception as exc:  # pylint: disable=broad-except
+            if self.verbose:
+                traceback.print_exc(file=sys.stdout)
+            status, reason = "FAIL", f"{type(exc).__name__}: {exc}"
+        finally:
+            g.stop()
+        self._finish(test, workdir, g, status, reason)
+
+    def _finish(self, test: RigTest, workdir: Path, g: Guest | None,
+                status: str, reason: str) -> None:
+        """Scan the console, report, and keep logs of failures."""
+        text = g.console_since_load() if g else \
+            (workdir / "console.log").read_text(errors="replace")
+        bad = [ln for ln in scan_console(text) if ln not in reason]
+        if bad:
+            msg = "console: " + " | ".join(bad[:4])
+            if status == "FAIL":
+                reason += "; " + msg
+            else:
+                status, reason = "FAIL", msg
+        if status == "FAIL":
+            reason += f" (console log: {workdir / 'console.log'})"
+        elif not any(workdir.glob("lost-*")):
+            shutil.rmtree(workdir, ignore_errors=True)
+        self.report(test, status, reason)
+
+
+def _check_vermagic(mods: list[Path], kver: str) -> str | None:
+    for ko in mods:
+        magic = subprocess.run(["modinfo", "-F", "vermagic", str(ko)],
+                               capture_output=True, text=True,
+                               check=False).stdout.strip()
+        if magic.split(" ")[0] != kver:
+            return f"{ko} is built for {magic.split(' ')[0] or '?'}, " \
+                   f"not {kver}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, prepare kernel + initramfs, run the tests."""
+    ap = argparse.ArgumentParser(
+        description="QEMU end-to-end tests for the balloon drivers")
+    ap.add_argument("--series", required=True,
+                    help="kernel series (6.12, 6.1) or a full release")
+    ap.add_argument("--modules", metavar="DIR",
+                    help="dir with our .ko files (or <DIR>/<kver>/)")
+    ap.add_argument("--cache", metavar="DIR",
+                    help="cache dir (default $BALLOON_CACHE or "
+                         "~/.cache/balloon-drv)")
+    ap.add_argument("-k", metavar="NAME", action="append",
+                    help="run only tests whose name contains NAME")
+    ap.add_argument("--append", metavar="ARGS", action="append", default=[],
+                    help="extra kernel command line, e.g. init_on_alloc=0")
+    ap.add_argument("--balloon-prop", metavar="K=V", action="append",
+                    default=[], help="extra virtio-balloon-pci property, "
+                    "e.g. deflate-on-oom=on")
+    ap.add_argument("--smp", type=int, help="guest CPUs (default: per test)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--list", action="store_true", help="list tests")
+    args = ap.parse_args(argv)
+
+    tests = [t for t in TESTS
+             if not args.k or any(k in t.name for k in args.k)]
+    if args.list:
+        for t in tests:
+            print(f"{t.name}: {(t.fn.__doc__ or '').strip()}")
+        return 0
+
+    t0 = time.monotonic()
+    ours: list[Path] = []
+    problem = None
+    try:
+        kimg = kernels.fetch(args.series, args.cache)
+        if args.modules:
+            ours = initramfs.find_our_modules(args.modules, kimg.kver)
+            if not ours:
+                problem = f"no .ko files in {args.modules}"
+            else:
+                problem = _check_vermagic(ours, kimg.kver)
+            if args.verbose:
+                print(f"# our modules: {[str(p) for p in ours]}",
+                      flush=True)
+        initrd = initramfs.build(kimg, ours if not problem else None,
+                                 cache=args.cache)
+    except (OSError, LookupError, RuntimeError, ValueError,
+            subprocess.CalledProcessError) as exc:
+        print(f"FAIL: {args.series}/setup: INFRA: cannot prepare kernel "
+              f"and initramfs: {' '.join(str(exc).split())}")
+        print("0 passed, 1 failed, 0 skipped")
+        return 1
+    print(f"# kernel {kimg.kver}, initramfs {initrd.name} "
+          f"({time.monotonic() - t0:.1f} s to prepare)", flush=True)
+
+    series = kimg.series or kimg.kver
+    runner = Runner(series, kimg, initrd, ours, problem,
+                    kernels.cache_root(args.cache) / "runs" / series,
+                    args.verbose)
+    props = dict(p.split("=", 1) for p in args.balloon_prop)
+    extra = tuple(a for arg in args.append for a in arg.split())
+    for test in tests:
+        test.spec = dataclasses.replace(
+            test.spec, cmdline=test.spec.cmdline + extra,
+            balloon_props={**test.spec.balloon_props, **props},
+            smp=args.smp or test.spec.smp)
+        runner.run(test)
+    c = runner.counts
+    print(f"{c['PASS']} passed, {c['FAIL']} failed, {c['SKIP']} skipped",
+          flush=True)
+    return 1 if c["FAIL"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
