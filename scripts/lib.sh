@@ -32,3 +32,22 @@ balloon_kernel_release() {
 	python3 "$BALLOON_REPO/tools/testing/qemu/balloonrig/kernels.py" \
 		resolve "$1" --headers
 }
+
+# Build the modules for a series in build/<kver>/, a tree of symlinks to
+# the sources, so that the two kernels' objects never mix and the
+# repository itself stays clean (an in-tree object would shadow the KUnit
+# build).  Extra arguments go to make (W=1, C=2...).  The modules are
+# then copied to build/modules/<kver>/.  Prints nothing but make's output.
+balloon_make() {
+	local series=$1 kver tree f
+	shift
+
+	kver=$(balloon_kernel_release "$series") || return
+	tree="$BALLOON_REPO/build/$kver"
+	rm -rf "$tree" && mkdir -p "$tree" "$BALLOON_REPO/build/modules/$kver"
+	for f in Kbuild Makefile Kconfig include core transports kunit; do
+		cp -rs "$BALLOON_REPO/$f" "$tree/$f"
+	done
+	make -C "$tree" KDIR="/usr/src/linux-headers-$kver" "$@" || return
+	find "$tree" -name '*.ko' -exec cp {} "$BALLOON_REPO/build/modules/$kver/" \;
+}

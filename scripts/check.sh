@@ -1,0 +1,160 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Every test of the project, from nothing: dependencies, then for the newest
+# Debian 6.12 and 6.1 kernels a W=1 build and a sparse run, checkpatch
+# --strict and kernel-doc, the KUnit suites in both variants (kunit.py,
+# UML), and the QEMU guests on both kernels.  Each result is one line,
+# "PASS: name", "FAIL: name: why" or "SKIP: name: why"; the last line is
+# the count, "N passed, N failed, N skipped".  Exits non-zero on failure.
+#
+#   scripts/check.sh [--no-kunit] [--no-qemu]
+#
+# Logs go to build/check/.  Caches (kernel source, KUnit build dirs,
+# kernel images, initramfs) live in $BALLOON_CACHE.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+do_kunit=1
+do_qemu=1
+for arg; do
+	case "$arg" in
+	--no-kunit) do_kunit= ;;
+	--no-qemu) do_qemu= ;;
+	*) echo "usage: $0 [--no-kunit] [--no-qemu]" >&2; exit 2 ;;
+	esac
+done
+
+logs="$BALLOON_REPO/build/check"
+rm -rf "$logs" && mkdir -p "$logs"
+passed=0 failed=0 skipped=0
+
+pass() { echo "PASS: $1"; passed=$((passed + 1)); }
+skip() { echo "SKIP: $1: $2"; skipped=$((skipped + 1)); }
+fail() {
+	echo "FAIL: $1: $2"
+	failed=$((failed + 1))
+}
+
+summary() {
+	echo "$passed passed, $failed failed, $skipped skipped"
+	[ "$failed" -eq 0 ]
+	exit
+}
+
+# Run a command as one test: it passes when it exits 0 and its log has no
+# line matching the pattern in $3 (warnings count as failures).
+step() {
+	local name=$1 log="$logs/$2.log" pattern=$3 rc
+	shift 3
+
+	"$@" >"$log" 2>&1
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		fail "$name" "exit $rc, see $log"
+		tail -n 20 "$log" | sed 's/^/    /'
+	elif [ -n "$pattern" ] && grep -Eq "$pattern" "$log"; then
+		fail "$name" "warnings in $log"
+		grep -E "$pattern" "$log" | head -n 20 | sed 's/^/    /'
+	else
+		pass "$name"
+	fi
+}
+
+# Fold a sub-runner's "PASS:/FAIL:/SKIP:" lines into our counts.
+fold_results() {
+	local line
+
+	while IFS= read -r line; do
+		case "$line" in
+		PASS:*) passed=$((passed + 1)); echo "$line" ;;
+		FAIL:*) failed=$((failed + 1)); echo "$line" ;;
+		SKIP:*) skipped=$((skipped + 1)); echo "$line" ;;
+		INFRA:*|"    "*) echo "$line" ;;
+		esac
+	done
+}
+
+if ! "$BALLOON_REPO/scripts/deps.sh" >"$logs/deps.log" 2>&1; then
+	fail deps "installing dependencies failed, see $logs/deps.log"
+	tail -n 20 "$logs/deps.log"
+	summary
+fi
+src=$(balloon_kernel_source) || { fail source "no kernel source"; summary; }
+
+# --- builds: W=1, then sparse over every file, on each kernel.
+warn='(warning|error|WARNING|ERROR):'
+for series in 6.12 6.1; do
+	kver=$(balloon_kernel_release "$series")
+	step "build/$series ($kver, W=1)" "build-$series" "$warn" \
+		balloon_make "$series" W=1
+	step "sparse/$series ($kver)" "sparse-$series" "$warn" \
+		make -C "$BALLOON_REPO/build/$kver" \
+		KDIR="/usr/src/linux-headers-$kver" W=1 C=2
+done
+
+# --- style: checkpatch --strict and kernel-doc, from the 6.12 source tree.
+mapfile -t csrc < <(cd "$BALLOON_REPO" && git ls-files -co --exclude-standard -- \
+	'*.c' '*.h' 'Kconfig' '*Kbuild' 'Makefile')
+mapfile -t docsrc < <(cd "$BALLOON_REPO" && git ls-files -co --exclude-standard -- '*.c' '*.h')
+step "checkpatch --strict" checkpatch 'ERROR:|WARNING:|CHECK:' \
+	bash -c 'cd "$1" && shift && "$@"' _ "$BALLOON_REPO" \
+	"$src/scripts/checkpatch.pl" --strict --no-tree --terse -f "${csrc[@]}"
+step "kernel-doc -Wall" kernel-doc '.' \
+	bash -c 'cd "$1" && shift && "$@"' _ "$BALLOON_REPO" \
+	"$src/scripts/kernel-doc" -none -Wall "${docsrc[@]}"
+
+# --- KUnit under kunit.py (UML), both variants.
+kunit_variant() {
+	local variant=$1 log="$logs/kunit-$variant.log" sum n
+
+	"$BALLOON_REPO/scripts/kunit.sh" "$variant" >"$log" 2>&1
+	# Per-case lines: "[hh:mm:ss] [PASSED] name" (also for parameters).
+	sed -nE 's/^\[[0-9:]+\] +\[(PASSED|FAILED|SKIPPED)\] (.*)$/\1 \2/p' "$log" |
+	while read -r verdict name; do
+		case "$verdict" in
+		PASSED) echo "PASS: kunit/$variant/$name" ;;
+		FAILED) echo "FAIL: kunit/$variant/$name: see $log" ;;
+		SKIPPED) echo "SKIP: kunit/$variant/$name: skipped" ;;
+		esac
+	done
+	sum=$(grep -E 'Testing complete\. Ran [0-9]+ tests' "$log" | tail -n 1)
+	if [ -z "$sum" ]; then
+		echo "FAIL: kunit/$variant: kunit.py gave no result, see $log"
+		tail -n 30 "$log" | sed 's/^/    /'
+	fi
+	# The kernel's own UML build warns; our files must not.
+	if grep -Eq 'drivers/balloon/.*(warning|error):' "$log"; then
+		echo "FAIL: kunit/$variant: build warnings in our files, see $log"
+		grep -E 'drivers/balloon/.*(warning|error):' "$log" | sed 's/^/    /'
+	fi
+	n=$(grep -cE '^\[[0-9:]+\] +\[(PASSED|FAILED|SKIPPED)\]' "$log")
+	[ "$n" -gt 0 ] || echo "FAIL: kunit/$variant: no test case ran, see $log"
+}
+
+if [ -n "$do_kunit" ]; then
+	for variant in default debug; do
+		kunit_variant "$variant" > "$logs/kunit-$variant.results"
+		fold_results < "$logs/kunit-$variant.results"
+	done
+else
+	skip kunit "--no-kunit given"
+fi
+
+# --- QEMU guests, one kernel after the other (never two guests at once).
+if [ -n "$do_qemu" ]; then
+	for series in 6.12 6.1; do
+		kver=$(balloon_kernel_release "$series")
+		python3 "$BALLOON_REPO/tools/testing/qemu/run_tests.py" \
+			--series "$series" \
+			--modules "$BALLOON_REPO/build/modules/$kver" \
+			>"$logs/qemu-$series.log" 2>&1
+		fold_results < "$logs/qemu-$series.log"
+		grep -q '^[0-9]* passed, [0-9]* failed' "$logs/qemu-$series.log" ||
+			fail "qemu/$series" "the rig gave no summary, see $logs/qemu-$series.log"
+	done
+else
+	skip qemu "--no-qemu given"
+fi
+
+summary

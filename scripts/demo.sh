@@ -1,0 +1,24 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# See the driver work: build our modules for a Debian kernel (6.12 by
+# default, or 6.1), boot that kernel in QEMU with them, and move the
+# balloon from the host over QMP (2 GiB guest -> 1 GiB -> 2 GiB), printing
+# its size as it moves; then unload with a full balloon.  Needs root for
+# the first run (apt-get).
+#
+#   scripts/demo.sh [6.12|6.1]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+series=${1:-6.12}
+"$BALLOON_REPO/scripts/deps.sh"
+kver=$(balloon_kernel_release "$series")
+echo "building our modules for $kver"
+balloon_make "$series" >"$BALLOON_CACHE/demo-build.log" 2>&1 || {
+	cat "$BALLOON_CACHE/demo-build.log"
+	exit 1
+}
+exec python3 "$BALLOON_REPO/tools/testing/qemu/run_tests.py" \
+	--series "$series" --modules "$BALLOON_REPO/build/modules/$kver" \
+	-k ours_virtio -v
