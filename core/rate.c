@@ -40,22 +40,38 @@ struct balloon_core_tunable {
 };
 
 static struct balloon_core_tunable alloc_min, free_min;
-static struct balloon_core_tunable nosleep_max = { 16384, 1, 65536 };
+
+static struct balloon_core_tunable nosleep_max = {
+	.val = 16384, .min = 1, .max = 65536,
+};
+
 static struct balloon_core_tunable alloc_max = {
-	2048, 1, 65536, .ge = &alloc_min
+	.val = 2048, .min = 1, .max = 65536, .ge = &alloc_min,
 };
+
 static struct balloon_core_tunable alloc_min = {
-	512, 1, 65536, .le = &alloc_max
+	.val = 512, .min = 1, .max = 65536, .le = &alloc_max,
 };
+
 static struct balloon_core_tunable free_max = {
-	16384, 1, 262144, .ge = &free_min
+	.val = 16384, .min = 1, .max = 262144, .ge = &free_min,
 };
+
 static struct balloon_core_tunable free_min = {
-	512, 1, 262144, .le = &free_max
+	.val = 512, .min = 1, .max = 262144, .le = &free_max,
 };
-static struct balloon_core_tunable rate_inc = { 16, 0, 4096 };
-static struct balloon_core_tunable slow_cycles = { 4, 0, 100 };
-static struct balloon_core_tunable max_refused = { 16, 1, 1024 };
+
+static struct balloon_core_tunable rate_inc = {
+	.val = 16, .min = 0, .max = 4096,
+};
+
+static struct balloon_core_tunable slow_cycles = {
+	.val = 4, .min = 0, .max = 100,
+};
+
+static struct balloon_core_tunable max_refused = {
+	.val = 16, .min = 1, .max = 1024,
+};
 
 /* Returns 0 if @v is acceptable for @t, else the errno a write gets. */
 static int balloon_core_tunable_check(const struct balloon_core_tunable *t,
