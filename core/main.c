@@ -64,6 +64,40 @@ static void balloon_core_free_page(struct balloon_core_dev *bdev,
 	balloon_core_stat_inc(bdev, stat);
 }
 
+static void balloon_core_batch_init(struct balloon_core_dev *bdev,
+				    unsigned int order)
+{
+	bdev->batch.order = order;
+	bdev->batch.count = 0;
+}
+
+/*
+ * Size the batch arrays for what the host negotiated.  They only ever
+ * grow, so a reset that renegotiates a smaller batch reallocates nothing.
+ */
+static int balloon_core_batch_alloc(struct balloon_core_dev *bdev,
+				    unsigned int max_batch)
+{
+	struct page **pages;
+	int *status;
+
+	if (max_batch <= bdev->batch_room)
+		return 0;
+	pages = kvmalloc_array(max_batch, sizeof(*pages), GFP_KERNEL);
+	status = kvmalloc_array(max_batch, sizeof(*status), GFP_KERNEL);
+	if (!pages || !status) {
+		kvfree(pages);
+		kvfree(status);
+		return -ENOMEM;
+	}
+	kvfree(bdev->batch.pages);
+	kvfree(bdev->batch.status);
+	bdev->batch.pages = pages;
+	bdev->batch.status = status;
+	bdev->batch_room = max_batch;
+	return 0;
+}
+
 /*
  * Transport calls go through these wrappers: they count the call and
  * hold the ops rwsem, so that a method never runs once unregister has
@@ -92,6 +126,18 @@ static int balloon_core_call_start(struct balloon_core_dev *bdev)
 		return -EPROTO;
 	}
 	caps.orders &= GENMASK(BALLOON_CORE_MAX_ORDER, 0);
+	if (caps.max_batch > BALLOON_CORE_MAX_BATCH) {
+		dev_info_once(bdev->parent,
+			      "%s: host batch of %u pages capped at %u\n",
+			      bdev->name, caps.max_batch,
+			      BALLOON_CORE_MAX_BATCH);
+		caps.max_batch = BALLOON_CORE_MAX_BATCH;
+	}
+	ret = balloon_core_batch_alloc(bdev, caps.max_batch);
+	if (ret) {
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START_FAIL);
+		return ret;
+	}
 	bdev->caps = caps;
 	return 0;
 }
@@ -151,29 +197,6 @@ static void balloon_core_call_size_changed(struct balloon_core_dev *bdev)
 	if (bdev->ops && bdev->ops->size_changed)
 		bdev->ops->size_changed(bdev, bdev->size);
 	up_read(&bdev->ops_lock);
-}
-
-/* The batch arrays live on the work's stack frame: keep them small. */
-#define BALLOON_CORE_BATCH_MAX	64
-
-struct balloon_core_batch_buf {
-	struct balloon_core_batch batch;
-	struct page *pages[BALLOON_CORE_BATCH_MAX];
-	int status[BALLOON_CORE_BATCH_MAX];
-};
-
-static void balloon_core_batch_init(struct balloon_core_batch_buf *buf,
-				    unsigned int order)
-{
-	buf->batch.order = order;
-	buf->batch.count = 0;
-	buf->batch.pages = buf->pages;
-	buf->batch.status = buf->status;
-}
-
-static unsigned int balloon_core_batch_room(struct balloon_core_dev *bdev)
-{
-	return min(bdev->caps.max_batch, BALLOON_CORE_BATCH_MAX);
 }
 
 /*
@@ -249,11 +272,14 @@ static int balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 
 	ret = balloon_core_call_inflate(bdev, batch);
 	if (ret && ret != -EAGAIN) {
-		/* Nothing was taken: the pages go straight back. */
-		for (i = 0; i < batch->count; i++)
+		/* Nothing was taken: the whole batch was refused. */
+		for (i = 0; i < batch->count; i++) {
+			balloon_core_stat_inc(bdev,
+					      BALLOON_CORE_STAT_REFUSED_ALLOC);
 			balloon_core_free_page(bdev, batch->pages[i],
 					       batch->order,
 					       BALLOON_CORE_STAT_REFUSED_FREE);
+		}
 		batch->count = 0;
 		return ret;
 	}
@@ -300,17 +326,16 @@ static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
 static void balloon_core_inflate(struct balloon_core_dev *bdev,
 				 const struct balloon_core_limits *l, bool slow)
 {
-	struct balloon_core_batch_buf buf;
-	struct balloon_core_batch *batch = &buf.batch;
+	struct balloon_core_batch *batch = &bdev->batch;
 	unsigned int budget = balloon_core_rate_inflate_budget(&bdev->rate, l,
 							       slow);
-	unsigned int room = balloon_core_batch_room(bdev);
+	unsigned int room = bdev->caps.max_batch;
 	unsigned int done = 0, refused = 0, allocs = 0;
 	bool can_sleep = slow, failed = false;
 	u64 want = (bdev->target - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
 	int ret = 0;
 
-	balloon_core_batch_init(&buf, 0);
+	balloon_core_batch_init(bdev, 0);
 	while (done + batch->count < min_t(u64, want, budget)) {
 		struct page *page = balloon_core_get_page(bdev, can_sleep);
 
@@ -359,9 +384,8 @@ static void balloon_core_deflate(struct balloon_core_dev *bdev,
 				 const struct balloon_core_limits *l,
 				 u64 goal_units, bool rate_limited)
 {
-	struct balloon_core_batch_buf buf;
-	struct balloon_core_batch *batch = &buf.batch;
-	unsigned int room = balloon_core_batch_room(bdev);
+	struct balloon_core_batch *batch = &bdev->batch;
+	unsigned int room = bdev->caps.max_batch;
 	u64 goal = goal_units / BALLOON_CORE_UNITS_PER_PAGE;
 	u64 done = 0;
 	unsigned int i;
@@ -370,7 +394,7 @@ static void balloon_core_deflate(struct balloon_core_dev *bdev,
 	if (rate_limited)
 		goal = min_t(u64, goal, bdev->rate.free);
 
-	balloon_core_batch_init(&buf, 0);
+	balloon_core_batch_init(bdev, 0);
 	while (done < goal && !list_empty(&bdev->pages[0])) {
 		struct page *page, *next;
 
@@ -637,6 +661,9 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 	down_write(&bdev->ops_lock);
 	bdev->ops = NULL;
 	up_write(&bdev->ops_lock);
+	kvfree(bdev->batch.pages);
+	kvfree(bdev->batch.status);
+	bdev->batch_room = 0;
 	mutex_unlock(&bdev->lock);
 
 	balloon_core_debugfs_remove(bdev);

@@ -662,6 +662,51 @@ static void start_failure_retried_next_cycle(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+static void start_batch_size_honoured_and_capped(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->max_batch = 512;		/* a VMware batch page */
+	fake_register(test, host);
+	host->target = 16384;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 16384U / 512);
+
+	/* A host asking for more than the core's limit gets the limit. */
+	host->max_batch = 1 << 20;
+	host->target = 0;
+	fake_forget(host);		/* the device was reset */
+	balloon_core_request_reset(&host->bdev);
+	flush_delayed_work(&host->bdev.work);
+	KUNIT_EXPECT_EQ(test, host->bdev.caps.max_batch, BALLOON_CORE_MAX_BATCH);
+	host->target = 2 * BALLOON_CORE_MAX_BATCH;
+	host->calls[FAKE_INFLATE] = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	expect_consistent(test, host);
+}
+
+static void start_without_usable_batch_fails(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->max_batch = 0;
+	KUNIT_ASSERT_EQ(test, balloon_core_register(&host->bdev, &fake_ops,
+						    NULL, "kunit"), 0);
+	host->registered = true;
+	flush_delayed_work(&host->bdev.work);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_START_FAIL), 1);
+
+	/* Nothing else runs until a handshake succeeds. */
+	host->target = 100;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_TARGET], 0U);
+	host->max_batch = 16;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], DIV_ROUND_UP(100, 16));
+}
+
 static void kick_from_atomic_context(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
@@ -712,6 +757,8 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(unregister_full_balloon_returns_every_page),
 	KUNIT_CASE(unregister_host_refusing_release_frees_anyway),
 	KUNIT_CASE(start_failure_retried_next_cycle),
+	KUNIT_CASE(start_batch_size_honoured_and_capped),
+	KUNIT_CASE(start_without_usable_batch_fails),
 	KUNIT_CASE(kick_from_atomic_context),
 	KUNIT_CASE(register_rejects_incomplete_ops),
 	{ }

@@ -55,6 +55,14 @@ struct page;
 #define BALLOON_CORE_MAX_ORDER	9
 
 /**
+ * BALLOON_CORE_MAX_BATCH - largest batch the core hands to a transport
+ *
+ * A larger &balloon_core_caps.max_batch is capped to this.  4096 pages
+ * covers every known host command (VMware's batch page holds 512).
+ */
+#define BALLOON_CORE_MAX_BATCH	4096
+
+/**
  * enum balloon_core_cap_flags - what a host allows or requires
  * @BALLOON_CORE_CAP_POLL: the host must be polled for its target with
  *	@get_target every &balloon_core_caps.poll_ms; without this flag the
@@ -72,7 +80,7 @@ enum balloon_core_cap_flags {
  * @orders: bit mask of the page orders the host accepts; bit 0 (a single
  *	page) must always be set.  The core tries the largest order first.
  * @max_batch: largest number of pages (of any order) one @inflate or
- *	@deflate call may carry; at least 1.
+ *	@deflate call may carry; at least 1, at most %BALLOON_CORE_MAX_BATCH.
  * @poll_ms: target poll interval in milliseconds, used with
  *	%BALLOON_CORE_CAP_POLL.
  * @flags: a mask of &enum balloon_core_cap_flags.
@@ -216,12 +224,15 @@ struct balloon_core_rate {
  *	@ops_lock held for writing, read under it held for reading.
  * @ops_lock: guards @ops so that no method runs after unregister.
  * @lock: the work lock.  Serialises the work loop, resets and unregister;
- *	protects @caps, @pages, @refused, @size, @target and @rate.
+ *	protects @caps, @batch, @pages, @refused, @size, @target and @rate.
  * @kick_lock: protects @flags against concurrent kicks from interrupt
  *	context.
  * @flags: core-private state bits (registered, reset requested).
  * @work: the work loop, on a freezable workqueue.
  * @caps: what the host negotiated at the last @start.
+ * @batch: the batch handed to the transport; its arrays hold @batch_room
+ *	entries, at least @caps.max_batch.
+ * @batch_room: allocated length of the @batch arrays.
  * @pages: the ballooned pages, one list per page order.
  * @refused: pages the host refused during the current inflate cycle.
  * @size: balloon size in 4 KiB units.
@@ -244,6 +255,8 @@ struct balloon_core_dev {
 	unsigned long flags;
 	struct delayed_work work;
 	struct balloon_core_caps caps;
+	struct balloon_core_batch batch;
+	unsigned int batch_room;
 	struct list_head pages[BALLOON_CORE_MAX_ORDER + 1];
 	struct list_head refused;
 	u64 size;
