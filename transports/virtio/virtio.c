@@ -35,6 +35,8 @@ enum balloon_virtio_vq {
  * @vdev: the virtio device.
  * @vqs: the inflate and deflate virtqueues.
  * @acked: woken when the device hands a buffer back.
+ * @registered: set once @bdev is registered; config changes before that
+ *	are picked up by the core's first cycle.
  * @pfns: the PFN array of the request in flight.  Only the core's work
  *	loop sends requests, one at a time, so it needs no lock of its own.
  */
@@ -43,6 +45,7 @@ struct balloon_virtio {
 	struct virtio_device *vdev;
 	struct virtqueue *vqs[BALLOON_VIRTIO_VQ_NR];
 	wait_queue_head_t acked;
+	bool registered;
 	__virtio32 pfns[BALLOON_VIRTIO_PFNS];
 };
 
@@ -145,7 +148,9 @@ static void balloon_virtio_config_changed(struct virtio_device *vdev)
 {
 	struct balloon_virtio *vb = vdev->priv;
 
-	balloon_core_kick(&vb->bdev);
+	/* Pairs with the release in probe: see an initialised @bdev. */
+	if (smp_load_acquire(&vb->registered))
+		balloon_core_kick(&vb->bdev);
 }
 
 static int balloon_virtio_probe(struct virtio_device *vdev)
@@ -179,6 +184,8 @@ static int balloon_virtio_probe(struct virtio_device *vdev)
 				    &vdev->dev, dev_name(&vdev->dev));
 	if (ret)
 		goto err_reset;
+	/* Publish @bdev to the config-change interrupt. */
+	smp_store_release(&vb->registered, true);
 	return 0;
 
 err_reset:
