@@ -105,8 +105,10 @@ step "kernel-doc -Wall" kernel-doc '.' \
 	"$src/scripts/kernel-doc" -none -Wall "${docsrc[@]}"
 
 # --- KUnit under kunit.py (UML), both variants.
+kernel_bad='BUG:|WARNING:|KASAN:|Oops|circular locking|inconsistent lock state|Call Trace'
+
 kunit_variant() {
-	local variant=$1 log="$logs/kunit-$variant.log" sum n
+	local variant=$1 log="$logs/kunit-$variant.log" sum n ktest
 
 	"$BALLOON_REPO/scripts/kunit.sh" "$variant" >"$log" 2>&1
 	# Per-case lines: "[hh:mm:ss] [PASSED] name" (also for parameters).
@@ -127,6 +129,16 @@ kunit_variant() {
 	if grep -Eq 'drivers/balloon/.*(warning|error):' "$log"; then
 		echo "FAIL: kunit/$variant: build warnings in our files, see $log"
 		grep -E 'drivers/balloon/.*(warning|error):' "$log" | sed 's/^/    /'
+	fi
+	# kunit.py shows only KTAP: a KASAN, lockdep or sleep-in-atomic report
+	# is in the kernel's log, from the first test on (UML's own boot
+	# warnings come before it).
+	ktest="$BALLOON_CACHE/kunit-$variant/test.log"
+	if sed -n '/KTAP version/,$p' "$ktest" 2>/dev/null |
+		grep -Eq "$kernel_bad"; then
+		echo "FAIL: kunit/$variant: the kernel reported a problem, see $ktest"
+		sed -n '/KTAP version/,$p' "$ktest" | grep -E "$kernel_bad" |
+			head -n 10 | sed 's/^/    /'
 	fi
 	n=$(grep -cE '^\[[0-9:]+\] +\[(PASSED|FAILED|SKIPPED)\]' "$log")
 	[ "$n" -gt 0 ] || echo "FAIL: kunit/$variant: no test case ran, see $log"
