@@ -33,6 +33,13 @@ static const char * const balloon_core_stat_names[BALLOON_CORE_STAT_NR] = {
 	[BALLOON_CORE_STAT_FREE] = "free",
 	[BALLOON_CORE_STAT_RESET] = "reset",
 	[BALLOON_CORE_STAT_CLAMPED] = "target_clamped",
+	[BALLOON_CORE_STAT_HUGE_ALLOC] = "huge_alloc",
+	[BALLOON_CORE_STAT_HUGE_ALLOC_FAIL] = "huge_alloc_fail",
+	[BALLOON_CORE_STAT_HUGE_FREE] = "huge_free",
+	[BALLOON_CORE_STAT_HUGE_SPLIT] = "huge_split",
+	[BALLOON_CORE_STAT_PRESSURE] = "pressure",
+	[BALLOON_CORE_STAT_PRESSURE_FREE] = "pressure_free",
+	[BALLOON_CORE_STAT_HOLDOFF] = "holdoff",
 };
 
 static int balloon_core_vmmemctl_show(struct seq_file *f, void *unused)
@@ -83,6 +90,9 @@ static int balloon_core_stats_show(struct seq_file *f, void *unused)
 
 	seq_printf(f, "size_kib %llu\n", READ_ONCE(bdev->size) * 4);
 	seq_printf(f, "target_kib %llu\n", READ_ONCE(bdev->target) * 4);
+	seq_printf(f, "pages_4k %lu\n", READ_ONCE(bdev->nr_pages[0]));
+	seq_printf(f, "pages_2m %lu\n",
+		   READ_ONCE(bdev->nr_pages[BALLOON_CORE_MAX_ORDER]));
 	for (i = 0; i < BALLOON_CORE_STAT_NR; i++)
 		seq_printf(f, "%s %llu\n", balloon_core_stat_names[i],
 			   balloon_core_stat_read(bdev, i));

@@ -22,6 +22,8 @@
  * @slow_cycles: cycles of sleeping-only inflation after a non-sleeping
  *	allocation failed.
  * @max_refused: refused pages tolerated in one inflate cycle.
+ * @oom_pages: pages given back per OOM notification.
+ * @holdoff_ms: how long inflation waits after a pressure deflate.
  *
  * The live values are module parameters; the work loop takes a snapshot
  * at the start of every cycle so that a concurrent parameter write never
@@ -36,6 +38,8 @@ struct balloon_core_limits {
 	unsigned int rate_inc;
 	unsigned int slow_cycles;
 	unsigned int max_refused;
+	unsigned int oom_pages;
+	unsigned int holdoff_ms;
 };
 
 /* Allocations between two cond_resched() calls, as in the seeds. */

@@ -15,6 +15,7 @@
 #include <linux/jiffies.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/oom.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/timer.h>
@@ -30,6 +31,8 @@
 	(__GFP_HIGHMEM | __GFP_NOWARN | __GFP_NOMEMALLOC)
 #define BALLOON_CORE_GFP_SLEEP \
 	(GFP_HIGHUSER | __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC)
+/* Huge pages are a bonus: only take one the guest can spare right now. */
+#define BALLOON_CORE_GFP_HUGE	BALLOON_CORE_GFP_NOSLEEP
 
 /*
  * Delay before retrying a failed handshake, or a push-style host's cycle
@@ -83,8 +86,11 @@ static int balloon_core_batch_alloc(struct balloon_core_dev *bdev,
 
 	if (max_batch <= bdev->batch_room)
 		return 0;
-	pages = kvmalloc_array(max_batch, sizeof(*pages), GFP_KERNEL);
-	status = kvmalloc_array(max_batch, sizeof(*status), GFP_KERNEL);
+	/* Under the work lock, which the OOM notifier takes: no OOM kill. */
+	pages = kvmalloc_array(max_batch, sizeof(*pages),
+			       GFP_KERNEL | __GFP_NORETRY);
+	status = kvmalloc_array(max_batch, sizeof(*status),
+				GFP_KERNEL | __GFP_NORETRY);
 	if (!pages || !status) {
 		kvfree(pages);
 		kvfree(status);
@@ -96,6 +102,19 @@ static int balloon_core_batch_alloc(struct balloon_core_dev *bdev,
 	bdev->batch.status = status;
 	bdev->batch_room = max_batch;
 	return 0;
+}
+
+/*
+ * A page enters (@in) or leaves the balloon: where the transport chose so,
+ * the guest's managed page count (MemTotal) follows.
+ */
+static void balloon_core_account(struct balloon_core_dev *bdev,
+				 struct page *page, unsigned int order, bool in)
+{
+	long n = 1L << order;
+
+	if (bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED)
+		adjust_managed_page_count(page, in ? -n : n);
 }
 
 /*
@@ -211,23 +230,24 @@ static void balloon_core_drop_all(struct balloon_core_dev *bdev)
 	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++) {
 		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
 			list_del(&page->lru);
+			balloon_core_account(bdev, page, order, false);
 			balloon_core_free_page(bdev, page, order,
-					       BALLOON_CORE_STAT_FREE);
+					       order ? BALLOON_CORE_STAT_HUGE_FREE :
+						       BALLOON_CORE_STAT_FREE);
 		}
+		bdev->nr_pages[order] = 0;
 	}
 	bdev->size = 0;
 }
 
+/* Refused pages are all 4 KiB: a refused huge page is split, not kept. */
 static void balloon_core_release_refused(struct balloon_core_dev *bdev)
 {
 	struct page *page, *next;
 
 	list_for_each_entry_safe(page, next, &bdev->refused, lru) {
-		unsigned int order = page_private(page);
-
 		list_del(&page->lru);
-		set_page_private(page, 0);
-		balloon_core_free_page(bdev, page, order,
+		balloon_core_free_page(bdev, page, 0,
 				       BALLOON_CORE_STAT_REFUSED_FREE);
 	}
 }
@@ -246,6 +266,10 @@ static u64 balloon_core_clamp_target(struct balloon_core_dev *bdev, u64 target)
 {
 	u64 limit = (u64)totalram_pages() * BALLOON_CORE_UNITS_PER_PAGE;
 
+	/* Pages taken out of the managed count are still the guest's. */
+	if (bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED)
+		limit += bdev->size;
+
 	if (target <= limit)
 		return target;
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_CLAMPED);
@@ -256,150 +280,223 @@ static u64 balloon_core_clamp_target(struct balloon_core_dev *bdev, u64 target)
 }
 
 /*
- * Hand a filled batch to the host.  Accepted pages join the balloon.  Up
- * to @max_refused refused pages a cycle wait on @refused until the cycle
- * ends, so that the allocator does not hand them out again at once; any
- * beyond that are freed now.  Returns the transport's verdict.
+ * One inflate cycle's running state, counted in base (order-0) pages:
+ * @refused counts refused 4 KiB pages; @split says a huge page was refused
+ * (and split) in the current pass.
  */
-static int balloon_core_inflate_batch(struct balloon_core_dev *bdev,
-				      struct balloon_core_batch *batch,
-				      unsigned int max_refused,
-				      unsigned int *accepted,
-				      unsigned int *refused)
+struct balloon_core_inflate_ctx {
+	const struct balloon_core_limits *l;
+	u64 want;
+	unsigned int budget;
+	unsigned int done;
+	unsigned int refused;
+	unsigned int allocs;
+	bool can_sleep;
+	bool failed;
+	bool split;
+	int ret;
+};
+
+static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
+					  struct balloon_core_inflate_ctx *ctx,
+					  unsigned int order)
 {
-	unsigned int i, units = BALLOON_CORE_UNITS_PER_PAGE << batch->order;
+	enum balloon_core_stat stat, fail;
+	struct page *page;
+	gfp_t gfp;
+
+	/* 4 KiB pieces of a refused huge page go first: they cost nothing. */
+	if (!order && !list_empty(&bdev->prealloc)) {
+		page = list_first_entry(&bdev->prealloc, struct page, lru);
+		list_del(&page->lru);
+		return page;
+	}
+
+	if (order) {
+		gfp = BALLOON_CORE_GFP_HUGE;
+		stat = BALLOON_CORE_STAT_HUGE_ALLOC;
+		fail = BALLOON_CORE_STAT_HUGE_ALLOC_FAIL;
+	} else if (ctx->can_sleep) {
+		gfp = BALLOON_CORE_GFP_SLEEP;
+		stat = BALLOON_CORE_STAT_SLEEP_ALLOC;
+		fail = BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL;
+	} else {
+		gfp = BALLOON_CORE_GFP_NOSLEEP;
+		stat = BALLOON_CORE_STAT_ALLOC;
+		fail = BALLOON_CORE_STAT_ALLOC_FAIL;
+	}
+	balloon_core_stat_inc(bdev, stat);
+	page = balloon_core_alloc_page(gfp, order);
+	if (!page)
+		balloon_core_stat_inc(bdev, fail);
+	if (++ctx->allocs % BALLOON_CORE_YIELD_EVERY == 0)
+		cond_resched();
+	return page;
+}
+
+/*
+ * Hand a filled batch to the host.  Accepted pages join the balloon.  A
+ * refused huge page is split, and its 4 KiB pages are offered again in the
+ * 4 KiB pass (the host most likely objected to one of them).  Up to
+ * @max_refused refused 4 KiB pages a cycle wait on @refused until the cycle
+ * ends, so that the allocator does not hand them out again at once; any
+ * beyond that are freed now.  Records the transport's verdict in @ctx.
+ */
+static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
+				       struct balloon_core_inflate_ctx *ctx)
+{
+	struct balloon_core_batch *batch = &bdev->batch;
+	unsigned int i, j, order = batch->order;
 	int ret;
 
 	ret = balloon_core_call_inflate(bdev, batch);
+	ctx->ret = ret == -EAGAIN ? 0 : ret;
 	if (ret && ret != -EAGAIN) {
 		/* Nothing was taken: the whole batch was refused. */
 		for (i = 0; i < batch->count; i++) {
 			balloon_core_stat_inc(bdev,
 					      BALLOON_CORE_STAT_REFUSED_ALLOC);
-			balloon_core_free_page(bdev, batch->pages[i],
-					       batch->order,
+			balloon_core_free_page(bdev, batch->pages[i], order,
 					       BALLOON_CORE_STAT_REFUSED_FREE);
 		}
 		batch->count = 0;
-		return ret;
+		return;
 	}
 
 	for (i = 0; i < batch->count; i++) {
 		struct page *page = batch->pages[i];
 
-		if (batch->status[i]) {
-			balloon_core_stat_inc(bdev,
-					      BALLOON_CORE_STAT_REFUSED_ALLOC);
-			if ((*refused)++ < max_refused) {
-				set_page_private(page, batch->order);
-				list_add(&page->lru, &bdev->refused);
-			} else {
-				balloon_core_free_page(bdev, page, batch->order,
-						       BALLOON_CORE_STAT_REFUSED_FREE);
-			}
+		if (!batch->status[i]) {
+			balloon_core_account(bdev, page, order, true);
+			list_add(&page->lru, &bdev->pages[order]);
+			bdev->nr_pages[order]++;
+			bdev->size += BALLOON_CORE_UNITS_PER_PAGE << order;
+			ctx->done += 1U << order;
 			continue;
 		}
-		list_add(&page->lru, &bdev->pages[batch->order]);
-		bdev->size += units;
-		(*accepted)++;
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_REFUSED_ALLOC);
+		if (order) {
+			split_page(page, order);
+			for (j = 0; j < (1U << order); j++)
+				list_add_tail(&page[j].lru, &bdev->prealloc);
+			balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_HUGE_SPLIT);
+			ctx->split = true;
+			continue;
+		}
+		if (ctx->refused++ < ctx->l->max_refused)
+			list_add(&page->lru, &bdev->refused);
+		else
+			balloon_core_free_page(bdev, page, 0,
+					       BALLOON_CORE_STAT_REFUSED_FREE);
 	}
 	batch->count = 0;
-	return ret;
+	if (ret == -EAGAIN)
+		ctx->ret = -EAGAIN;
 }
 
-static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
-					  bool can_sleep)
+/*
+ * Allocate and hand over pages of one order until the cycle's budget or
+ * the target is reached.  Returns false when the whole cycle must end.
+ */
+static bool balloon_core_inflate_order(struct balloon_core_dev *bdev,
+				       struct balloon_core_inflate_ctx *ctx,
+				       unsigned int order)
 {
-	struct page *page;
+	struct balloon_core_batch *batch = &bdev->batch;
+	unsigned int n = 1U << order;
 
-	balloon_core_stat_inc(bdev, can_sleep ? BALLOON_CORE_STAT_SLEEP_ALLOC :
-						BALLOON_CORE_STAT_ALLOC);
-	page = balloon_core_alloc_page(can_sleep ? BALLOON_CORE_GFP_SLEEP :
-						   BALLOON_CORE_GFP_NOSLEEP, 0);
-	if (!page)
-		balloon_core_stat_inc(bdev, can_sleep ?
-				      BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL :
-				      BALLOON_CORE_STAT_ALLOC_FAIL);
-	return page;
+	balloon_core_batch_init(bdev, order);
+	ctx->split = false;
+	while (ctx->done + (batch->count + 1) * n <=
+	       min_t(u64, ctx->want, ctx->budget)) {
+		struct page *page = balloon_core_get_page(bdev, ctx, order);
+
+		if (!page && order)
+			break;	/* no huge page to spare: go on with 4 KiB */
+		if (!page && ctx->can_sleep) {
+			balloon_core_rate_sleep_failed(&bdev->rate, ctx->l);
+			ctx->failed = true;
+			break;
+		}
+		if (!page) {
+			if (!balloon_core_rate_nosleep_failed(&bdev->rate, ctx->l,
+							      ctx->done + batch->count)) {
+				ctx->failed = true;
+				break;
+			}
+			ctx->can_sleep = true;
+			ctx->budget = bdev->rate.alloc;
+			continue;
+		}
+
+		batch->pages[batch->count++] = page;
+		if (batch->count < bdev->caps.max_batch)
+			continue;
+		balloon_core_inflate_batch(bdev, ctx);
+		if (ctx->ret || ctx->refused >= ctx->l->max_refused)
+			return false;
+		if (ctx->split)
+			break;	/* the pieces go first in the 4 KiB pass */
+	}
+	if (batch->count)
+		balloon_core_inflate_batch(bdev, ctx);
+	return !ctx->ret && !ctx->failed &&
+	       ctx->refused < ctx->l->max_refused;
 }
 
 static void balloon_core_inflate(struct balloon_core_dev *bdev,
 				 const struct balloon_core_limits *l, bool slow)
 {
-	struct balloon_core_batch *batch = &bdev->batch;
-	unsigned int budget = balloon_core_rate_inflate_budget(&bdev->rate, l,
-							       slow);
-	unsigned int room = bdev->caps.max_batch;
-	unsigned int done = 0, refused = 0, allocs = 0;
-	bool can_sleep = slow, failed = false;
-	u64 want = (bdev->target - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
-	int ret = 0;
+	struct balloon_core_inflate_ctx ctx = {
+		.l = l,
+		.want = (bdev->target - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE,
+		.budget = balloon_core_rate_inflate_budget(&bdev->rate, l, slow),
+		.can_sleep = slow,
+	};
+	struct page *page, *next;
+	int order;
 
-	balloon_core_batch_init(bdev, 0);
-	while (done + batch->count < min_t(u64, want, budget)) {
-		struct page *page = balloon_core_get_page(bdev, can_sleep);
-
-		if (++allocs % BALLOON_CORE_YIELD_EVERY == 0)
-			cond_resched();
-		if (!page && can_sleep) {
-			balloon_core_rate_sleep_failed(&bdev->rate, l);
-			failed = true;
-			break;
-		}
-		if (!page) {
-			if (!balloon_core_rate_nosleep_failed(&bdev->rate, l,
-							      done + batch->count)) {
-				failed = true;
-				break;
-			}
-			can_sleep = true;
-			budget = bdev->rate.alloc;
+	/* Largest pages first: they cost the host one entry for 512. */
+	for (order = BALLOON_CORE_MAX_ORDER; order >= 0; order--) {
+		if (!(bdev->caps.orders & BIT(order)))
 			continue;
-		}
-
-		batch->pages[batch->count++] = page;
-		if (batch->count < room)
-			continue;
-
-		ret = balloon_core_inflate_batch(bdev, batch, l->max_refused,
-						 &done, &refused);
-		if (ret)
-			break;
-		if (refused >= l->max_refused)
+		if (!balloon_core_inflate_order(bdev, &ctx, order))
 			break;
 	}
-	if (!ret && batch->count)
-		ret = balloon_core_inflate_batch(bdev, batch, l->max_refused,
-						 &done, &refused);
 
-	if (ret == -BALLOON_CORE_ERESET)
+	if (ctx.ret == -BALLOON_CORE_ERESET)
 		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
-	else if (!ret && !failed)
-		balloon_core_rate_inflated(&bdev->rate, l, done);
+	else if (!ctx.ret && !ctx.failed)
+		balloon_core_rate_inflated(&bdev->rate, l, ctx.done);
 
 	balloon_core_release_refused(bdev);
+	list_for_each_entry_safe(page, next, &bdev->prealloc, lru) {
+		list_del(&page->lru);
+		balloon_core_free_page(bdev, page, 0,
+				       BALLOON_CORE_STAT_REFUSED_FREE);
+	}
 }
 
-static void balloon_core_deflate(struct balloon_core_dev *bdev,
-				 const struct balloon_core_limits *l,
-				 u64 goal_units, bool rate_limited)
+/*
+ * Tell the host, then free, up to @max base pages of one order, in whole
+ * pages.  Adds what was freed to @done.  On error the batch goes back to
+ * the balloon untouched.
+ */
+static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
+				      unsigned int order, u64 max, u64 *done)
 {
 	struct balloon_core_batch *batch = &bdev->batch;
-	unsigned int room = bdev->caps.max_batch;
-	u64 goal = goal_units / BALLOON_CORE_UNITS_PER_PAGE;
-	u64 done = 0;
-	unsigned int i;
+	unsigned int i, n = 1U << order;
+	u64 freed = 0;
 	int ret = 0;
 
-	if (rate_limited)
-		goal = min_t(u64, goal, bdev->rate.free);
-
-	balloon_core_batch_init(bdev, 0);
-	while (done < goal && !list_empty(&bdev->pages[0])) {
+	balloon_core_batch_init(bdev, order);
+	while (freed + n <= max && !list_empty(&bdev->pages[order])) {
 		struct page *page, *next;
 
-		list_for_each_entry_safe(page, next, &bdev->pages[0], lru) {
-			if (batch->count == room || done + batch->count >= goal)
+		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
+			if (batch->count == bdev->caps.max_batch ||
+			    freed + (batch->count + 1) * n > max)
 				break;
 			list_del(&page->lru);
 			batch->pages[batch->count++] = page;
@@ -410,16 +507,52 @@ static void balloon_core_deflate(struct balloon_core_dev *bdev,
 		if (ret) {
 			for (i = batch->count; i > 0; i--)
 				list_add(&batch->pages[i - 1]->lru,
-					 &bdev->pages[0]);
+					 &bdev->pages[order]);
 			break;
 		}
-		for (i = 0; i < batch->count; i++)
-			balloon_core_free_page(bdev, batch->pages[i], 0,
-					       BALLOON_CORE_STAT_FREE);
-		bdev->size -= (u64)batch->count * BALLOON_CORE_UNITS_PER_PAGE;
-		done += batch->count;
+		for (i = 0; i < batch->count; i++) {
+			balloon_core_account(bdev, batch->pages[i], order,
+					     false);
+			balloon_core_free_page(bdev, batch->pages[i], order,
+					       order ? BALLOON_CORE_STAT_HUGE_FREE :
+						       BALLOON_CORE_STAT_FREE);
+		}
+		bdev->nr_pages[order] -= batch->count;
+		bdev->size -= (u64)batch->count * n * BALLOON_CORE_UNITS_PER_PAGE;
+		freed += (u64)batch->count * n;
 		batch->count = 0;
 		cond_resched();
+	}
+	*done += freed;
+	return ret;
+}
+
+static void balloon_core_deflate(struct balloon_core_dev *bdev,
+				 const struct balloon_core_limits *l,
+				 u64 goal_units, bool rate_limited)
+{
+	u64 goal = goal_units / BALLOON_CORE_UNITS_PER_PAGE, done = 0;
+	bool whole_way = !rate_limited || goal <= bdev->rate.free;
+	int order, ret = 0;
+
+	if (rate_limited)
+		goal = min_t(u64, goal, bdev->rate.free);
+
+	/* Largest pages first, each only while it fits in what is left. */
+	for (order = BALLOON_CORE_MAX_ORDER; order >= 0 && !ret; order--)
+		ret = balloon_core_deflate_order(bdev, order, goal - done, &done);
+
+	/*
+	 * What is left is smaller than any page still in the balloon: free
+	 * one of the smallest and let the next cycle inflate back to the
+	 * target in 4 KiB pages, rather than sit above it for good.
+	 */
+	for (order = 0; !ret && whole_way && done < goal &&
+	     order <= BALLOON_CORE_MAX_ORDER; order++) {
+		if (list_empty(&bdev->pages[order]))
+			continue;
+		ret = balloon_core_deflate_order(bdev, order, 1U << order, &done);
+		break;
 	}
 
 	if (ret == -BALLOON_CORE_ERESET)
@@ -428,6 +561,16 @@ static void balloon_core_deflate(struct balloon_core_dev *bdev,
 		balloon_core_rate_deflate_failed(&bdev->rate, l);
 	else if (rate_limited)
 		balloon_core_rate_deflated(&bdev->rate, l);
+}
+
+/* Which way the balloon must move: 1 inflate, -1 deflate, 0 at target. */
+static int balloon_core_direction(struct balloon_core_dev *bdev)
+{
+	if (bdev->size + BALLOON_CORE_UNITS_PER_PAGE <= bdev->target)
+		return 1;
+	if (bdev->size >= bdev->target + BALLOON_CORE_UNITS_PER_PAGE)
+		return -1;
+	return 0;
 }
 
 /*
@@ -440,7 +583,7 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 	struct balloon_core_limits l;
 	u64 old_size = bdev->size, target;
 	bool slow;
-	int ret;
+	int dir, ret;
 
 	balloon_core_limits_get(&l);
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_TIMER);
@@ -463,10 +606,13 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 		goto out;
 
 	bdev->target = balloon_core_clamp_target(bdev, target);
-	if (bdev->size + BALLOON_CORE_UNITS_PER_PAGE <= bdev->target)
-		balloon_core_inflate(bdev, &l, slow);
-	else if (bdev->size >= bdev->target + BALLOON_CORE_UNITS_PER_PAGE)
+	dir = balloon_core_direction(bdev);
+	if (dir < 0)
 		balloon_core_deflate(bdev, &l, bdev->size - bdev->target, true);
+	else if (dir > 0 && time_before(jiffies, bdev->holdoff_until))
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_HOLDOFF);
+	else if (dir > 0)
+		balloon_core_inflate(bdev, &l, slow);
 
 out:
 	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {
@@ -477,8 +623,7 @@ out:
 		balloon_core_call_size_changed(bdev);
 	return bdev->size != old_size &&
 	       !test_bit(BALLOON_CORE_F_RESET, &bdev->flags) &&
-	       (bdev->size + BALLOON_CORE_UNITS_PER_PAGE <= bdev->target ||
-		bdev->size >= bdev->target + BALLOON_CORE_UNITS_PER_PAGE);
+	       balloon_core_direction(bdev);
 }
 
 /**
@@ -525,6 +670,50 @@ static void balloon_core_work(struct work_struct *work)
 	if (test_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags))
 		queue_delayed_work(system_freezable_wq, &bdev->work, delay);
 	spin_unlock_irq(&bdev->kick_lock);
+}
+
+/*
+ * Deflate under memory pressure, where the host allows it: the kernel is
+ * about to kill a process for memory.  Give back up to @oom_pages pages
+ * (telling the host first) and hold inflation off for a while, so that the
+ * next cycle does not take them straight back.  The OOM killer stands down
+ * when anything was freed.
+ */
+static int balloon_core_oom_notify(struct notifier_block *nb,
+				   unsigned long unused, void *arg)
+{
+	struct balloon_core_dev *bdev =
+		container_of(nb, struct balloon_core_dev, oom_nb);
+	unsigned long *freed = arg;
+	struct balloon_core_limits l;
+	u64 before;
+
+	balloon_core_limits_get(&l);
+	mutex_lock(&bdev->lock);
+	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
+	    !(bdev->caps.flags & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE) ||
+	    !bdev->size)
+		goto out;
+
+	before = bdev->size;
+	balloon_core_deflate(bdev, &l,
+			     min_t(u64, bdev->size, (u64)l.oom_pages *
+				   BALLOON_CORE_UNITS_PER_PAGE), false);
+	if (bdev->size == before)
+		goto out;
+
+	*freed += (before - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_PRESSURE);
+	atomic64_add(before - bdev->size,
+		     &bdev->stats[BALLOON_CORE_STAT_PRESSURE_FREE]);
+	bdev->holdoff_until = jiffies + msecs_to_jiffies(l.holdoff_ms);
+	balloon_core_call_size_changed(bdev);
+out:
+	mutex_unlock(&bdev->lock);
+	/* A host reset met on the way is the work loop's to handle. */
+	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		balloon_core_kick(bdev);
+	return NOTIFY_OK;
 }
 
 /**
@@ -589,7 +778,8 @@ EXPORT_SYMBOL_NS_GPL(balloon_core_size, BALLOON_CORE_NS);
  * The transport must be ready to take calls before it registers.
  *
  * Context: Process context; may sleep.
- * Return: 0, or -EINVAL for an ops table missing a required method.
+ * Return: 0, -EINVAL for an ops table missing a required method, or the
+ * error from registering the OOM notifier.
  */
 int balloon_core_register(struct balloon_core_dev *bdev,
 			  const struct balloon_core_ops *ops,
@@ -597,6 +787,7 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 {
 	struct balloon_core_limits l;
 	unsigned int order;
+	int ret;
 
 	if (!ops || !ops->start || !ops->get_target || !ops->inflate || !name)
 		return -EINVAL;
@@ -609,11 +800,18 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++)
 		INIT_LIST_HEAD(&bdev->pages[order]);
 	INIT_LIST_HEAD(&bdev->refused);
+	INIT_LIST_HEAD(&bdev->prealloc);
 	balloon_core_limits_get(&l);
 	balloon_core_rate_init(&bdev->rate, &l);
 	bdev->parent = parent;
 	strscpy(bdev->name, name, sizeof(bdev->name));
 	bdev->ops = ops;
+
+	bdev->holdoff_until = jiffies;
+	bdev->oom_nb.notifier_call = balloon_core_oom_notify;
+	ret = register_oom_notifier(&bdev->oom_nb);
+	if (ret)
+		return ret;
 
 	balloon_core_debugfs_add(bdev);
 	set_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags);
@@ -640,6 +838,8 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 {
 	struct balloon_core_limits l;
 
+	/* Waits for a running notifier: none can start after this. */
+	unregister_oom_notifier(&bdev->oom_nb);
 	spin_lock_irq(&bdev->kick_lock);
 	clear_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags);
 	spin_unlock_irq(&bdev->kick_lock);

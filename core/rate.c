@@ -73,6 +73,14 @@ static struct balloon_core_tunable max_refused = {
 	.val = 16, .min = 1, .max = 1024,
 };
 
+static struct balloon_core_tunable oom_pages = {
+	.val = 256, .min = 1, .max = 65536,
+};
+
+static struct balloon_core_tunable pressure_holdoff_ms = {
+	.val = 30000, .min = 0, .max = 3600000,
+};
+
 /* Returns 0 if @v is acceptable for @t, else the errno a write gets. */
 static int balloon_core_tunable_check(const struct balloon_core_tunable *t,
 				      unsigned int v)
@@ -143,6 +151,13 @@ MODULE_PARM_DESC(slow_cycles,
 module_param_cb(max_refused, &balloon_core_tunable_ops, &max_refused, 0644);
 MODULE_PARM_DESC(max_refused,
 		 "Refused pages tolerated per inflate cycle (1..1024, default 16)");
+module_param_cb(oom_pages, &balloon_core_tunable_ops, &oom_pages, 0644);
+MODULE_PARM_DESC(oom_pages,
+		 "Pages given back per OOM notification, where the host allows it (1..65536, default 256)");
+module_param_cb(pressure_holdoff_ms, &balloon_core_tunable_ops,
+		&pressure_holdoff_ms, 0644);
+MODULE_PARM_DESC(pressure_holdoff_ms,
+		 "No inflation for this long after a pressure deflate, ms (0..3600000, default 30000)");
 
 #if IS_ENABLED(CONFIG_KUNIT)
 /**
@@ -170,6 +185,8 @@ int balloon_core_param_check(const char *name, unsigned int val)
 		{ "rate_inc", &rate_inc },
 		{ "slow_cycles", &slow_cycles },
 		{ "max_refused", &max_refused },
+		{ "oom_pages", &oom_pages },
+		{ "pressure_holdoff_ms", &pressure_holdoff_ms },
 	};
 	unsigned int i;
 
@@ -197,6 +214,8 @@ void balloon_core_limits_get(struct balloon_core_limits *l)
 	l->rate_inc = READ_ONCE(rate_inc.val);
 	l->slow_cycles = READ_ONCE(slow_cycles.val);
 	l->max_refused = READ_ONCE(max_refused.val);
+	l->oom_pages = READ_ONCE(oom_pages.val);
+	l->holdoff_ms = READ_ONCE(pressure_holdoff_ms.val);
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_limits_get);
 

@@ -55,23 +55,29 @@ struct fake_host {
 
 	/* what the host does */
 	u64 target;
+	unsigned int orders;		/* page orders the host accepts */
+	unsigned int cap_flags;		/* BALLOON_CORE_CAP_* besides POLL */
 	unsigned int max_batch;
-	unsigned int refuse_every;	/* refuse every Nth page; 0: none */
+	unsigned int refuse_every;	/* refuse every Nth 4 KiB page; 0: none */
+	unsigned int refuse_huge_every;	/* the same for huge pages */
 	struct fake_script script[FAKE_SCRIPT];
 
 	/* what the guest's allocator does */
 	unsigned int nosleep_ok;	/* successes before failing */
 	unsigned int sleep_ok;
+	unsigned int huge_ok;
 	unsigned int nosleep_allocs;
 	unsigned int sleep_allocs;
+	unsigned int huge_allocs;
 	bool bad_gfp;
 
 	/* what the host saw */
-	struct xarray held;		/* pfn -> page */
+	struct xarray held;		/* pfn -> page order, as a value */
 	unsigned int seq;
 	unsigned int calls[FAKE_OP_NR];
-	unsigned int pages_in;		/* pages offered by inflate */
-	unsigned int pages_out;		/* pages released by deflate */
+	unsigned int pages_in;		/* 4 KiB pages offered by inflate */
+	unsigned int huge_in;		/* huge pages offered by inflate */
+	unsigned int pages_out;		/* base pages released by deflate */
 	struct fake_call log[FAKE_LOG];
 	unsigned int nlog;
 	u64 reported;
@@ -107,13 +113,14 @@ static void fake_forget(struct fake_host *host)
 	xa_destroy(&host->held);
 }
 
+/* Base pages the host holds. */
 static unsigned long fake_held(struct fake_host *host)
 {
 	unsigned long index, n = 0;
 	void *entry;
 
 	xa_for_each(&host->held, index, entry)
-		n++;
+		n += 1UL << xa_to_value(entry);
 	return n;
 }
 
@@ -123,9 +130,9 @@ static int fake_start(struct balloon_core_dev *bdev,
 	struct fake_host *host = to_fake(bdev);
 	int ret = fake_record(host, FAKE_START, 0);
 
-	caps->orders = BIT(0);
+	caps->orders = host->orders;
 	caps->max_batch = host->max_batch;
-	caps->flags = BALLOON_CORE_CAP_POLL;
+	caps->flags = BALLOON_CORE_CAP_POLL | host->cap_flags;
 	caps->poll_ms = 3600 * 1000;
 	return ret;
 }
@@ -148,7 +155,7 @@ static int fake_inflate(struct balloon_core_dev *bdev,
 	int ret = fake_record(host, FAKE_INFLATE, batch->count);
 	unsigned int i;
 
-	if (batch->order)
+	if (!(host->orders & BIT(batch->order)))
 		host->protocol_error = true;
 	if (ret == -BALLOON_CORE_ERESET) {
 		fake_forget(host);
@@ -159,9 +166,12 @@ static int fake_inflate(struct balloon_core_dev *bdev,
 
 	for (i = 0; i < batch->count; i++) {
 		unsigned long pfn = page_to_pfn(batch->pages[i]);
+		unsigned int every = batch->order ? host->refuse_huge_every :
+						    host->refuse_every;
+		unsigned int nth = batch->order ? ++host->huge_in :
+						  ++host->pages_in;
 
-		host->pages_in++;
-		if (host->refuse_every && host->pages_in % host->refuse_every == 0) {
+		if (every && nth % every == 0) {
 			batch->status[i] = -EBUSY;
 			continue;
 		}
@@ -170,7 +180,8 @@ static int fake_inflate(struct balloon_core_dev *bdev,
 			batch->status[i] = -EEXIST;
 			continue;
 		}
-		xa_store(&host->held, pfn, batch->pages[i], GFP_KERNEL);
+		xa_store(&host->held, pfn, xa_mk_value(batch->order),
+			 GFP_KERNEL);
 	}
 	return ret;
 }
@@ -190,12 +201,15 @@ static int fake_deflate(struct balloon_core_dev *bdev,
 	for (i = 0; i < batch->count; i++) {
 		struct page *page = batch->pages[i];
 
+		void *held;
+
 		/* The host must hear of a page while the guest still owns it. */
 		if (page_ref_count(page) != 1)
 			host->protocol_error = true;
-		if (!xa_erase(&host->held, page_to_pfn(page)))
-			host->protocol_error = true;	/* never held */
-		host->pages_out++;
+		held = xa_erase(&host->held, page_to_pfn(page));
+		if (!held || xa_to_value(held) != batch->order)
+			host->protocol_error = true;	/* never held so */
+		host->pages_out += 1U << batch->order;
 	}
 	return 0;
 }
@@ -223,7 +237,13 @@ static struct page *fake_alloc_page(gfp_t gfp, unsigned int order)
 	struct kunit *test = kunit_get_current_test();
 	struct fake_host *host = test->priv;
 
-	if (gfpflags_allow_blocking(gfp)) {
+	if (order) {
+		/* Huge pages only when the guest can spare them at once. */
+		if (gfpflags_allow_blocking(gfp) || !(gfp & __GFP_NOMEMALLOC))
+			host->bad_gfp = true;
+		if (host->huge_allocs++ >= host->huge_ok)
+			return NULL;
+	} else if (gfpflags_allow_blocking(gfp)) {
 		/* Sleeping allocations must give up before the OOM killer. */
 		if (!(gfp & __GFP_NORETRY) || !(gfp & __GFP_NOMEMALLOC))
 			host->bad_gfp = true;
@@ -246,9 +266,11 @@ static int fake_init(struct kunit *test)
 	if (!host)
 		return -ENOMEM;
 	host->test = test;
+	host->orders = BIT(0);
 	host->max_batch = 64;
 	host->nosleep_ok = FAKE_NEVER;
 	host->sleep_ok = FAKE_NEVER;
+	host->huge_ok = FAKE_NEVER;
 	xa_init(&host->held);
 	test->priv = host;
 	kunit_activate_static_stub(test, balloon_core_alloc_page,
@@ -707,6 +729,220 @@ static void start_without_usable_batch_fails(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], DIV_ROUND_UP(100, 16));
 }
 
+#define HUGE_ORDER	BALLOON_CORE_MAX_ORDER
+#define HUGE_PAGES	BIT(HUGE_ORDER)
+
+static void huge_inflate_prefers_2m_pages(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	fake_register(test, host);
+	host->target = 4 * HUGE_PAGES + 100;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 4 * HUGE_PAGES + 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 4);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC), 4);
+	/* One batch of four huge pages, two of 4 KiB pages. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 3U);
+	expect_consistent(test, host);
+}
+
+static void huge_alloc_failure_falls_back_to_4k(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->huge_ok = 1;
+	fake_register(test, host);
+	host->target = 4 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 4 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 3 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC_FAIL), 1);
+	/* No huge page to spare is not memory pressure. */
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.slow_cycles, 0U);
+	expect_consistent(test, host);
+}
+
+static void huge_refused_split_and_offered_again(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->refuse_huge_every = 1;
+	fake_register(test, host);
+	host->target = 2 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* Both huge pages refused, split, and every piece taken as 4 KiB. */
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_SPLIT), 2);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 2 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC), 0);
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
+	expect_consistent(test, host);
+}
+
+static void huge_refused_pieces_not_needed_are_freed(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->refuse_huge_every = 1;
+	host->refuse_every = 2;		/* and half of the pieces too */
+	fake_register(test, host);
+	host->target = HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+
+	/*
+	 * The first batch of 64 pieces has 32 refused, past the cap of 16:
+	 * the cycle ends with 32 taken, and every other piece freed.
+	 */
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_SPLIT), 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 32);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE),
+			HUGE_PAGES - host->bdev.size);
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
+	expect_consistent(test, host);
+}
+
+static void huge_deflate_whole_pages_then_exact(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	fake_register(test, host);
+	host->target = 2 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 2);
+
+	/* 424 pages to give back, only 2 MiB pages: one goes whole ... */
+	host->target = 600;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_FREE), 1);
+	KUNIT_EXPECT_EQ(test, host->pages_out, HUGE_PAGES);
+
+	/* ... and the next cycle makes up the difference in 4 KiB pages. */
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 600);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 600 - HUGE_PAGES);
+	expect_consistent(test, host);
+
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_FREE), 2);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE),
+			600 - HUGE_PAGES);
+}
+
+static unsigned long fake_oom(struct fake_host *host)
+{
+	unsigned long freed = 0;
+
+	host->bdev.oom_nb.notifier_call(&host->bdev.oom_nb, 0, &freed);
+	return freed;
+}
+
+static void pressure_deflate_frees_and_holds_off(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int calls;
+
+	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
+	fake_register(test, host);
+	host->target = 2000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+
+	/* An OOM notification takes oom_pages back, telling the host. */
+	KUNIT_EXPECT_EQ(test, fake_oom(host), 256UL);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, host->pages_out, 256U);
+	KUNIT_EXPECT_EQ(test, host->reported, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 1);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE_FREE), 256);
+
+	/* The host still wants 2000, but the next cycles must not ping-pong. */
+	calls = host->calls[FAKE_INFLATE];
+	balloon_core_run_cycle(&host->bdev);
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], calls);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HOLDOFF), 2);
+
+	/* Once the hold-off has passed, inflation resumes. */
+	host->bdev.holdoff_until = jiffies - 1;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000);
+	expect_consistent(test, host);
+}
+
+static void pressure_deflate_needs_host_permission(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 2000;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, fake_oom(host), 0UL);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 0);
+	expect_consistent(test, host);
+}
+
+static void pressure_deflate_huge_page_whole(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
+	fake_register(test, host);
+	host->target = 2 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 2);
+
+	/* 256 pages wanted, only 2 MiB pages: one goes, whole. */
+	KUNIT_EXPECT_EQ(test, fake_oom(host), (unsigned long)HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, HUGE_PAGES);
+	expect_consistent(test, host);
+}
+
+static void managed_count_follows_balloon(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned long ram = totalram_pages();
+
+	host->cap_flags = BALLOON_CORE_CAP_ADJUST_MANAGED;
+	fake_register(test, host);
+	host->target = 3000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 3000);
+	KUNIT_EXPECT_EQ(test, totalram_pages(), ram - 3000);
+
+	/* The clamp still counts the ballooned pages as the guest's. */
+	host->target = U64_MAX;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.target, (u64)ram);
+
+	/* That cycle inflated up to 16384 more; deflating takes two. */
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+	KUNIT_EXPECT_EQ(test, totalram_pages(), ram - 1000);
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, totalram_pages(), ram);
+}
+
 static void kick_from_atomic_context(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
@@ -759,6 +995,15 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(start_failure_retried_next_cycle),
 	KUNIT_CASE(start_batch_size_honoured_and_capped),
 	KUNIT_CASE(start_without_usable_batch_fails),
+	KUNIT_CASE(huge_inflate_prefers_2m_pages),
+	KUNIT_CASE(huge_alloc_failure_falls_back_to_4k),
+	KUNIT_CASE(huge_refused_split_and_offered_again),
+	KUNIT_CASE(huge_refused_pieces_not_needed_are_freed),
+	KUNIT_CASE(huge_deflate_whole_pages_then_exact),
+	KUNIT_CASE(pressure_deflate_frees_and_holds_off),
+	KUNIT_CASE(pressure_deflate_needs_host_permission),
+	KUNIT_CASE(pressure_deflate_huge_page_whole),
+	KUNIT_CASE(managed_count_follows_balloon),
 	KUNIT_CASE(kick_from_atomic_context),
 	KUNIT_CASE(register_rejects_incomplete_ops),
 	{ }

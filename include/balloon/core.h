@@ -18,6 +18,7 @@
 
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/notifier.h>
 #include <linux/rwsem.h>
 #include <linux/sizes.h>
 #include <linux/spinlock.h>
@@ -69,10 +70,15 @@ struct page;
  *	transport pushes target changes with balloon_core_kick().
  * @BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE: the host allows the guest to take
  *	pages back under memory pressure before the OOM killer runs.
+ * @BALLOON_CORE_CAP_ADJUST_MANAGED: take ballooned pages out of the guest's
+ *	managed page count, so that MemTotal shrinks with the balloon.  The
+ *	in-tree virtio driver does this unless the host allows deflate on
+ *	OOM; a transport states its choice here.
  */
 enum balloon_core_cap_flags {
 	BALLOON_CORE_CAP_POLL			= BIT(0),
 	BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE	= BIT(1),
+	BALLOON_CORE_CAP_ADJUST_MANAGED		= BIT(2),
 };
 
 /**
@@ -144,7 +150,9 @@ struct balloon_core_batch {
  *	is the transport's to log.
  *
  * No method is called from atomic context, and none is called once
- * balloon_core_unregister() has returned.
+ * balloon_core_unregister() has returned.  Since the core's OOM notifier
+ * takes the work lock too, no method may allocate memory in a way that
+ * can invoke the OOM killer: use __GFP_NORETRY or GFP_NOWAIT.
  */
 struct balloon_core_ops {
 	struct module *owner;
@@ -171,15 +179,23 @@ struct balloon_core_ops {
  * @BALLOON_CORE_STAT_INFLATE_FAIL: failed @inflate calls.
  * @BALLOON_CORE_STAT_DEFLATE: @deflate calls.
  * @BALLOON_CORE_STAT_DEFLATE_FAIL: failed @deflate calls.
- * @BALLOON_CORE_STAT_ALLOC: non-sleeping page allocations.
+ * @BALLOON_CORE_STAT_ALLOC: non-sleeping 4 KiB page allocations.
  * @BALLOON_CORE_STAT_ALLOC_FAIL: failed non-sleeping page allocations.
  * @BALLOON_CORE_STAT_SLEEP_ALLOC: sleeping page allocations.
  * @BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL: failed sleeping page allocations.
- * @BALLOON_CORE_STAT_REFUSED_ALLOC: pages the host refused.
+ * @BALLOON_CORE_STAT_REFUSED_ALLOC: pages (of any size) the host refused.
  * @BALLOON_CORE_STAT_REFUSED_FREE: refused pages given back to the guest.
- * @BALLOON_CORE_STAT_FREE: ballooned pages given back to the guest.
+ * @BALLOON_CORE_STAT_FREE: ballooned 4 KiB pages given back to the guest.
  * @BALLOON_CORE_STAT_RESET: resets (host-demanded or transport-requested).
  * @BALLOON_CORE_STAT_CLAMPED: host targets clamped to guest memory.
+ * @BALLOON_CORE_STAT_HUGE_ALLOC: huge-page allocations.
+ * @BALLOON_CORE_STAT_HUGE_ALLOC_FAIL: failed huge-page allocations.
+ * @BALLOON_CORE_STAT_HUGE_FREE: ballooned huge pages given back.
+ * @BALLOON_CORE_STAT_HUGE_SPLIT: refused huge pages split into 4 KiB pages.
+ * @BALLOON_CORE_STAT_PRESSURE: OOM notifications that deflated the balloon.
+ * @BALLOON_CORE_STAT_PRESSURE_FREE: 4 KiB units given back under pressure.
+ * @BALLOON_CORE_STAT_HOLDOFF: cycles whose inflation was held off after a
+ *	pressure deflate.
  * @BALLOON_CORE_STAT_NR: number of counters.
  */
 enum balloon_core_stat {
@@ -202,6 +218,13 @@ enum balloon_core_stat {
 	BALLOON_CORE_STAT_FREE,
 	BALLOON_CORE_STAT_RESET,
 	BALLOON_CORE_STAT_CLAMPED,
+	BALLOON_CORE_STAT_HUGE_ALLOC,
+	BALLOON_CORE_STAT_HUGE_ALLOC_FAIL,
+	BALLOON_CORE_STAT_HUGE_FREE,
+	BALLOON_CORE_STAT_HUGE_SPLIT,
+	BALLOON_CORE_STAT_PRESSURE,
+	BALLOON_CORE_STAT_PRESSURE_FREE,
+	BALLOON_CORE_STAT_HOLDOFF,
 	BALLOON_CORE_STAT_NR
 };
 
@@ -224,7 +247,8 @@ struct balloon_core_rate {
  *	@ops_lock held for writing, read under it held for reading.
  * @ops_lock: guards @ops so that no method runs after unregister.
  * @lock: the work lock.  Serialises the work loop, resets and unregister;
- *	protects @caps, @batch, @pages, @refused, @size, @target and @rate.
+ *	protects @caps, @batch, @pages, @nr_pages, @refused, @prealloc, @size,
+ *	@target, @rate and @holdoff_until.
  * @kick_lock: protects @flags against concurrent kicks from interrupt
  *	context.
  * @flags: core-private state bits (registered, reset requested).
@@ -234,10 +258,16 @@ struct balloon_core_rate {
  *	entries, at least @caps.max_batch.
  * @batch_room: allocated length of the @batch arrays.
  * @pages: the ballooned pages, one list per page order.
- * @refused: pages the host refused during the current inflate cycle.
+ * @nr_pages: the length of each @pages list.
+ * @refused: 4 KiB pages the host refused during the current inflate cycle.
+ * @prealloc: 4 KiB pieces of huge pages the host refused this cycle,
+ *	offered again before any new 4 KiB allocation.
  * @size: balloon size in 4 KiB units.
  * @target: last target read from the host, clamped, in 4 KiB units.
  * @rate: the adaptive inflate and deflate rates.
+ * @holdoff_until: no inflation before this time (jiffies), set by a
+ *	deflate under memory pressure.
+ * @oom_nb: the OOM notifier that deflates under memory pressure.
  * @stats: counters indexed by &enum balloon_core_stat.
  * @debugfs: this instance's debugfs directory.
  * @parent: the transport's device, used for logs; may be %NULL.
@@ -258,10 +288,14 @@ struct balloon_core_dev {
 	struct balloon_core_batch batch;
 	unsigned int batch_room;
 	struct list_head pages[BALLOON_CORE_MAX_ORDER + 1];
+	unsigned long nr_pages[BALLOON_CORE_MAX_ORDER + 1];
 	struct list_head refused;
+	struct list_head prealloc;
 	u64 size;
 	u64 target;
 	struct balloon_core_rate rate;
+	unsigned long holdoff_until;
+	struct notifier_block oom_nb;
 	atomic64_t stats[BALLOON_CORE_STAT_NR];
 	struct dentry *debugfs;
 	struct device *parent;
