@@ -40,6 +40,8 @@ static const char * const balloon_core_stat_names[BALLOON_CORE_STAT_NR] = {
 	[BALLOON_CORE_STAT_PRESSURE] = "pressure",
 	[BALLOON_CORE_STAT_PRESSURE_FREE] = "pressure_free",
 	[BALLOON_CORE_STAT_HOLDOFF] = "holdoff",
+	[BALLOON_CORE_STAT_MIGRATE] = "migrate",
+	[BALLOON_CORE_STAT_MIGRATE_FAIL] = "migrate_fail",
 };
 
 static int balloon_core_vmmemctl_show(struct seq_file *f, void *unused)

@@ -10,9 +10,12 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/balloon_compaction.h>
+#include <linux/delay.h>
 #include <linux/device.h>
 #include <linux/gfp.h>
 #include <linux/jiffies.h>
+#include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/oom.h>
@@ -25,14 +28,20 @@
 /*
  * Non-sleeping allocations never reclaim, never warn and never touch the
  * emergency reserves; sleeping ones may reclaim but give up before the OOM
- * killer would run (__GFP_NORETRY).
+ * killer would run (__GFP_NORETRY).  4 KiB pages are movable where balloon
+ * compaction is built in (balloon_mapping_gfp_mask()).
  */
 #define BALLOON_CORE_GFP_NOSLEEP \
-	(__GFP_HIGHMEM | __GFP_NOWARN | __GFP_NOMEMALLOC)
+	((balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) | __GFP_NOWARN | \
+	 __GFP_NOMEMALLOC)
 #define BALLOON_CORE_GFP_SLEEP \
-	(GFP_HIGHUSER | __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC)
+	(balloon_mapping_gfp_mask() | __GFP_NOWARN | __GFP_NORETRY | \
+	 __GFP_NOMEMALLOC)
 /* Huge pages are a bonus: only take one the guest can spare right now. */
-#define BALLOON_CORE_GFP_HUGE	BALLOON_CORE_GFP_NOSLEEP
+#define BALLOON_CORE_GFP_HUGE	(__GFP_HIGHMEM | __GFP_NOWARN | __GFP_NOMEMALLOC)
+
+/* How long reset and unregister wait for pages isolated for migration. */
+#define BALLOON_CORE_ISOLATED_WAIT_MS	10000
 
 /*
  * Delay before retrying a failed handshake, or a push-style host's cycle
@@ -219,23 +228,95 @@ static void balloon_core_call_size_changed(struct balloon_core_dev *bdev)
 }
 
 /*
+ * 4 KiB pages live in @b_dev_info, where balloon compaction can isolate
+ * and migrate them; larger pages on the core's own lists.
+ */
+static void balloon_core_enqueue(struct balloon_core_dev *bdev,
+				 struct page *page, unsigned int order)
+{
+	if (order)
+		list_add(&page->lru, &bdev->pages[order]);
+	else
+		balloon_page_enqueue(&bdev->b_dev_info, page);
+	bdev->nr_pages[order]++;
+}
+
+/* Take up to @n pages of @order out of the balloon, onto @list. */
+static unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
+					 unsigned int order,
+					 struct list_head *list, unsigned int n)
+{
+	struct page *page, *next;
+	unsigned int got = 0;
+
+	if (!order) {
+		got = balloon_page_list_dequeue(&bdev->b_dev_info, list, n);
+	} else {
+		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
+			if (got == n)
+				break;
+			list_move_tail(&page->lru, list);
+			got++;
+		}
+	}
+	bdev->nr_pages[order] -= got;
+	return got;
+}
+
+/* Put pages taken by balloon_core_dequeue() back into the balloon. */
+static void balloon_core_requeue(struct balloon_core_dev *bdev,
+				 unsigned int order, struct list_head *list,
+				 unsigned int n)
+{
+	if (order)
+		list_splice(list, &bdev->pages[order]);
+	else
+		balloon_page_list_enqueue(&bdev->b_dev_info, list);
+	bdev->nr_pages[order] += n;
+}
+
+static void balloon_core_free_list(struct balloon_core_dev *bdev,
+				   struct list_head *list, unsigned int order)
+{
+	struct page *page, *next;
+
+	list_for_each_entry_safe(page, next, list, lru) {
+		list_del(&page->lru);
+		balloon_core_account(bdev, page, order, false);
+		balloon_core_free_page(bdev, page, order,
+				       order ? BALLOON_CORE_STAT_HUGE_FREE :
+					       BALLOON_CORE_STAT_FREE);
+	}
+}
+
+/*
  * Drop every page without telling the host: after a reset the host has
- * forgotten them already.
+ * forgotten them already.  A page isolated for migration is not on the
+ * list; the migration finds the balloon busy and puts it back shortly.
  */
 static void balloon_core_drop_all(struct balloon_core_dev *bdev)
 {
-	struct page *page, *next;
+	unsigned long deadline = jiffies +
+				 msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
 	unsigned int order;
 
 	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++) {
-		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
-			list_del(&page->lru);
-			balloon_core_account(bdev, page, order, false);
-			balloon_core_free_page(bdev, page, order,
-					       order ? BALLOON_CORE_STAT_HUGE_FREE :
-						       BALLOON_CORE_STAT_FREE);
+		while (bdev->nr_pages[order]) {
+			LIST_HEAD(taken);
+
+			if (balloon_core_dequeue(bdev, order, &taken, UINT_MAX)) {
+				balloon_core_free_list(bdev, &taken, order);
+				continue;
+			}
+			if (time_after(jiffies, deadline)) {
+				dev_err(bdev->parent,
+					"%s: %lu pages stuck in migration, leaking them\n",
+					bdev->name, bdev->nr_pages[order]);
+				bdev->nr_pages[order] = 0;
+				break;
+			}
+			usleep_range(1000, 2000);
 		}
-		bdev->nr_pages[order] = 0;
 	}
 	bdev->size = 0;
 }
@@ -368,8 +449,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 
 		if (!batch->status[i]) {
 			balloon_core_account(bdev, page, order, true);
-			list_add(&page->lru, &bdev->pages[order]);
-			bdev->nr_pages[order]++;
+			balloon_core_enqueue(bdev, page, order);
 			bdev->size += BALLOON_CORE_UNITS_PER_PAGE << order;
 			ctx->done += 1U << order;
 			continue;
@@ -486,43 +566,35 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 				      unsigned int order, u64 max, u64 *done)
 {
 	struct balloon_core_batch *batch = &bdev->batch;
-	unsigned int i, n = 1U << order;
+	unsigned int n = 1U << order;
 	u64 freed = 0;
 	int ret = 0;
 
 	balloon_core_batch_init(bdev, order);
-	while (freed + n <= max && !list_empty(&bdev->pages[order])) {
-		struct page *page, *next;
+	while (freed + n <= max) {
+		unsigned int i = 0, want = min_t(u64, bdev->caps.max_batch,
+						 (max - freed) >> order);
+		struct page *page;
+		LIST_HEAD(taken);
 
-		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
-			if (batch->count == bdev->caps.max_batch ||
-			    freed + (batch->count + 1) * n > max)
-				break;
-			list_del(&page->lru);
-			batch->pages[batch->count++] = page;
-		}
+		batch->count = balloon_core_dequeue(bdev, order, &taken, want);
+		if (!batch->count)
+			break;
+		list_for_each_entry(page, &taken, lru)
+			batch->pages[i++] = page;
 
 		/* The host hears of it before the guest may reuse the page. */
 		ret = balloon_core_call_deflate(bdev, batch);
 		if (ret) {
-			for (i = batch->count; i > 0; i--)
-				list_add(&batch->pages[i - 1]->lru,
-					 &bdev->pages[order]);
+			balloon_core_requeue(bdev, order, &taken, batch->count);
 			break;
 		}
-		for (i = 0; i < batch->count; i++) {
-			balloon_core_account(bdev, batch->pages[i], order,
-					     false);
-			balloon_core_free_page(bdev, batch->pages[i], order,
-					       order ? BALLOON_CORE_STAT_HUGE_FREE :
-						       BALLOON_CORE_STAT_FREE);
-		}
-		bdev->nr_pages[order] -= batch->count;
+		balloon_core_free_list(bdev, &taken, order);
 		bdev->size -= (u64)batch->count * n * BALLOON_CORE_UNITS_PER_PAGE;
 		freed += (u64)batch->count * n;
-		batch->count = 0;
 		cond_resched();
 	}
+	batch->count = 0;
 	*done += freed;
 	return ret;
 }
@@ -549,7 +621,7 @@ static void balloon_core_deflate(struct balloon_core_dev *bdev,
 	 */
 	for (order = 0; !ret && whole_way && done < goal &&
 	     order <= BALLOON_CORE_MAX_ORDER; order++) {
-		if (list_empty(&bdev->pages[order]))
+		if (!bdev->nr_pages[order])
 			continue;
 		ret = balloon_core_deflate_order(bdev, order, 1U << order, &done);
 		break;
@@ -670,6 +742,77 @@ static void balloon_core_work(struct work_struct *work)
 	if (test_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags))
 		queue_delayed_work(system_freezable_wq, &bdev->work, delay);
 	spin_unlock_irq(&bdev->kick_lock);
+}
+
+/*
+ * Balloon compaction moves a ballooned 4 KiB page: the host takes the new
+ * page first, then gives the old one back, so it never holds less than the
+ * balloon.  A busy balloon (the work loop, or reclaim entered from its own
+ * allocations) makes the migration retry later rather than wait.
+ */
+static int balloon_core_migratepage(struct balloon_dev_info *info,
+				    struct page *newpage, struct page *page,
+				    enum migrate_mode mode)
+{
+	struct balloon_core_dev *bdev =
+		container_of(info, struct balloon_core_dev, b_dev_info);
+	struct balloon_core_batch *batch = &bdev->batch;
+	unsigned long flags;
+	int ret = -EAGAIN;
+
+	if (!mutex_trylock(&bdev->lock))
+		goto out_busy;
+	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
+	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		goto out;
+
+	balloon_core_batch_init(bdev, 0);
+	batch->pages[0] = newpage;
+	batch->count = 1;
+	ret = balloon_core_call_inflate(bdev, batch);
+	if (ret || batch->status[0])
+		goto out_fail;
+
+	batch->pages[0] = page;
+	ret = balloon_core_call_deflate(bdev, batch);
+	if (ret) {
+		/* The host must not keep a page the balloon will not hold. */
+		batch->pages[0] = newpage;
+		if (balloon_core_call_deflate(bdev, batch))
+			dev_warn_once(bdev->parent,
+				      "%s: host kept a page a failed migration offered\n",
+				      bdev->name);
+		goto out_fail;
+	}
+
+	get_page(newpage);	/* the balloon's reference */
+	if ((bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED) &&
+	    page_zone(page) != page_zone(newpage)) {
+		adjust_managed_page_count(page, 1);
+		adjust_managed_page_count(newpage, -1);
+	}
+	spin_lock_irqsave(&info->pages_lock, flags);
+	balloon_page_insert(info, newpage);
+	info->isolated_pages--;
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	balloon_page_finalize(page);
+	put_page(page);		/* the balloon's reference */
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE);
+	mutex_unlock(&bdev->lock);
+	return MIGRATEPAGE_SUCCESS;
+
+out_fail:
+	if (ret == -BALLOON_CORE_ERESET)
+		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+	ret = -EAGAIN;
+out:
+	batch->count = 0;
+	mutex_unlock(&bdev->lock);
+	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		balloon_core_kick(bdev);
+out_busy:
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
+	return ret;
 }
 
 /*
@@ -799,6 +942,9 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	INIT_DELAYED_WORK(&bdev->work, balloon_core_work);
 	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++)
 		INIT_LIST_HEAD(&bdev->pages[order]);
+	balloon_devinfo_init(&bdev->b_dev_info);
+	if (IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		bdev->b_dev_info.migratepage = balloon_core_migratepage;
 	INIT_LIST_HEAD(&bdev->refused);
 	INIT_LIST_HEAD(&bdev->prealloc);
 	balloon_core_limits_get(&l);

@@ -17,6 +17,8 @@
 #include <kunit/test.h>
 #include <linux/gfp.h>
 #include <linux/irqflags.h>
+#include <linux/migrate.h>
+#include <linux/pagemap.h>
 #include <linux/mm.h>
 #include <linux/xarray.h>
 
@@ -203,8 +205,8 @@ static int fake_deflate(struct balloon_core_dev *bdev,
 
 		void *held;
 
-		/* The host must hear of a page while the guest still owns it. */
-		if (page_ref_count(page) != 1)
+		/* The host must hear of a page before the guest frees it. */
+		if (page_ref_count(page) < 1)
 			host->protocol_error = true;
 		held = xa_erase(&host->held, page_to_pfn(page));
 		if (!held || xa_to_value(held) != batch->order)
@@ -943,6 +945,144 @@ static void managed_count_follows_balloon(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, totalram_pages(), ram);
 }
 
+/* What the MM does before migrating a ballooned page: ref and isolate. */
+static struct page *fake_isolate(struct fake_host *host)
+{
+	struct balloon_dev_info *info = &host->bdev.b_dev_info;
+	struct page *page;
+	unsigned long flags;
+
+	spin_lock_irqsave(&info->pages_lock, flags);
+	page = list_first_entry(&info->pages, struct page, lru);
+	get_page(page);
+	list_del(&page->lru);
+	info->isolated_pages++;
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	return page;
+}
+
+/* ... and what it does when the migration failed. */
+static void fake_putback(struct fake_host *host, struct page *page)
+{
+	struct balloon_dev_info *info = &host->bdev.b_dev_info;
+	unsigned long flags;
+
+	spin_lock_irqsave(&info->pages_lock, flags);
+	list_add(&page->lru, &info->pages);
+	info->isolated_pages--;
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	put_page(page);
+}
+
+static int fake_migrate(struct fake_host *host, struct page *newpage,
+			struct page *page)
+{
+	struct balloon_dev_info *info = &host->bdev.b_dev_info;
+	int ret;
+
+	lock_page(page);
+	lock_page(newpage);
+	ret = info->migratepage(info, newpage, page, MIGRATE_SYNC);
+	unlock_page(newpage);
+	unlock_page(page);
+	return ret;
+}
+
+static void migrate_tells_host_new_then_old(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+	unsigned int nlog;
+
+	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
+	fake_register(test, host);
+	host->target = 100;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 100);
+
+	newpage = alloc_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	page = fake_isolate(host);
+	nlog = host->nlog;
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page),
+			MIGRATEPAGE_SUCCESS);
+
+	/* The host took the new page before it gave back the old one. */
+	KUNIT_ASSERT_EQ(test, host->nlog, nlog + 2);
+	KUNIT_EXPECT_EQ(test, host->log[nlog].op, FAKE_INFLATE);
+	KUNIT_EXPECT_EQ(test, host->log[nlog + 1].op, FAKE_DEFLATE);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE), 1);
+	/* The old page is the MM's alone now; the new one is the balloon's. */
+	KUNIT_EXPECT_EQ(test, page_ref_count(page), 1);
+	put_page(page);
+	put_page(newpage);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
+	expect_consistent(test, host);
+
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void migrate_busy_balloon_retries_later(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+	unsigned int calls;
+
+	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
+	fake_register(test, host);
+	host->target = 100;
+	balloon_core_run_cycle(&host->bdev);
+
+	newpage = alloc_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	page = fake_isolate(host);
+	calls = host->seq;
+	mutex_lock(&host->bdev.lock);	/* the work loop is running */
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page), -EAGAIN);
+	mutex_unlock(&host->bdev.lock);
+	KUNIT_EXPECT_EQ(test, host->seq, calls);	/* host not called */
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
+
+	fake_putback(host, page);
+	__free_page(newpage);
+	expect_consistent(test, host);
+
+	/* Reset and unregister wait for isolated pages to come back. */
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void migrate_new_page_refused(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
+	fake_register(test, host);
+	host->target = 100;
+	balloon_core_run_cycle(&host->bdev);
+	host->refuse_every = 101;	/* the next page offered */
+
+	newpage = alloc_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	page = fake_isolate(host);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+
+	fake_putback(host, page);
+	__free_page(newpage);
+	expect_consistent(test, host);
+}
+
 static void kick_from_atomic_context(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
@@ -1004,6 +1144,9 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(pressure_deflate_needs_host_permission),
 	KUNIT_CASE(pressure_deflate_huge_page_whole),
 	KUNIT_CASE(managed_count_follows_balloon),
+	KUNIT_CASE(migrate_tells_host_new_then_old),
+	KUNIT_CASE(migrate_busy_balloon_retries_later),
+	KUNIT_CASE(migrate_new_page_refused),
 	KUNIT_CASE(kick_from_atomic_context),
 	KUNIT_CASE(register_rejects_incomplete_ops),
 	{ }

@@ -16,6 +16,7 @@
 #ifndef _BALLOON_CORE_H
 #define _BALLOON_CORE_H
 
+#include <linux/balloon_compaction.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
@@ -196,6 +197,8 @@ struct balloon_core_ops {
  * @BALLOON_CORE_STAT_PRESSURE_FREE: 4 KiB units given back under pressure.
  * @BALLOON_CORE_STAT_HOLDOFF: cycles whose inflation was held off after a
  *	pressure deflate.
+ * @BALLOON_CORE_STAT_MIGRATE: ballooned pages moved by balloon compaction.
+ * @BALLOON_CORE_STAT_MIGRATE_FAIL: moves refused (balloon busy, host error).
  * @BALLOON_CORE_STAT_NR: number of counters.
  */
 enum balloon_core_stat {
@@ -225,6 +228,8 @@ enum balloon_core_stat {
 	BALLOON_CORE_STAT_PRESSURE,
 	BALLOON_CORE_STAT_PRESSURE_FREE,
 	BALLOON_CORE_STAT_HOLDOFF,
+	BALLOON_CORE_STAT_MIGRATE,
+	BALLOON_CORE_STAT_MIGRATE_FAIL,
 	BALLOON_CORE_STAT_NR
 };
 
@@ -257,8 +262,11 @@ struct balloon_core_rate {
  * @batch: the batch handed to the transport; its arrays hold @batch_room
  *	entries, at least @caps.max_batch.
  * @batch_room: allocated length of the @batch arrays.
- * @pages: the ballooned pages, one list per page order.
- * @nr_pages: the length of each @pages list.
+ * @pages: the ballooned pages of order 1 and above, one list per order.
+ * @b_dev_info: the ballooned 4 KiB pages, movable by balloon compaction;
+ *	its list is protected by its own pages_lock.
+ * @nr_pages: ballooned pages of each order, including 4 KiB pages
+ *	isolated for migration.
  * @refused: 4 KiB pages the host refused during the current inflate cycle.
  * @prealloc: 4 KiB pieces of huge pages the host refused this cycle,
  *	offered again before any new 4 KiB allocation.
@@ -273,7 +281,8 @@ struct balloon_core_rate {
  * @parent: the transport's device, used for logs; may be %NULL.
  * @name: the instance name, also the debugfs directory name.
  *
- * Lock order: @lock, then @ops_lock, then @kick_lock.  A transport never
+ * Lock order: @lock, then @ops_lock, then @kick_lock; @b_dev_info's
+ * pages_lock nests inside @lock.  A transport never
  * takes any of them; it only locks its own channel to the host.  Members
  * other than @parent are private to the core.
  */
@@ -288,6 +297,7 @@ struct balloon_core_dev {
 	struct balloon_core_batch batch;
 	unsigned int batch_room;
 	struct list_head pages[BALLOON_CORE_MAX_ORDER + 1];
+	struct balloon_dev_info b_dev_info;
 	unsigned long nr_pages[BALLOON_CORE_MAX_ORDER + 1];
 	struct list_head refused;
 	struct list_head prealloc;
