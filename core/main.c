@@ -744,6 +744,7 @@ static void balloon_core_work(struct work_struct *work)
 	spin_unlock_irq(&bdev->kick_lock);
 }
 
+#ifdef CONFIG_BALLOON_COMPACTION
 /*
  * Balloon compaction moves a ballooned 4 KiB page: the host takes the new
  * page first, then gives the old one back, so it never holds less than the
@@ -798,6 +799,7 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 	balloon_page_finalize(page);
 	put_page(page);		/* the balloon's reference */
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE);
+	count_vm_event(BALLOON_MIGRATE);
 	mutex_unlock(&bdev->lock);
 	return MIGRATEPAGE_SUCCESS;
 
@@ -814,6 +816,7 @@ out_busy:
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
 	return ret;
 }
+#endif
 
 /*
  * Deflate under memory pressure, where the host allows it: the kernel is
@@ -943,8 +946,9 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++)
 		INIT_LIST_HEAD(&bdev->pages[order]);
 	balloon_devinfo_init(&bdev->b_dev_info);
-	if (IS_ENABLED(CONFIG_BALLOON_COMPACTION))
-		bdev->b_dev_info.migratepage = balloon_core_migratepage;
+#ifdef CONFIG_BALLOON_COMPACTION
+	bdev->b_dev_info.migratepage = balloon_core_migratepage;
+#endif
 	INIT_LIST_HEAD(&bdev->refused);
 	INIT_LIST_HEAD(&bdev->prealloc);
 	balloon_core_limits_get(&l);
