@@ -64,10 +64,20 @@ static void balloon_virtio_ack(struct virtqueue *vq)
 static int balloon_virtio_start(struct balloon_core_dev *bdev,
 				struct balloon_core_caps *caps)
 {
+	struct balloon_virtio *vb = to_balloon_virtio(bdev);
+
 	caps->orders = BIT(0);
 	caps->max_batch = BALLOON_VIRTIO_PFNS / BALLOON_CORE_UNITS_PER_PAGE;
 	caps->poll_ms = 0;
-	caps->flags = 0;
+	/*
+	 * As the in-tree driver: a host that lets the guest deflate on OOM
+	 * gets its pages back under pressure; otherwise ballooned pages
+	 * leave the guest's MemTotal.
+	 */
+	if (virtio_has_feature(vb->vdev, VIRTIO_BALLOON_F_DEFLATE_ON_OOM))
+		caps->flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
+	else
+		caps->flags = BALLOON_CORE_CAP_ADJUST_MANAGED;
 	return 0;
 }
 
@@ -208,6 +218,7 @@ static void balloon_virtio_remove(struct virtio_device *vdev)
 
 static unsigned int balloon_virtio_features[] = {
 	VIRTIO_BALLOON_F_MUST_TELL_HOST,
+	VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
 };
 
 static const struct virtio_device_id balloon_virtio_ids[] = {
