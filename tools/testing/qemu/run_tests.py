@@ -238,6 +238,79 @@ def test_ours_virtio_inflate_deflate(ctx: Context) -> None:
            f"still loaded: {sorted(g.modules() & set(OUR_MODULES))}")
 
 
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio")
+def test_ours_virtio_compaction(ctx: Context) -> None:
+    """Compaction moves our ballooned pages: the host keeps the balloon's
+    size, the guest's counters show the moves, nothing is lost."""
+    g, qmp = ctx.guest, ctx.guest.qmp
+    full = g.spec.mem_mib * MIB
+    _move_balloon(ctx, GIB, "inflate")
+    before = _debugfs_stats(ctx)
+    for _ in range(3):
+        g.check("echo 1 > /proc/sys/vm/compact_memory", timeout=120)
+    after = _debugfs_stats(ctx)
+    moved = after["migrate"] - before["migrate"]
+    vmstat = dict(ln.split() for ln in
+                  g.read_file("/proc/vmstat").splitlines() if ln)
+    ctx.info(f"compaction moved {moved} ballooned pages "
+             f"({after['migrate_fail']} refused), "
+             f"vmstat balloon_migrate {vmstat.get('balloon_migrate')}")
+    expect(moved > 0, "compaction moved no ballooned page")
+    expect(int(vmstat.get("balloon_migrate", 0)) == after["migrate"],
+           f"/proc/vmstat balloon_migrate {vmstat.get('balloon_migrate')} "
+           f"!= debugfs migrate {after['migrate']}")
+    expect(after["size_kib"] == before["size_kib"],
+           f"balloon size changed: {before['size_kib']} -> "
+           f"{after['size_kib']} KiB")
+    actual = qmp.query_balloon()
+    expect(actual == GIB, f"QEMU's actual moved to {actual // MIB} MiB")
+    _move_balloon(ctx, full, "deflate")
+    g.check("rmmod balloon_virtio")
+    expect(qmp.query_balloon() == full, "balloon not empty after unload")
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio",
+         balloon_props={"deflate-on-oom": "on"})
+def test_ours_virtio_deflate_on_oom(ctx: Context) -> None:
+    """With deflate-on-oom, a guest memory hog that needs more than is left
+    completes with no OOM kill: the balloon gives memory back first, and
+    holds inflation off so that it does not take it straight back."""
+    g, qmp = ctx.guest, ctx.guest.qmp
+    balloon = 1536 * MIB
+    _move_balloon(ctx, g.spec.mem_mib * MIB - balloon, "inflate")
+    free = _meminfo_avail(ctx)
+    hog = free + 300 * MIB
+    rc, out = g.run(f"dd if=/dev/zero of=/tmp/hog bs=1M count={hog // MIB}"
+                    " 2>&1", timeout=600)
+    expect(rc == 0, f"the {hog // MIB} MiB hog failed (rc {rc}): {out}")
+    killed = [ln for ln in g.dmesg().splitlines()
+              if "Out of memory" in ln or "oom-kill" in ln]
+    expect(not killed, "the OOM killer ran: " + " | ".join(killed[:3]))
+    stats = _debugfs_stats(ctx)
+    given = stats["pressure_free"] * 4096
+    expect(stats["pressure"] > 0 and given >= hog - free - 64 * MIB,
+           f"balloon gave back {given // MIB} MiB under pressure "
+           f"({stats['pressure']} times) for a {hog // MIB} MiB hog with "
+           f"{free // MIB} MiB available")
+    actual = qmp.query_balloon()
+    expect(actual >= g.spec.mem_mib * MIB - balloon + given - 4 * MIB,
+           f"QEMU's actual {actual // MIB} MiB does not show the "
+           f"{given // MIB} MiB given back")
+    # The host repeats its target (a config interrupt): within the hold-off
+    # the balloon must not take the memory straight back.
+    qmp.balloon(g.spec.mem_mib * MIB - balloon)
+    time.sleep(3)
+    again = _debugfs_stats(ctx)
+    expect(again["size_kib"] == stats["size_kib"],
+           "the balloon re-inflated during its hold-off")
+    expect(again["holdoff"] > 0, "no cycle was held off")
+    ctx.info(f"hog {hog // MIB} MiB with {free // MIB} MiB available: "
+             f"balloon gave back {given // MIB} MiB in {stats['pressure']} "
+             f"OOM notifications, held off {again['holdoff']} cycles")
+
+
 @rigtest(mode="none", needs_modules=True)
 def test_ours_load_unload(ctx: Context) -> None:
     """Load and unload our modules; no oops/WARNING allowed."""
