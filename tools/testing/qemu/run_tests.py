@@ -245,16 +245,30 @@ def test_ours_virtio_compaction(ctx: Context) -> None:
     size, the guest's counters show the moves, nothing is lost."""
     g, qmp = ctx.guest, ctx.guest.qmp
     full = g.spec.mem_mib * MIB
-    _move_balloon(ctx, GIB, "inflate")
-    before = _debugfs_stats(ctx)
-    for _ in range(3):
-        g.check("echo 1 > /proc/sys/vm/compact_memory", timeout=120)
-    after = _debugfs_stats(ctx)
-    moved = after["migrate"] - before["migrate"]
+    # The allocator hands out high memory first, where compaction's free
+    # scanner works, not its migrate scanner.  Park a file up there, put
+    # the balloon below it, then free the file: now compaction must move
+    # ballooned pages up to make contiguous free memory below.  Compaction
+    # is heuristic, so allow a few rounds before calling it a failure.
+    target = full - 700 * MIB
+    first = _debugfs_stats(ctx)
+    for rounds in range(1, 4):
+        if rounds > 1:
+            _move_balloon(ctx, full, "deflate before another round")
+        g.check("dd if=/dev/zero of=/tmp/park bs=1M count=700 2>/dev/null")
+        _move_balloon(ctx, target, "inflate")
+        g.check("rm /tmp/park")
+        before = _debugfs_stats(ctx)
+        for _ in range(3):
+            g.check("echo 1 > /proc/sys/vm/compact_memory", timeout=120)
+        after = _debugfs_stats(ctx)
+        if after["migrate"] > first["migrate"]:
+            break
+    moved = after["migrate"] - first["migrate"]
     vmstat = dict(ln.split() for ln in
                   g.read_file("/proc/vmstat").splitlines() if ln)
-    ctx.info(f"compaction moved {moved} ballooned pages "
-             f"({after['migrate_fail']} refused), "
+    ctx.info(f"compaction moved {moved} ballooned pages in {rounds} "
+             f"round(s) ({after['migrate_fail']} refused), "
              f"vmstat balloon_migrate {vmstat.get('balloon_migrate')}")
     expect(moved > 0, "compaction moved no ballooned page")
     expect(int(vmstat.get("balloon_migrate", 0)) == after["migrate"],
@@ -264,7 +278,7 @@ def test_ours_virtio_compaction(ctx: Context) -> None:
            f"balloon size changed: {before['size_kib']} -> "
            f"{after['size_kib']} KiB")
     actual = qmp.query_balloon()
-    expect(actual == GIB, f"QEMU's actual moved to {actual // MIB} MiB")
+    expect(actual == target, f"QEMU's actual moved to {actual // MIB} MiB")
     _move_balloon(ctx, full, "deflate")
     g.check("rmmod balloon_virtio")
     expect(qmp.query_balloon() == full, "balloon not empty after unload")
