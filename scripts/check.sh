@@ -3,8 +3,9 @@
 #
 # Every test of the project, from nothing: dependencies, then for the newest
 # Debian 6.12 and 6.1 kernels a W=1 build and a sparse run, checkpatch
-# --strict and kernel-doc, the KUnit suites in both variants (kunit.py,
-# UML), and the QEMU guests on both kernels.  Each result is one line,
+# --strict, kernel-doc and a reStructuredText check of Documentation/, the
+# KUnit suites in both variants (kunit.py, UML), and the QEMU guests on both
+# kernels.  Each result is one line,
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; the last line is
 # the count, "N passed, N failed, N skipped".  Exits non-zero on failure.
 #
@@ -103,6 +104,10 @@ step "checkpatch --strict" checkpatch 'ERROR:|WARNING:|CHECK:' \
 step "kernel-doc -Wall" kernel-doc '.' \
 	bash -c 'cd "$1" && shift && "$@"' _ "$BALLOON_REPO" \
 	"$src/scripts/kernel-doc" -none -Wall "${docsrc[@]}"
+
+step "Documentation (reStructuredText)" rst '' \
+	bash -c 'cd "$1" && python3 scripts/check-rst.py Documentation/*.rst' \
+	_ "$BALLOON_REPO"
 
 # --- KUnit under kunit.py (UML), both variants.
 kernel_bad='BUG:|WARNING:|KASAN:|Oops|circular locking|inconsistent lock state|Call Trace'

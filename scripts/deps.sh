@@ -12,7 +12,7 @@ set -euo pipefail
 packages=(
 	gcc make perl python3 bc bison flex libelf-dev libssl-dev
 	cpio xz-utils zstd kmod sparse linux-source-6.12
-	qemu-system-x86 busybox-static
+	qemu-system-x86 busybox-static python3-docutils
 )
 
 installed() {

@@ -281,8 +281,9 @@ struct balloon_core_rate {
  * @parent: the transport's device, used for logs; may be %NULL.
  * @name: the instance name, also the debugfs directory name.
  *
- * Lock order: @lock, then @ops_lock, then @kick_lock; @b_dev_info's
- * pages_lock nests inside @lock.  A transport never
+ * Lock order: @lock, then @ops_lock, then @kick_lock.  @b_dev_info's
+ * pages_lock is held briefly, inside @lock or by the MM alone, with no
+ * other lock taken inside it.  A transport never
  * takes any of them; it only locks its own channel to the host.  Members
  * other than @parent are private to the core.
  */
