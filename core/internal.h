@@ -50,6 +50,7 @@ enum {
 	BALLOON_CORE_F_REGISTERED,	/* kicks may queue the work */
 	BALLOON_CORE_F_STARTED,		/* @start succeeded since the last reset */
 	BALLOON_CORE_F_RESET,		/* a reset is pending */
+	BALLOON_CORE_F_HOLDOFF,		/* no inflation before @holdoff_until */
 };
 
 static inline void balloon_core_stat_inc(struct balloon_core_dev *bdev,

@@ -40,7 +40,7 @@
 /* Huge pages are a bonus: only take one the guest can spare right now. */
 #define BALLOON_CORE_GFP_HUGE	(__GFP_HIGHMEM | __GFP_NOWARN | __GFP_NOMEMALLOC)
 
-/* How long reset and unregister wait for pages isolated for migration. */
+/* How often reset and unregister say they still wait for isolated pages. */
 #define BALLOON_CORE_ISOLATED_WAIT_MS	10000
 
 /*
@@ -84,36 +84,6 @@ static void balloon_core_batch_init(struct balloon_core_dev *bdev,
 }
 
 /*
- * Size the batch arrays for what the host negotiated.  They only ever
- * grow, so a reset that renegotiates a smaller batch reallocates nothing.
- */
-static int balloon_core_batch_alloc(struct balloon_core_dev *bdev,
-				    unsigned int max_batch)
-{
-	struct page **pages;
-	int *status;
-
-	if (max_batch <= bdev->batch_room)
-		return 0;
-	/* Under the work lock, which the OOM notifier takes: no OOM kill. */
-	pages = kvmalloc_array(max_batch, sizeof(*pages),
-			       GFP_KERNEL | __GFP_NORETRY);
-	status = kvmalloc_array(max_batch, sizeof(*status),
-				GFP_KERNEL | __GFP_NORETRY);
-	if (!pages || !status) {
-		kvfree(pages);
-		kvfree(status);
-		return -ENOMEM;
-	}
-	kvfree(bdev->batch.pages);
-	kvfree(bdev->batch.status);
-	bdev->batch.pages = pages;
-	bdev->batch.status = status;
-	bdev->batch_room = max_batch;
-	return 0;
-}
-
-/*
  * A page enters (@in) or leaves the balloon: where the transport chose so,
  * the guest's managed page count (MemTotal) follows.
  */
@@ -146,9 +116,10 @@ static int balloon_core_call_start(struct balloon_core_dev *bdev)
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START_FAIL);
 		return ret;
 	}
-	if (!(caps.orders & BIT(0)) || !caps.max_batch) {
+	if (!(caps.orders & BIT(0)) || !caps.max_batch ||
+	    ((caps.flags & BALLOON_CORE_CAP_POLL) && !caps.poll_ms)) {
 		dev_err_once(bdev->parent,
-			     "%s: start gave no usable page order or batch size\n",
+			     "%s: start gave no usable page order, batch size or poll interval\n",
 			     bdev->name);
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START_FAIL);
 		return -EPROTO;
@@ -160,11 +131,6 @@ static int balloon_core_call_start(struct balloon_core_dev *bdev)
 			      bdev->name, caps.max_batch,
 			      BALLOON_CORE_MAX_BATCH);
 		caps.max_batch = BALLOON_CORE_MAX_BATCH;
-	}
-	ret = balloon_core_batch_alloc(bdev, caps.max_batch);
-	if (ret) {
-		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START_FAIL);
-		return ret;
 	}
 	bdev->caps = caps;
 	return 0;
@@ -231,13 +197,33 @@ static void balloon_core_call_size_changed(struct balloon_core_dev *bdev)
  * 4 KiB pages live in @b_dev_info, where balloon compaction can isolate
  * and migrate them; larger pages on the core's own lists.
  */
+/*
+ * Ballooned pages are PageOffline, so that hibernation and kdump do not
+ * read them (which would make the host back them again); for 4 KiB pages
+ * balloon_page_insert() and balloon_page_finalize() see to it.
+ */
+static void balloon_core_mark_offline(struct page *page, unsigned int order,
+				      bool offline)
+{
+	unsigned int i;
+
+	for (i = 0; i < (1U << order); i++) {
+		if (offline)
+			__SetPageOffline(page + i);
+		else
+			__ClearPageOffline(page + i);
+	}
+}
+
 static void balloon_core_enqueue(struct balloon_core_dev *bdev,
 				 struct page *page, unsigned int order)
 {
-	if (order)
+	if (order) {
+		balloon_core_mark_offline(page, order, true);
 		list_add(&page->lru, &bdev->pages[order]);
-	else
+	} else {
 		balloon_page_enqueue(&bdev->b_dev_info, page);
+	}
 	bdev->nr_pages[order]++;
 }
 
@@ -255,6 +241,7 @@ static unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
 		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
 			if (got == n)
 				break;
+			balloon_core_mark_offline(page, order, false);
 			list_move_tail(&page->lru, list);
 			got++;
 		}
@@ -268,10 +255,15 @@ static void balloon_core_requeue(struct balloon_core_dev *bdev,
 				 unsigned int order, struct list_head *list,
 				 unsigned int n)
 {
-	if (order)
+	struct page *page;
+
+	if (order) {
+		list_for_each_entry(page, list, lru)
+			balloon_core_mark_offline(page, order, true);
 		list_splice(list, &bdev->pages[order]);
-	else
+	} else {
 		balloon_page_list_enqueue(&bdev->b_dev_info, list);
+	}
 	bdev->nr_pages[order] += n;
 }
 
@@ -290,32 +282,41 @@ static void balloon_core_free_list(struct balloon_core_dev *bdev,
 }
 
 /*
+ * A 4 KiB page isolated for migration is off the list for a moment: the
+ * migration finds the balloon busy (we hold the work lock) and puts it
+ * back.  Wait for that; giving up would leave a page pointing at a
+ * balloon that is about to go away.
+ */
+static void balloon_core_wait_isolated(struct balloon_core_dev *bdev,
+				       unsigned long *warn_at)
+{
+	if (time_after(jiffies, *warn_at)) {
+		dev_warn(bdev->parent,
+			 "%s: still waiting for %lu pages isolated for migration\n",
+			 bdev->name, READ_ONCE(bdev->b_dev_info.isolated_pages));
+		*warn_at = jiffies + msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
+	}
+	usleep_range(1000, 2000);
+}
+
+/*
  * Drop every page without telling the host: after a reset the host has
- * forgotten them already.  A page isolated for migration is not on the
- * list; the migration finds the balloon busy and puts it back shortly.
+ * forgotten them already.
  */
 static void balloon_core_drop_all(struct balloon_core_dev *bdev)
 {
-	unsigned long deadline = jiffies +
-				 msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
+	unsigned long warn_at = jiffies +
+				msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
 	unsigned int order;
 
 	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++) {
 		while (bdev->nr_pages[order]) {
 			LIST_HEAD(taken);
 
-			if (balloon_core_dequeue(bdev, order, &taken, UINT_MAX)) {
+			if (balloon_core_dequeue(bdev, order, &taken, UINT_MAX))
 				balloon_core_free_list(bdev, &taken, order);
-				continue;
-			}
-			if (time_after(jiffies, deadline)) {
-				dev_err(bdev->parent,
-					"%s: %lu pages stuck in migration, leaking them\n",
-					bdev->name, bdev->nr_pages[order]);
-				bdev->nr_pages[order] = 0;
-				break;
-			}
-			usleep_range(1000, 2000);
+			else
+				balloon_core_wait_isolated(bdev, &warn_at);
 		}
 	}
 	bdev->size = 0;
@@ -635,6 +636,17 @@ static void balloon_core_deflate(struct balloon_core_dev *bdev,
 		balloon_core_rate_deflated(&bdev->rate, l);
 }
 
+/* Is inflation held off after a pressure deflate?  Clears it once over. */
+static bool balloon_core_held_off(struct balloon_core_dev *bdev)
+{
+	if (!test_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags))
+		return false;
+	if (time_before(jiffies, bdev->holdoff_until))
+		return true;
+	clear_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
+	return false;
+}
+
 /* Which way the balloon must move: 1 inflate, -1 deflate, 0 at target. */
 static int balloon_core_direction(struct balloon_core_dev *bdev)
 {
@@ -681,7 +693,7 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 	dir = balloon_core_direction(bdev);
 	if (dir < 0)
 		balloon_core_deflate(bdev, &l, bdev->size - bdev->target, true);
-	else if (dir > 0 && time_before(jiffies, bdev->holdoff_until))
+	else if (dir > 0 && balloon_core_held_off(bdev))
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_HOLDOFF);
 	else if (dir > 0)
 		balloon_core_inflate(bdev, &l, slow);
@@ -770,8 +782,9 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 	balloon_core_batch_init(bdev, 0);
 	batch->pages[0] = newpage;
 	batch->count = 1;
+	/* -EAGAIN ("no more this cycle") still took a page whose status is 0. */
 	ret = balloon_core_call_inflate(bdev, batch);
-	if (ret || batch->status[0])
+	if ((ret && ret != -EAGAIN) || batch->status[0])
 		goto out_fail;
 
 	batch->pages[0] = page;
@@ -779,10 +792,20 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 	if (ret) {
 		/* The host must not keep a page the balloon will not hold. */
 		batch->pages[0] = newpage;
-		if (balloon_core_call_deflate(bdev, batch))
-			dev_warn_once(bdev->parent,
-				      "%s: host kept a page a failed migration offered\n",
-				      bdev->name);
+		if (!balloon_core_call_deflate(bdev, batch))
+			goto out_fail;
+		/*
+		 * It keeps both: so does the balloon.  The old page goes back
+		 * when the migration fails; the new one joins it.
+		 */
+		get_page(newpage);
+		balloon_core_account(bdev, newpage, 0, true);
+		spin_lock_irqsave(&info->pages_lock, flags);
+		balloon_page_insert(info, newpage);
+		spin_unlock_irqrestore(&info->pages_lock, flags);
+		bdev->nr_pages[0]++;
+		bdev->size += BALLOON_CORE_UNITS_PER_PAGE;
+		balloon_core_call_size_changed(bdev);
 		goto out_fail;
 	}
 
@@ -842,9 +865,13 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 		goto out;
 
 	before = bdev->size;
-	balloon_core_deflate(bdev, &l,
-			     min_t(u64, bdev->size, (u64)l.oom_pages *
-				   BALLOON_CORE_UNITS_PER_PAGE), false);
+	/* A host that demanded a reset has forgotten every page: take all. */
+	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		balloon_core_reset(bdev);
+	else
+		balloon_core_deflate(bdev, &l,
+				     min_t(u64, bdev->size, (u64)l.oom_pages *
+					   BALLOON_CORE_UNITS_PER_PAGE), false);
 	if (bdev->size == before)
 		goto out;
 
@@ -853,11 +880,13 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 	atomic64_add(before - bdev->size,
 		     &bdev->stats[BALLOON_CORE_STAT_PRESSURE_FREE]);
 	bdev->holdoff_until = jiffies + msecs_to_jiffies(l.holdoff_ms);
+	set_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
 	balloon_core_call_size_changed(bdev);
 out:
 	mutex_unlock(&bdev->lock);
-	/* A host reset met on the way is the work loop's to handle. */
-	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+	/* After a host reset the work loop must redo the handshake. */
+	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
+	    !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags))
 		balloon_core_kick(bdev);
 	return NOTIFY_OK;
 }
@@ -924,8 +953,8 @@ EXPORT_SYMBOL_NS_GPL(balloon_core_size, BALLOON_CORE_NS);
  * The transport must be ready to take calls before it registers.
  *
  * Context: Process context; may sleep.
- * Return: 0, -EINVAL for an ops table missing a required method, or the
- * error from registering the OOM notifier.
+ * Return: 0, -EINVAL for an ops table missing a required method, -ENOMEM,
+ * or the error from registering the OOM notifier.
  */
 int balloon_core_register(struct balloon_core_dev *bdev,
 			  const struct balloon_core_ops *ops,
@@ -957,11 +986,22 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	strscpy(bdev->name, name, sizeof(bdev->name));
 	bdev->ops = ops;
 
-	bdev->holdoff_until = jiffies;
+	/* Allocated here, outside every lock, for the largest batch. */
+	bdev->batch.pages = kvmalloc_array(BALLOON_CORE_MAX_BATCH,
+					   sizeof(*bdev->batch.pages),
+					   GFP_KERNEL);
+	bdev->batch.status = kvmalloc_array(BALLOON_CORE_MAX_BATCH,
+					    sizeof(*bdev->batch.status),
+					    GFP_KERNEL);
+	if (!bdev->batch.pages || !bdev->batch.status) {
+		ret = -ENOMEM;
+		goto err_batch;
+	}
+
 	bdev->oom_nb.notifier_call = balloon_core_oom_notify;
 	ret = register_oom_notifier(&bdev->oom_nb);
 	if (ret)
-		return ret;
+		goto err_batch;
 
 	balloon_core_debugfs_add(bdev);
 	set_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags);
@@ -969,6 +1009,11 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	dev_info(parent, "balloon %s registered (transport %s)\n",
 		 bdev->name, ops->name);
 	return 0;
+
+err_batch:
+	kvfree(bdev->batch.pages);
+	kvfree(bdev->batch.status);
+	return ret;
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_register, BALLOON_CORE_NS);
 
@@ -986,6 +1031,8 @@ EXPORT_SYMBOL_NS_GPL(balloon_core_register, BALLOON_CORE_NS);
  */
 void balloon_core_unregister(struct balloon_core_dev *bdev)
 {
+	unsigned long warn_at = jiffies +
+				msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
 	struct balloon_core_limits l;
 
 	/* Waits for a running notifier: none can start after this. */
@@ -997,9 +1044,17 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 
 	mutex_lock(&bdev->lock);
 	balloon_core_limits_get(&l);
-	if (test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) &&
-	    !test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+	while (bdev->size && test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) &&
+	       !test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {
+		u64 before = bdev->size;
+
 		balloon_core_deflate(bdev, &l, bdev->size, false);
+		if (bdev->size != before)
+			continue;
+		if (!READ_ONCE(bdev->b_dev_info.isolated_pages))
+			break;	/* the host will not release them */
+		balloon_core_wait_isolated(bdev, &warn_at);
+	}
 	if (bdev->size)
 		dev_warn(bdev->parent,
 			 "%s: host did not release %llu KiB; freeing them anyway\n",
@@ -1007,16 +1062,16 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 	balloon_core_release_refused(bdev);
 	balloon_core_drop_all(bdev);
 	balloon_core_call_size_changed(bdev);
+	clear_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
 
 	down_write(&bdev->ops_lock);
 	bdev->ops = NULL;
 	up_write(&bdev->ops_lock);
-	kvfree(bdev->batch.pages);
-	kvfree(bdev->batch.status);
-	bdev->batch_room = 0;
 	mutex_unlock(&bdev->lock);
 
 	balloon_core_debugfs_remove(bdev);
+	kvfree(bdev->batch.pages);
+	kvfree(bdev->batch.status);
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_unregister, BALLOON_CORE_NS);
 

@@ -85,6 +85,10 @@ struct fake_host {
 	u64 reported;
 	bool protocol_error;
 	bool registered;
+
+	/* an isolated page the "MM" puts back later */
+	struct delayed_work putback_work;
+	struct page *putback_page;
 };
 
 static struct fake_host *to_fake(struct balloon_core_dev *bdev)
@@ -974,8 +978,14 @@ static void fake_putback(struct fake_host *host, struct page *page)
 	put_page(page);
 }
 
+/*
+ * Lock both pages and call the callback, as the MM does.  With @undo, a
+ * failed migration is finished as the MM would finish it (the old page put
+ * back, the new one dropped), so that a test that fails does not leave a
+ * page isolated for unregister to wait on.
+ */
 static int fake_migrate(struct fake_host *host, struct page *newpage,
-			struct page *page)
+			struct page *page, bool undo)
 {
 	struct balloon_dev_info *info = &host->bdev.b_dev_info;
 	int ret;
@@ -985,6 +995,10 @@ static int fake_migrate(struct fake_host *host, struct page *newpage,
 	ret = info->migratepage(info, newpage, page, MIGRATE_SYNC);
 	unlock_page(newpage);
 	unlock_page(page);
+	if (ret != MIGRATEPAGE_SUCCESS && undo) {
+		fake_putback(host, page);
+		put_page(newpage);
+	}
 	return ret;
 }
 
@@ -1005,7 +1019,7 @@ static void migrate_tells_host_new_then_old(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, newpage);
 	page = fake_isolate(host);
 	nlog = host->nlog;
-	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page),
+	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, true),
 			MIGRATEPAGE_SUCCESS);
 
 	/* The host took the new page before it gave back the old one. */
@@ -1045,7 +1059,7 @@ static void migrate_busy_balloon_retries_later(struct kunit *test)
 	page = fake_isolate(host);
 	calls = host->seq;
 	mutex_lock(&host->bdev.lock);	/* the work loop is running */
-	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EAGAIN);
 	mutex_unlock(&host->bdev.lock);
 	KUNIT_EXPECT_EQ(test, host->seq, calls);	/* host not called */
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
@@ -1074,12 +1088,118 @@ static void migrate_new_page_refused(struct kunit *test)
 	newpage = alloc_page(GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, newpage);
 	page = fake_isolate(host);
-	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EAGAIN);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
 	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
 
 	fake_putback(host, page);
 	__free_page(newpage);
+	expect_consistent(test, host);
+}
+
+static void migrate_host_enough_still_takes_new_page(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
+	fake_register(test, host);
+	host->target = 100;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	/* "No more this cycle", but the page itself was taken. */
+	host->script[0] = (struct fake_script){ FAKE_INFLATE, 3, -EAGAIN };
+
+	newpage = alloc_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	page = fake_isolate(host);
+	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, true),
+			MIGRATEPAGE_SUCCESS);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	put_page(page);
+	put_page(newpage);
+	expect_consistent(test, host);
+}
+
+static void migrate_failed_undo_keeps_both(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
+	fake_register(test, host);
+	host->target = 100;
+	balloon_core_run_cycle(&host->bdev);
+	/* The host will release neither the old page nor the new one. */
+	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 1, -EIO };
+	host->script[1] = (struct fake_script){ FAKE_DEFLATE, 2, -EIO };
+
+	newpage = alloc_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	page = fake_isolate(host);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EAGAIN);
+	fake_putback(host, page);
+	put_page(newpage);		/* what the MM does with a failed target */
+
+	/* The host holds both, so the balloon does. */
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 101);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 101);
+	KUNIT_EXPECT_EQ(test, host->reported, 101);
+	expect_consistent(test, host);
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void fake_putback_fn(struct work_struct *work)
+{
+	struct fake_host *host = container_of(to_delayed_work(work),
+					      struct fake_host, putback_work);
+
+	fake_putback(host, host->putback_page);
+}
+
+static void unregister_waits_for_isolated_page(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
+	fake_register(test, host);
+	host->target = 100;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* A page is isolated for migration when the transport goes away. */
+	host->putback_page = fake_isolate(host);
+	INIT_DELAYED_WORK(&host->putback_work, fake_putback_fn);
+	schedule_delayed_work(&host->putback_work, msecs_to_jiffies(50));
+	fake_unregister(host);
+	flush_delayed_work(&host->putback_work);
+
+	/* It came back and was given back through the host, like the rest. */
+	KUNIT_EXPECT_EQ(test, host->pages_out, 100U);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 100);
+	KUNIT_EXPECT_FALSE(test, host->protocol_error);
+}
+
+static void pressure_deflate_with_reset_pending(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* The host reset and forgot; the work loop has not run yet. */
+	fake_forget(host);
+	set_bit(BALLOON_CORE_F_RESET, &host->bdev.flags);
+	KUNIT_EXPECT_EQ(test, fake_oom(host), 1000UL);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
 	expect_consistent(test, host);
 }
 
@@ -1147,6 +1267,10 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(migrate_tells_host_new_then_old),
 	KUNIT_CASE(migrate_busy_balloon_retries_later),
 	KUNIT_CASE(migrate_new_page_refused),
+	KUNIT_CASE(migrate_host_enough_still_takes_new_page),
+	KUNIT_CASE(migrate_failed_undo_keeps_both),
+	KUNIT_CASE(unregister_waits_for_isolated_page),
+	KUNIT_CASE(pressure_deflate_with_reset_pending),
 	KUNIT_CASE(kick_from_atomic_context),
 	KUNIT_CASE(register_rejects_incomplete_ops),
 	{ }

@@ -259,9 +259,8 @@ struct balloon_core_rate {
  * @flags: core-private state bits (registered, reset requested).
  * @work: the work loop, on a freezable workqueue.
  * @caps: what the host negotiated at the last @start.
- * @batch: the batch handed to the transport; its arrays hold @batch_room
- *	entries, at least @caps.max_batch.
- * @batch_room: allocated length of the @batch arrays.
+ * @batch: the batch handed to the transport; its arrays hold
+ *	%BALLOON_CORE_MAX_BATCH entries, allocated at registration.
  * @pages: the ballooned pages of order 1 and above, one list per order.
  * @b_dev_info: the ballooned 4 KiB pages, movable by balloon compaction;
  *	its list is protected by its own pages_lock.
@@ -296,7 +295,6 @@ struct balloon_core_dev {
 	struct delayed_work work;
 	struct balloon_core_caps caps;
 	struct balloon_core_batch batch;
-	unsigned int batch_room;
 	struct list_head pages[BALLOON_CORE_MAX_ORDER + 1];
 	struct balloon_dev_info b_dev_info;
 	unsigned long nr_pages[BALLOON_CORE_MAX_ORDER + 1];
