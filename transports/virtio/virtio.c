@@ -163,12 +163,54 @@ static void balloon_virtio_config_changed(struct virtio_device *vdev)
 		balloon_core_kick(&vb->bdev);
 }
 
-static int balloon_virtio_probe(struct virtio_device *vdev)
+/*
+ * Bring the device up: queues, DRIVER_OK, then the core balloon, whose
+ * first cycle may use the queues at once.  For probe and restore.
+ */
+static int balloon_virtio_start_device(struct balloon_virtio *vb)
 {
 	static const struct balloon_compat_vq vq_info[BALLOON_VIRTIO_VQ_NR] = {
 		[BALLOON_VIRTIO_VQ_INFLATE] = { "inflate", balloon_virtio_ack },
 		[BALLOON_VIRTIO_VQ_DEFLATE] = { "deflate", balloon_virtio_ack },
 	};
+	struct virtio_device *vdev = vb->vdev;
+	int ret;
+
+	ret = balloon_compat_find_vqs(vdev, BALLOON_VIRTIO_VQ_NR, vb->vqs,
+				      vq_info);
+	if (ret)
+		return ret;
+
+	virtio_device_ready(vdev);
+	ret = balloon_core_register(&vb->bdev, &balloon_virtio_ops,
+				    &vdev->dev, dev_name(&vdev->dev));
+	if (ret) {
+		virtio_reset_device(vdev);
+		vdev->config->del_vqs(vdev);
+		return ret;
+	}
+	/* Publish @bdev to the config-change interrupt. */
+	smp_store_release(&vb->registered, true);
+	return 0;
+}
+
+/*
+ * Take it down: the core gives every page back through the queues first,
+ * then the device is reset and the queues go.  For remove and freeze.
+ */
+static void balloon_virtio_stop_device(struct balloon_virtio *vb)
+{
+	struct virtio_device *vdev = vb->vdev;
+
+	/* Config changes from here on need no kick: the core is going. */
+	smp_store_release(&vb->registered, false);
+	balloon_core_unregister(&vb->bdev);
+	virtio_reset_device(vdev);
+	vdev->config->del_vqs(vdev);
+}
+
+static int balloon_virtio_probe(struct virtio_device *vdev)
+{
 	struct balloon_virtio *vb;
 	int ret;
 
@@ -184,25 +226,9 @@ static int balloon_virtio_probe(struct virtio_device *vdev)
 	init_waitqueue_head(&vb->acked);
 	vdev->priv = vb;
 
-	ret = balloon_compat_find_vqs(vdev, BALLOON_VIRTIO_VQ_NR, vb->vqs,
-				      vq_info);
+	ret = balloon_virtio_start_device(vb);
 	if (ret)
-		goto err_free;
-
-	virtio_device_ready(vdev);
-	ret = balloon_core_register(&vb->bdev, &balloon_virtio_ops,
-				    &vdev->dev, dev_name(&vdev->dev));
-	if (ret)
-		goto err_reset;
-	/* Publish @bdev to the config-change interrupt. */
-	smp_store_release(&vb->registered, true);
-	return 0;
-
-err_reset:
-	virtio_reset_device(vdev);
-	vdev->config->del_vqs(vdev);
-err_free:
-	kfree(vb);
+		kfree(vb);
 	return ret;
 }
 
@@ -210,11 +236,27 @@ static void balloon_virtio_remove(struct virtio_device *vdev)
 {
 	struct balloon_virtio *vb = vdev->priv;
 
-	balloon_core_unregister(&vb->bdev);
-	virtio_reset_device(vdev);
-	vdev->config->del_vqs(vdev);
+	balloon_virtio_stop_device(vb);
 	kfree(vb);
 }
+
+#ifdef CONFIG_PM_SLEEP
+/*
+ * Hibernation resets the device on restore and forgets its queues: give
+ * the balloon back before, and start afresh after, as the in-tree driver
+ * does.  The freezable work is already stopped when freeze runs.
+ */
+static int balloon_virtio_freeze(struct virtio_device *vdev)
+{
+	balloon_virtio_stop_device(vdev->priv);
+	return 0;
+}
+
+static int balloon_virtio_restore(struct virtio_device *vdev)
+{
+	return balloon_virtio_start_device(vdev->priv);
+}
+#endif
 
 static unsigned int balloon_virtio_features[] = {
 	VIRTIO_BALLOON_F_MUST_TELL_HOST,
@@ -235,6 +277,10 @@ static struct virtio_driver balloon_virtio_driver = {
 	.probe = balloon_virtio_probe,
 	.remove = balloon_virtio_remove,
 	.config_changed = balloon_virtio_config_changed,
+#ifdef CONFIG_PM_SLEEP
+	.freeze = balloon_virtio_freeze,
+	.restore = balloon_virtio_restore,
+#endif
 };
 module_virtio_driver(balloon_virtio_driver);
 
