@@ -98,9 +98,21 @@ done
 mapfile -t csrc < <(cd "$BALLOON_REPO" && git ls-files -co --exclude-standard -- \
 	'*.c' '*.h' 'Kconfig' '*Kbuild' 'Makefile')
 mapfile -t docsrc < <(cd "$BALLOON_REPO" && git ls-files -co --exclude-standard -- '*.c' '*.h')
-step "checkpatch --strict" checkpatch 'ERROR:|WARNING:|CHECK:' \
-	bash -c 'cd "$1" && shift && "$@"' _ "$BALLOON_REPO" \
-	"$src/scripts/checkpatch.pl" --strict --no-tree --terse -f "${csrc[@]}"
+# checkpatch cannot see identifiers the kernel generates with macros, and
+# flags them as CamelCase (it does so in upstream vmw_balloon.c too).  These
+# kernel APIs, and nothing else, are allowed; every other report fails, and
+# the verdict comes from the reports, not from checkpatch's exit status.
+kernel_camelcase='__SetPageOffline|__ClearPageOffline'
+checkpatch_all() {
+	local out
+
+	out=$(cd "$BALLOON_REPO" &&
+		"$src/scripts/checkpatch.pl" --strict --no-tree --terse -f "${csrc[@]}" 2>&1)
+	echo "$out" | grep -vE "CHECK: Avoid CamelCase: <($kernel_camelcase)>$"
+	# One "total:" line per file, or checkpatch did not run properly.
+	[ "$(echo "$out" | grep -c '^total: ')" -eq "${#csrc[@]}" ]
+}
+step "checkpatch --strict" checkpatch 'ERROR:|WARNING:|CHECK:' checkpatch_all
 step "kernel-doc -Wall" kernel-doc '.' \
 	bash -c 'cd "$1" && shift && "$@"' _ "$BALLOON_REPO" \
 	"$src/scripts/kernel-doc" -none -Wall "${docsrc[@]}"
