@@ -314,11 +314,14 @@ def test_ours_virtio_deflate_on_oom(ctx: Context) -> None:
            f"{given // MIB} MiB given back")
     # The host repeats its target (a config interrupt): within the hold-off
     # the balloon must not take the memory straight back.
+    # (Memory is at the edge here: a later allocation may deflate it further,
+    # which is right; only growing would be the ping-pong.)
     qmp.balloon(g.spec.mem_mib * MIB - balloon)
     time.sleep(3)
     again = _debugfs_stats(ctx)
-    expect(again["size_kib"] == stats["size_kib"],
-           "the balloon re-inflated during its hold-off")
+    expect(again["size_kib"] <= stats["size_kib"],
+           f"the balloon re-inflated during its hold-off: "
+           f"{stats['size_kib']} -> {again['size_kib']} KiB")
     expect(again["holdoff"] > 0, "no cycle was held off")
     ctx.info(f"hog {hog // MIB} MiB with {free // MIB} MiB available: "
              f"balloon gave back {given // MIB} MiB in {stats['pressure']} "
