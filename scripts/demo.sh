@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # See the driver work: build our modules for a Debian kernel (6.12 by
-# default, or 6.1), boot that kernel in QEMU with them, and move the
-# balloon from the host over QMP (2 GiB guest -> 1 GiB -> 2 GiB), printing
-# its size as it moves; then unload with a full balloon.  Needs root for
-# the first run (apt-get).
+# default, or 6.1), boot that kernel in QEMU with them, and run the QEMU
+# tests of our virtio transport verbosely: the balloon moved from the host
+# over QMP (2 GiB guest -> 1 GiB -> 2 GiB, then an unload with a full
+# balloon), compaction moving ballooned pages, and deflate-on-OOM, printing
+# the balloon's size as it moves.  Needs root for the first run (apt-get).
 #
 #   scripts/demo.sh [6.12|6.1]
 set -euo pipefail
