@@ -1002,21 +1002,34 @@ static int fake_migrate(struct fake_host *host, struct page *newpage,
 	return ret;
 }
 
-static void migrate_tells_host_new_then_old(struct kunit *test)
+/* A registered balloon of 100 movable pages, for the migration cases. */
+static void fake_movable_balloon(struct kunit *test, struct fake_host *host)
 {
-	struct fake_host *host = test->priv;
-	struct page *page, *newpage;
-	unsigned int nlog;
-
 	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
 		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
 	fake_register(test, host);
 	host->target = 100;
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_ASSERT_EQ(test, host->bdev.size, 100);
+}
 
-	newpage = alloc_page(GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, newpage);
+static struct page *fake_new_page(struct kunit *test)
+{
+	struct page *page = alloc_page(GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	return page;
+}
+
+static void migrate_tells_host_new_then_old(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+	unsigned int nlog;
+
+	fake_movable_balloon(test, host);
+
+	newpage = fake_new_page(test);
 	page = fake_isolate(host);
 	nlog = host->nlog;
 	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, true),
@@ -1048,14 +1061,9 @@ static void migrate_busy_balloon_retries_later(struct kunit *test)
 	struct page *page, *newpage;
 	unsigned int calls;
 
-	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
-		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
-	fake_register(test, host);
-	host->target = 100;
-	balloon_core_run_cycle(&host->bdev);
+	fake_movable_balloon(test, host);
 
-	newpage = alloc_page(GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	newpage = fake_new_page(test);
 	page = fake_isolate(host);
 	calls = host->seq;
 	mutex_lock(&host->bdev.lock);	/* the work loop is running */
@@ -1078,15 +1086,10 @@ static void migrate_new_page_refused(struct kunit *test)
 	struct fake_host *host = test->priv;
 	struct page *page, *newpage;
 
-	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
-		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
-	fake_register(test, host);
-	host->target = 100;
-	balloon_core_run_cycle(&host->bdev);
+	fake_movable_balloon(test, host);
 	host->refuse_every = 101;	/* the next page offered */
 
-	newpage = alloc_page(GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	newpage = fake_new_page(test);
 	page = fake_isolate(host);
 	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EAGAIN);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
@@ -1102,17 +1105,12 @@ static void migrate_host_enough_still_takes_new_page(struct kunit *test)
 	struct fake_host *host = test->priv;
 	struct page *page, *newpage;
 
-	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
-		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
-	fake_register(test, host);
-	host->target = 100;
-	balloon_core_run_cycle(&host->bdev);
+	fake_movable_balloon(test, host);
 	KUNIT_ASSERT_EQ(test, host->calls[FAKE_INFLATE], 2U);
 	/* "No more this cycle", but the page itself was taken. */
 	host->script[0] = (struct fake_script){ FAKE_INFLATE, 3, -EAGAIN };
 
-	newpage = alloc_page(GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	newpage = fake_new_page(test);
 	page = fake_isolate(host);
 	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, true),
 			MIGRATEPAGE_SUCCESS);
@@ -1128,17 +1126,12 @@ static void migrate_failed_undo_keeps_both(struct kunit *test)
 	struct fake_host *host = test->priv;
 	struct page *page, *newpage;
 
-	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
-		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
-	fake_register(test, host);
-	host->target = 100;
-	balloon_core_run_cycle(&host->bdev);
+	fake_movable_balloon(test, host);
 	/* The host will release neither the old page nor the new one. */
 	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 1, -EIO };
 	host->script[1] = (struct fake_script){ FAKE_DEFLATE, 2, -EIO };
 
-	newpage = alloc_page(GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	newpage = fake_new_page(test);
 	page = fake_isolate(host);
 	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EAGAIN);
 	fake_putback(host, page);
@@ -1165,11 +1158,7 @@ static void unregister_waits_for_isolated_page(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
 
-	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
-		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
-	fake_register(test, host);
-	host->target = 100;
-	balloon_core_run_cycle(&host->bdev);
+	fake_movable_balloon(test, host);
 
 	/* A page is isolated for migration when the transport goes away. */
 	host->putback_page = fake_isolate(host);
