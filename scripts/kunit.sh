@@ -73,4 +73,4 @@ wire
 cd "$src"
 exec python3 tools/testing/kunit/kunit.py run "${configs[@]}" \
 	--build_dir="$BALLOON_CACHE/kunit-$variant" --jobs="$(nproc)" \
-	--timeout=600
+	--timeout=120
