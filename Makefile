@@ -21,9 +21,14 @@ all: modules
 modules:
 	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) modules
 
+# Distribution header packages carry no System.map, so kbuild skips depmod
+# after modules_install: run it here.
+KRELEASE = $(shell cat $(KDIR)/include/config/kernel.release)
+
 install: modules
 	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) INSTALL_MOD_DIR=updates \
 		modules_install
+	depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KRELEASE)
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) clean
