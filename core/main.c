@@ -745,7 +745,7 @@ static void balloon_core_work(struct work_struct *work)
 		delay = round_jiffies_relative(msecs_to_jiffies(bdev->caps.poll_ms));
 	else if (more)
 		delay = 0;
-	else if (bdev->size != bdev->target)
+	else if (balloon_core_direction(bdev))
 		delay = msecs_to_jiffies(BALLOON_CORE_RETRY_MS);
 	else
 		return;
