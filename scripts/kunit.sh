@@ -68,6 +68,7 @@ debug)
 	;;
 esac
 
+balloon_heavy_lock
 clean_inplace_objects
 wire
 cd "$src"

@@ -7,6 +7,18 @@ BALLOON_CACHE=${BALLOON_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/balloon-drv}
 export BALLOON_CACHE
 mkdir -p "$BALLOON_CACHE"
 
+# Kernel builds and QEMU guests each want both of a small machine's CPUs:
+# a run that does either takes this lock first, so that two of them never
+# overlap (and a timing printed by one is not skewed by the other).  The
+# lock lives on file descriptor 9 until the calling shell exits.
+balloon_heavy_lock() {
+	exec 9>>"$BALLOON_CACHE/heavy.lock"
+	if ! flock -n 9; then
+		echo "waiting for another kernel build or QEMU run to finish" >&2
+		flock 9
+	fi
+}
+
 # The Linux 6.12 source tree from Debian's linux-source-6.12, unpacked
 # once into the cache.  Prints its path.
 balloon_kernel_source() {

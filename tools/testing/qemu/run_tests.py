@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import shutil
 import subprocess
 import sys
@@ -472,6 +473,20 @@ def _check_vermagic(mods: list[Path], kver: str) -> str | None:
     return None
 
 
+def heavy_lock(cache: str | None):
+    """Take the machine-wide lock for kernel builds and QEMU guests."""
+    root = kernels.cache_root(cache)
+    root.mkdir(parents=True, exist_ok=True)
+    f = open(root / "heavy.lock", "a")  # pylint: disable=consider-using-with
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("# waiting for another kernel build or QEMU run to finish",
+              flush=True)
+        fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, prepare kernel + initramfs, run the tests."""
     ap = argparse.ArgumentParser(
@@ -502,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{t.name}: {(t.fn.__doc__ or '').strip()}")
         return 0
 
+    # One heavy job at a time on this machine (scripts/lib.sh has the
+    # same lock for kernel builds); held until this process exits.
+    lock = heavy_lock(args.cache)
     t0 = time.monotonic()
     ours: list[Path] = []
     problem = None
