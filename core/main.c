@@ -1090,4 +1090,4 @@ module_exit(balloon_core_exit);
 MODULE_DESCRIPTION("Hypervisor-neutral memory balloon core");
 MODULE_AUTHOR("The balloon driver authors");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("0.1");
+MODULE_VERSION(BALLOON_VERSION);

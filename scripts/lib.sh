@@ -57,7 +57,8 @@ balloon_make() {
 	kver=$(balloon_kernel_release "$series") || return
 	tree="$BALLOON_REPO/build/$kver"
 	rm -rf "$tree" && mkdir -p "$tree" "$BALLOON_REPO/build/modules/$kver"
-	for f in Kbuild Makefile Kconfig include core transports kunit; do
+	for f in Kbuild Makefile Kconfig dkms.conf etc include core \
+		transports kunit; do
 		cp -rs "$BALLOON_REPO/$f" "$tree/$f"
 	done
 	make -C "$tree" KDIR="/usr/src/linux-headers-$kver" "$@" || return

@@ -28,6 +28,15 @@
 
 #include <balloon/compat.h>
 
+/*
+ * BALLOON_VERSION, every module's MODULE_VERSION(), comes from the top
+ * Kbuild, which reads it from dkms.conf: one version for the package and
+ * its modules.
+ */
+#ifndef BALLOON_VERSION
+#error "BALLOON_VERSION is not defined: build through the top-level Kbuild"
+#endif
+
 struct balloon_core_dev;
 struct dentry;
 struct device;

@@ -288,4 +288,4 @@ MODULE_IMPORT_NS(BALLOON_CORE_NS);
 MODULE_DESCRIPTION("virtio-balloon transport for balloon_core");
 MODULE_AUTHOR("The balloon driver authors");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("0.1");
+MODULE_VERSION(BALLOON_VERSION);

@@ -31,4 +31,4 @@ MODULE_ALIAS("dmi:*:svnVMware*:*");
 MODULE_DESCRIPTION("VMware balloon transport for balloon_core");
 MODULE_AUTHOR("The balloon driver authors");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("0.1");
+MODULE_VERSION(BALLOON_VERSION);
