@@ -3,7 +3,12 @@
 # Out-of-tree build of balloon_core, balloon_vmw and balloon_virtio.
 #
 #   make                  build against the running kernel (or KDIR=...)
-#   make install          install into /lib/modules/<kver>/updates, depmod
+#   make install          install into /lib/modules/<kver>/updates and the
+#                         modprobe.d blacklist into /etc/modprobe.d, depmod
+#   make uninstall        remove what install put there, depmod
+#                         (both honour INSTALL_MOD_PATH, a staging root)
+#   make demo             boot a QEMU guest with our modules and drive its
+#                         balloon from the host (scripts/demo.sh)
 #   make check            every test: builds and style on 6.1 and 6.12,
 #                         KUnit (two variants), QEMU guests on both kernels
 #   make kunit            the KUnit suites only (kunit.py, UML)
@@ -22,13 +27,33 @@ modules:
 	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) modules
 
 # Distribution header packages carry no System.map, so kbuild skips depmod
-# after modules_install: run it here.
-KRELEASE = $(shell cat $(KDIR)/include/config/kernel.release)
+# after modules_install: run it here.  The release is the one the modules'
+# vermagic carries (Debian's 6.1 headers say 6.1.192 in kernel.release, but
+# 6.1.0-56-amd64 in UTS_RELEASE, the name of the modules directory).
+KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
+		$(KDIR)/include/generated/utsrelease.h 2>/dev/null)
+MODULES := balloon_core balloon_vmw balloon_virtio
+MODDIR = $(INSTALL_MOD_PATH)/lib/modules/$(KRELEASE)
+INSTALLED_DIRS = $(MODDIR)/updates/core $(MODDIR)/updates/transports
+MODPROBE_CONF := etc/modprobe.d/balloon.conf
+MODPROBE_DIR = $(INSTALL_MOD_PATH)/etc/modprobe.d
+DEPMOD = depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KRELEASE)
 
 install: modules
+	@test -n "$(KRELEASE)" || { echo "no kernel build tree at KDIR=$(KDIR)" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) INSTALL_MOD_DIR=updates \
 		modules_install
-	depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KRELEASE)
+	install -D -m 0644 $(MODPROBE_CONF) $(MODPROBE_DIR)/$(notdir $(MODPROBE_CONF))
+	$(DEPMOD)
+
+# Only what install put there (updates/core/, updates/transports/): DKMS
+# keeps its own copies in updates/dkms/ and removes them itself.
+uninstall:
+	@test -n "$(KRELEASE)" || { echo "no kernel build tree at KDIR=$(KDIR)" >&2; exit 1; }
+	rm -f $(foreach d,$(INSTALLED_DIRS),$(foreach m,$(MODULES),$(d)/$(m).ko $(d)/$(m).ko.*))
+	-rmdir $(INSTALLED_DIRS) 2>/dev/null
+	rm -f $(MODPROBE_DIR)/$(notdir $(MODPROBE_CONF))
+	$(DEPMOD)
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) clean
@@ -39,4 +64,7 @@ check:
 kunit:
 	scripts/kunit.sh
 
-.PHONY: all modules install clean check kunit
+demo:
+	scripts/demo.sh
+
+.PHONY: all modules install uninstall clean check kunit demo
