@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Every test of the project, from nothing: dependencies, then for the newest
-# Debian 6.12 and 6.1 kernels a W=1 build and a sparse run, checkpatch
+# Debian 6.12 and 6.1 kernels a W=1 build, a sparse run and a DKMS build
+# (dkms.conf, with the real dkms, in a private tree), checkpatch
 # --strict, kernel-doc and a reStructuredText check of Documentation/, the
 # KUnit suites in both variants (kunit.py, UML), and the QEMU guests on both
 # kernels.  Each result is one line,
@@ -94,6 +95,14 @@ for series in 6.12 6.1; do
 		KDIR="/usr/src/linux-headers-$kver" W=1 C=2
 done
 
+# --- DKMS: the real dkms builds dkms.conf against each kernel's headers, in
+# a private tree (scripts/dkms-build.sh changes nothing on this machine).
+for series in 6.12 6.1; do
+	kver=$(balloon_kernel_release "$series")
+	step "dkms build/$series ($kver)" "dkms-$series" "$warn" \
+		"$BALLOON_REPO/scripts/dkms-build.sh" "$series"
+done
+
 # --- style: checkpatch --strict and kernel-doc, from the 6.12 source tree.
 mapfile -t csrc < <(cd "$BALLOON_REPO" && git ls-files -co --exclude-standard -- \
 	'*.c' '*.h' 'Kconfig' '*Kbuild' 'Makefile')
@@ -126,8 +135,9 @@ step "Documentation (reStructuredText)" rst '' \
 kernel_bad='BUG:|WARNING:|KASAN:|Oops|circular locking|inconsistent lock state|Call Trace'
 
 kunit_variant() {
-	local variant=$1 log="$logs/kunit-$variant.log" sum n ktest
+	local variant=$1 log sum n ktest
 
+	log="$logs/kunit-$variant.log"
 	"$BALLOON_REPO/scripts/kunit.sh" "$variant" >"$log" 2>&1
 	# Per-case lines: "[hh:mm:ss] [PASSED] name" (also for parameters).
 	sed -nE 's/^\[[0-9:]+\] +\[(PASSED|FAILED|SKIPPED)\] (.*)$/\1 \2/p' "$log" |

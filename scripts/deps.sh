@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Install, from Debian's archive, everything the build, the checks and the
-# test rigs need: compilers and kernel build tools, sparse, the 6.12 kernel
+# test rigs need: compilers and kernel build tools, sparse, dkms, the 6.12 kernel
 # source (checkpatch, kernel-doc, kunit.py), the newest 6.12 and 6.1
 # kernel headers, QEMU and busybox for the guests.  Idempotent: does
 # nothing when everything is there.  Needs root (apt-get).
@@ -11,7 +11,7 @@ set -euo pipefail
 
 packages=(
 	gcc make perl python3 bc bison flex libelf-dev libssl-dev
-	cpio xz-utils zstd kmod sparse linux-source-6.12
+	cpio xz-utils zstd kmod sparse linux-source-6.12 dkms
 	qemu-system-x86 busybox-static python3-docutils
 )
 
