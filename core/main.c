@@ -173,6 +173,7 @@ static int balloon_core_call_deflate(struct balloon_core_dev *bdev,
 {
 	int ret = 0;
 
+	memset(batch->status, 0, batch->count * sizeof(*batch->status));
 	down_read(&bdev->ops_lock);
 	if (bdev->ops && bdev->ops->deflate) {
 		ret = bdev->ops->deflate(bdev, batch);
@@ -362,15 +363,18 @@ static u64 balloon_core_clamp_target(struct balloon_core_dev *bdev, u64 target)
 }
 
 /*
- * One inflate cycle's running state, counted in base (order-0) pages:
- * @refused counts refused 4 KiB pages; @split says a huge page was refused
- * (and split) in the current pass.
+ * One inflate cycle's running state.  @want and @done count base (order-0)
+ * pages; @budget and @taken count pages of any order, since the budget
+ * bounds allocations and a 2 MiB page is one allocation, as it is one
+ * entry on the wire.  @refused counts refused 4 KiB pages; @split says a
+ * huge page was refused (and split) in the current pass.
  */
 struct balloon_core_inflate_ctx {
 	const struct balloon_core_limits *l;
 	u64 want;
 	unsigned int budget;
 	unsigned int done;
+	unsigned int taken;
 	unsigned int refused;
 	unsigned int allocs;
 	bool can_sleep;
@@ -453,6 +457,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 			balloon_core_enqueue(bdev, page, order);
 			bdev->size += BALLOON_CORE_UNITS_PER_PAGE << order;
 			ctx->done += 1U << order;
+			ctx->taken++;
 			continue;
 		}
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_REFUSED_ALLOC);
@@ -473,6 +478,12 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 	batch->count = 0;
 	if (ret == -EAGAIN)
 		ctx->ret = -EAGAIN;
+
+	/* The host may have moved its target meanwhile (see update_target). */
+	ctx->want = ctx->done;
+	if (bdev->target > bdev->size)
+		ctx->want += (bdev->target - bdev->size) /
+			     BALLOON_CORE_UNITS_PER_PAGE;
 }
 
 /*
@@ -488,8 +499,8 @@ static bool balloon_core_inflate_order(struct balloon_core_dev *bdev,
 
 	balloon_core_batch_init(bdev, order);
 	ctx->split = false;
-	while (ctx->done + (batch->count + 1) * n <=
-	       min_t(u64, ctx->want, ctx->budget)) {
+	while (ctx->done + (batch->count + 1) * n <= ctx->want &&
+	       ctx->taken + batch->count < ctx->budget) {
 		struct page *page = balloon_core_get_page(bdev, ctx, order);
 
 		if (!page && order)
@@ -501,7 +512,7 @@ static bool balloon_core_inflate_order(struct balloon_core_dev *bdev,
 		}
 		if (!page) {
 			if (!balloon_core_rate_nosleep_failed(&bdev->rate, ctx->l,
-							      ctx->done + batch->count)) {
+							      ctx->taken + batch->count)) {
 				ctx->failed = true;
 				break;
 			}
@@ -573,10 +584,11 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 
 	balloon_core_batch_init(bdev, order);
 	while (freed + n <= max) {
-		unsigned int i = 0, want = min_t(u64, bdev->caps.max_batch,
-						 (max - freed) >> order);
+		unsigned int i = 0, kept, want = min_t(u64, bdev->caps.max_batch,
+						       (max - freed) >> order);
 		struct page *page;
 		LIST_HEAD(taken);
+		LIST_HEAD(stuck);
 
 		batch->count = balloon_core_dequeue(bdev, order, &taken, want);
 		if (!batch->count)
@@ -590,9 +602,23 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 			balloon_core_requeue(bdev, order, &taken, batch->count);
 			break;
 		}
+		/* Pages the host would not release stay in the balloon. */
+		for (i = 0, kept = 0; i < batch->count; i++) {
+			if (!batch->status[i])
+				continue;
+			list_move_tail(&batch->pages[i]->lru, &stuck);
+			kept++;
+		}
+		if (kept) {
+			balloon_core_requeue(bdev, order, &stuck, kept);
+			ret = -EBUSY;
+		}
 		balloon_core_free_list(bdev, &taken, order);
-		bdev->size -= (u64)batch->count * n * BALLOON_CORE_UNITS_PER_PAGE;
-		freed += (u64)batch->count * n;
+		bdev->size -= (u64)(batch->count - kept) * n *
+			      BALLOON_CORE_UNITS_PER_PAGE;
+		freed += (u64)(batch->count - kept) * n;
+		if (ret)
+			break;
 		cond_resched();
 	}
 	batch->count = 0;
@@ -739,12 +765,17 @@ static void balloon_core_work(struct work_struct *work)
 	unsigned long delay;
 	bool more = balloon_core_run_cycle(bdev);
 
+	/*
+	 * A cycle's budget only bounds how long the work lock is held: when
+	 * the balloon moved and has further to go, go on at once, polled
+	 * host or not.
+	 */
 	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags))
 		delay = msecs_to_jiffies(BALLOON_CORE_RETRY_MS);
-	else if (bdev->caps.flags & BALLOON_CORE_CAP_POLL)
-		delay = round_jiffies_relative(msecs_to_jiffies(bdev->caps.poll_ms));
 	else if (more)
 		delay = 0;
+	else if (bdev->caps.flags & BALLOON_CORE_CAP_POLL)
+		delay = round_jiffies_relative(msecs_to_jiffies(bdev->caps.poll_ms));
 	else if (balloon_core_direction(bdev))
 		delay = msecs_to_jiffies(BALLOON_CORE_RETRY_MS);
 	else
@@ -928,6 +959,24 @@ void balloon_core_request_reset(struct balloon_core_dev *bdev)
 	balloon_core_kick(bdev);
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_request_reset, BALLOON_CORE_NS);
+
+/**
+ * balloon_core_update_target() - take a target the host sent unasked
+ * @bdev: the balloon.
+ * @target: the host's target, in 4 KiB units; untrusted, clamped here.
+ *
+ * For hosts that piggyback their current target on other replies (VMware
+ * returns it with every lock and unlock): an inflate in progress stops
+ * as soon as the target says so, instead of at the end of the cycle.
+ *
+ * Context: Only from a transport method (the work lock is held).
+ */
+void balloon_core_update_target(struct balloon_core_dev *bdev, u64 target)
+{
+	lockdep_assert_held(&bdev->lock);
+	bdev->target = balloon_core_clamp_target(bdev, target);
+}
+EXPORT_SYMBOL_NS_GPL(balloon_core_update_target, BALLOON_CORE_NS);
 
 /**
  * balloon_core_size() - current balloon size

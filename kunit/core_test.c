@@ -15,6 +15,7 @@
  */
 #include <kunit/static_stub.h>
 #include <kunit/test.h>
+#include <linux/delay.h>
 #include <linux/gfp.h>
 #include <linux/irqflags.h>
 #include <linux/migrate.h>
@@ -62,6 +63,9 @@ struct fake_host {
 	unsigned int max_batch;
 	unsigned int refuse_every;	/* refuse every Nth 4 KiB page; 0: none */
 	unsigned int refuse_huge_every;	/* the same for huge pages */
+	unsigned int keep_every;	/* keep every Nth page asked back; 0: none */
+	unsigned int retarget_at;	/* inflate call that carries a new target */
+	u64 retarget;			/* ... and the target it carries */
 	struct fake_script script[FAKE_SCRIPT];
 
 	/* what the guest's allocator does */
@@ -80,6 +84,7 @@ struct fake_host {
 	unsigned int pages_in;		/* 4 KiB pages offered by inflate */
 	unsigned int huge_in;		/* huge pages offered by inflate */
 	unsigned int pages_out;		/* base pages released by deflate */
+	unsigned int kept;		/* pages asked back, counting kept ones */
 	struct fake_call log[FAKE_LOG];
 	unsigned int nlog;
 	u64 reported;
@@ -189,6 +194,11 @@ static int fake_inflate(struct balloon_core_dev *bdev,
 		xa_store(&host->held, pfn, xa_mk_value(batch->order),
 			 GFP_KERNEL);
 	}
+	/* Like VMware, the reply carries the host's current target. */
+	if (host->calls[FAKE_INFLATE] == host->retarget_at) {
+		host->target = host->retarget;
+		balloon_core_update_target(bdev, host->target);
+	}
 	return ret;
 }
 
@@ -212,6 +222,10 @@ static int fake_deflate(struct balloon_core_dev *bdev,
 		/* The host must hear of a page before the guest frees it. */
 		if (page_ref_count(page) < 1)
 			host->protocol_error = true;
+		if (host->keep_every && ++host->kept % host->keep_every == 0) {
+			batch->status[i] = -EBUSY;
+			continue;
+		}
 		held = xa_erase(&host->held, page_to_pfn(page));
 		if (!held || xa_to_value(held) != batch->order)
 			host->protocol_error = true;	/* never held so */
@@ -674,6 +688,77 @@ static void unregister_host_refusing_release_frees_anyway(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 1U);
 }
 
+static void deflate_page_host_keeps_stays_in_balloon(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int free_rate;
+
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+
+	/* The host keeps the last page of the first batch; the rest goes. */
+	free_rate = host->bdev.rate.free;
+	host->keep_every = 64;
+	host->target = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 1U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000 - 63);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 1000UL - 63);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 63);
+	KUNIT_EXPECT_LT(test, host->bdev.rate.free, free_rate);
+	expect_consistent(test, host);
+
+	/* Once the host lets go, the balloon empties. */
+	host->keep_every = 0;
+	while (host->bdev.size && host->calls[FAKE_DEFLATE] < 100)
+		balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	expect_consistent(test, host);
+}
+
+static void inflate_stops_at_target_from_reply(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 1000;
+	host->retarget_at = 2;
+	host->retarget = 100;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* Two batches of 64 went before the host said 100 is enough. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	KUNIT_EXPECT_EQ(test, host->bdev.target, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 128);
+	expect_consistent(test, host);
+
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	expect_consistent(test, host);
+}
+
+static void work_goes_on_while_moving_on_polled_host(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int i;
+
+	/* The fake is polled hourly: only the core's "more" can go on. */
+	host->target = 40000;
+	fake_register(test, host);
+	for (i = 0; i < 100 && host->bdev.size < 40000; i++) {
+		msleep(20);
+		flush_delayed_work(&host->bdev.work);
+	}
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 40000);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 1U);
+	KUNIT_EXPECT_GE(test, host->calls[FAKE_TARGET], 3U);
+	/* At the target the hourly poll takes over. */
+	KUNIT_EXPECT_TRUE(test, delayed_work_pending(&host->bdev.work));
+	expect_consistent(test, host);
+}
+
 static void start_failure_retried_next_cycle(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
@@ -753,6 +838,22 @@ static void huge_inflate_prefers_2m_pages(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC), 4);
 	/* One batch of four huge pages, two of 4 KiB pages. */
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 3U);
+	expect_consistent(test, host);
+}
+
+static void huge_page_costs_one_allocation(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	/* 64 huge pages are 32768 base pages, twice nosleep_max. */
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->max_batch = 512;
+	fake_register(test, host);
+	host->target = 64 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 64 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 1U);
 	expect_consistent(test, host);
 }
 
@@ -1234,6 +1335,9 @@ static struct kunit_case balloon_core_loop_cases[] = {
 			 alloc_fail_gen_params),
 	KUNIT_CASE(deflate_tells_host_before_free),
 	KUNIT_CASE(deflate_rate_limited_and_halved_on_error),
+	KUNIT_CASE(deflate_page_host_keeps_stays_in_balloon),
+	KUNIT_CASE(inflate_stops_at_target_from_reply),
+	KUNIT_CASE(work_goes_on_while_moving_on_polled_host),
 	KUNIT_CASE(reset_mid_inflate),
 	KUNIT_CASE(reset_mid_deflate),
 	KUNIT_CASE(reset_requested_by_transport),
@@ -1245,6 +1349,7 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(start_batch_size_honoured_and_capped),
 	KUNIT_CASE(start_without_usable_batch_fails),
 	KUNIT_CASE(huge_inflate_prefers_2m_pages),
+	KUNIT_CASE(huge_page_costs_one_allocation),
 	KUNIT_CASE(huge_alloc_failure_falls_back_to_4k),
 	KUNIT_CASE(huge_refused_split_and_offered_again),
 	KUNIT_CASE(huge_refused_pieces_not_needed_are_freed),

@@ -113,9 +113,10 @@ struct balloon_core_caps {
  * @order: page order of every page in the batch.
  * @count: number of valid entries in @pages and @status.
  * @pages: the pages; the transport derives PFNs with page_to_pfn().
- * @status: one result per page, written by @inflate: 0 when the host took
- *	the page, a negative errno when it refused that page alone.  The core
- *	sets every entry to 0 before the call.
+ * @status: one result per page, written by @inflate and @deflate: 0 when
+ *	the host took (or released) the page, a negative errno when it
+ *	refused that page alone.  The core sets every entry to 0 before the
+ *	call.
  *
  * The core owns the batch and its arrays; a transport must not keep
  * pointers to them after the method returns.
@@ -148,10 +149,14 @@ struct balloon_core_batch {
  *	page has a result, -%BALLOON_CORE_ERESET, -%EAGAIN when the host wants no
  *	more pages this cycle (the refused pages are in @status), or another
  *	negative errno when the command failed as a whole (no page was taken).
+ *	A host reply that carries the current target may be passed on with
+ *	balloon_core_update_target(), here or in @deflate.
  * @deflate: Optional.  Tell the host that the pages in @batch leave the
  *	balloon.  The core calls it before the pages are freed; when it is
  *	NULL the pages are freed without telling the host.  May sleep; called
- *	with the work lock held.  Returns 0 (every page released),
+ *	with the work lock held.  Returns 0 when every page has a result in
+ *	&balloon_core_batch.status (a page the host would not release stays in
+ *	the balloon, and the cycle's deflation stops there),
  *	-%BALLOON_CORE_ERESET, or another negative errno (no page released; the
  *	core keeps them and lowers its deflate rate).
  * @size_changed: Optional.  Report the balloon's new size, in 4 KiB units,
@@ -326,6 +331,7 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 void balloon_core_unregister(struct balloon_core_dev *bdev);
 void balloon_core_kick(struct balloon_core_dev *bdev);
 void balloon_core_request_reset(struct balloon_core_dev *bdev);
+void balloon_core_update_target(struct balloon_core_dev *bdev, u64 target);
 u64 balloon_core_size(struct balloon_core_dev *bdev);
 
 #endif /* _BALLOON_CORE_H */
