@@ -20,6 +20,7 @@ gets a fresh guest booted per its :class:`BootSpec` and fails by raising
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import fcntl
 import shutil
@@ -41,6 +42,9 @@ from balloonrig.qmp import QMPError  # noqa: E402
 MIB = 1 << 20
 GIB = 1 << 30
 OUR_MODULES = ("balloon_core", "balloon_vmw", "balloon_virtio")
+#: The modprobe.d file ``make install`` installs.
+MODPROBE_CONF = Path(__file__).resolve().parents[3] / "etc" / "modprobe.d" \
+    / "balloon.conf"
 
 
 class TestFailure(AssertionError):
@@ -350,6 +354,60 @@ def test_ours_load_unload(ctx: Context) -> None:
     left = g.modules() & set(OUR_MODULES)
     expect(not left, f"still loaded after rmmod: {sorted(left)}")
     ctx.log("taint: " + g.read_file("/proc/sys/kernel/tainted").strip())
+
+
+def _balloon_modalias(ctx: Context) -> str:
+    """Return the modalias of the guest's virtio balloon device (id 5)."""
+    out = ctx.guest.check(
+        "for d in /sys/bus/virtio/devices/virtio*; do "
+        "[ \"$(cat $d/device)\" = 0x0005 ] && cat $d/modalias; done; true")
+    expect(out.strip(), "no virtio balloon device in the guest")
+    return out.split()[0]
+
+
+def _modprobe_plan(ctx: Context, args: str) -> list[str]:
+    """Return the modules ``modprobe -D args`` would insert, in order."""
+    out = ctx.guest.check(f"modprobe -D {args}")
+    return [initramfs.modname(ln.split()[1]) for ln in out.splitlines()
+            if ln.startswith("insmod ")]
+
+
+@rigtest(mode="none", needs_modules=True, mem_mib=1024)
+def test_ours_modprobe_blacklist(ctx: Context) -> None:
+    """With our modprobe.d file installed, resolving the balloon device's
+    modalias (as udev does) loads balloon_core and balloon_virtio, and not
+    the in-tree virtio_balloon."""
+    g = ctx.guest
+    alias = _balloon_modalias(ctx)
+    expect(g.balloon_driver() is None,
+           f"balloon device already bound to {g.balloon_driver()}")
+    # Without the file both drivers match the alias: the blacklist matters.
+    before = _modprobe_plan(ctx, alias)
+    expect("virtio_balloon" in before and "balloon_virtio" in before,
+           f"without the blacklist {alias} resolves to {before}, expected "
+           f"both virtio_balloon and balloon_virtio")
+
+    conf = base64.b64encode(MODPROBE_CONF.read_bytes()).decode()
+    g.check(f"mkdir -p /etc/modprobe.d && echo {conf} | base64 -d "
+            f"> /etc/modprobe.d/{MODPROBE_CONF.name}")
+    after = _modprobe_plan(ctx, f"-b {alias}")
+    ours = [m for m in after if m in OUR_MODULES]
+    expect(ours == ["balloon_core", "balloon_virtio"] and
+           "virtio_balloon" not in after,
+           f"with the blacklist {alias} resolves to {after}")
+
+    g.check(f"modprobe -b {alias}")
+    loaded = g.modules()
+    expect({"balloon_core", "balloon_virtio"} <= loaded and
+           "virtio_balloon" not in loaded,
+           f"modprobe -b {alias} loaded {sorted(loaded)}")
+    drivers = set(g.check("ls /sys/bus/virtio/drivers").split())
+    expect("virtio_balloon" not in drivers,
+           f"virtio_balloon registered: {sorted(drivers)}")
+    bound = g.balloon_driver()
+    expect(bound == "balloon_virtio", f"balloon device bound to {bound}")
+    ctx.info(f"{alias}: {' '.join(before)} without the blacklist, "
+             f"{' '.join(after)} with it; bound to {bound}")
 
 
 # -- runner ------------------------------------------------------------------
