@@ -8,7 +8,8 @@
 #   make uninstall        remove what install put there, depmod
 #                         (both honour INSTALL_MOD_PATH, a staging root)
 #   make demo             boot a QEMU guest with our modules and drive its
-#                         balloon from the host (scripts/demo.sh)
+#                         balloon from the host (scripts/demo.sh); options
+#                         in DEMO_ARGS, e.g. DEMO_ARGS="6.1 --mem 4096"
 #   make check            every test: builds and style on 6.1 and 6.12,
 #                         KUnit (two variants), QEMU guests on both kernels
 #   make kunit            the KUnit suites only (kunit.py, UML)
@@ -65,6 +66,6 @@ kunit:
 	scripts/kunit.sh
 
 demo:
-	scripts/demo.sh
+	scripts/demo.sh $(DEMO_ARGS)
 
 .PHONY: all modules install uninstall clean check kunit demo

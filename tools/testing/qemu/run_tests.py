@@ -520,7 +520,8 @@ class Runner:
         self.report(test, status, reason)
 
 
-def _check_vermagic(mods: list[Path], kver: str) -> str | None:
+def check_vermagic(mods: list[Path], kver: str) -> str | None:
+    """Return a problem if a module in *mods* is not built for *kver*."""
     for ko in mods:
         magic = subprocess.run(["modinfo", "-F", "vermagic", str(ko)],
                                capture_output=True, text=True,
@@ -588,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
             if not ours:
                 problem = f"no .ko files in {args.modules}"
             else:
-                problem = _check_vermagic(ours, kimg.kver)
+                problem = check_vermagic(ours, kimg.kver)
             if args.verbose:
                 print(f"# our modules: {[str(p) for p in ours]}",
                       flush=True)
