@@ -6,7 +6,8 @@
 #   make install          install into /lib/modules/<kver>/updates and the
 #                         modprobe.d blacklist into /etc/modprobe.d, depmod
 #   make uninstall        remove what install put there, depmod
-#                         (both honour INSTALL_MOD_PATH, a staging root)
+#                         (both honour INSTALL_MOD_PATH, a staging root;
+#                         install signs with MOK_KEY= MOK_CERT= if given)
 #   make demo             boot a QEMU guest with our modules and drive its
 #                         balloon from the host (scripts/demo.sh); options
 #                         in DEMO_ARGS, e.g. DEMO_ARGS="6.1 --mem 4096"
@@ -40,8 +41,20 @@ MODPROBE_CONF := etc/modprobe.d/balloon.conf
 MODPROBE_DIR = $(INSTALL_MOD_PATH)/etc/modprobe.d
 DEPMOD = depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KRELEASE)
 
+# Secure Boot: MOK_KEY and MOK_CERT (a Machine Owner Key and its DER
+# certificate, e.g. DKMS's /var/lib/dkms/mok.key and mok.pub) sign the
+# modules before they are installed.  Without them they install unsigned:
+# kbuild's own signing wants the distribution's key and fails harmlessly.
+SIG_HASH = $(or $(shell sed -n 's/^CONFIG_MODULE_SIG_HASH="\(.*\)"/\1/p' \
+		$(KDIR)/.config 2>/dev/null),sha256)
+BUILT := core/balloon_core.ko transports/balloon_vmw.ko \
+	 transports/balloon_virtio.ko
+
 install: modules
 	@test -n "$(KRELEASE)" || { echo "no kernel build tree at KDIR=$(KDIR)" >&2; exit 1; }
+	$(if $(MOK_KEY),for m in $(BUILT); do \
+		$(KDIR)/scripts/sign-file $(SIG_HASH) $(MOK_KEY) $(MOK_CERT) $$m || exit 1; \
+	done)
 	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) INSTALL_MOD_DIR=updates \
 		modules_install
 	install -D -m 0644 $(MODPROBE_CONF) $(MODPROBE_DIR)/$(notdir $(MODPROBE_CONF))
