@@ -200,7 +200,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse and check the command line."""
     ap = argparse.ArgumentParser(
         description="Boot a QEMU guest with our balloon driver and move "
-        "its balloon from the host, showing progress live.")
+        "its balloon from the host, showing progress live.",
+        epilog="scripts/demo.sh (make demo) takes the same options, the "
+        "series also bare (scripts/demo.sh 6.1), and installs what is "
+        "missing and builds the modules first.")
     ap.add_argument("--series", default="6.12",
                     help="Debian kernel series: 6.12 (default) or 6.1")
     ap.add_argument("--mem", type=int, default=2048, metavar="MIB",
