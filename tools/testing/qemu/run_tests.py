@@ -356,6 +356,30 @@ def test_ours_load_unload(ctx: Context) -> None:
     ctx.log("taint: " + g.read_file("/proc/sys/kernel/tainted").strip())
 
 
+@rigtest(mode="none", needs_modules=True, mem_mib=1024)
+def test_ours_vmw_not_vmware(ctx: Context) -> None:
+    """Off VMware, modprobe balloon_vmw fails with ENODEV: it loads nothing
+    else (no vmw_vmci), logs nothing, and balloon_core still unloads."""
+    g = ctx.guest
+    present = {p.name.removesuffix(".ko") for p in ctx.our_modules}
+    expect("balloon_vmw" in present,
+           f"no balloon_vmw.ko among {sorted(present)}")
+    before = g.check("dmesg").count("\n")
+    rc, out = g.run("modprobe balloon_vmw")
+    expect(rc != 0 and "No such device" in out,
+           f"modprobe balloon_vmw: rc={rc} {out.strip()!r}")
+    loaded = g.modules()
+    expect("balloon_vmw" not in loaded and "vmw_vmci" not in loaded,
+           f"loaded after the failed modprobe: {sorted(loaded)}")
+    said = [ln for ln in g.check("dmesg").splitlines()[before:]
+            if "balloon_vmw" in ln or "vmw_vmci" in ln]
+    expect(not said, f"kernel log: {said}")
+    expect("balloon_core" in loaded, "balloon_core was not pulled in")
+    g.check("rmmod balloon_core")
+    expect("balloon_core" not in g.modules(), "balloon_core still loaded")
+    ctx.info(f"modprobe balloon_vmw: {out.strip()}")
+
+
 def _balloon_modalias(ctx: Context) -> str:
     """Return the modalias of the guest's virtio balloon device (id 5)."""
     out = ctx.guest.check(
