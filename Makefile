@@ -79,6 +79,6 @@ kunit:
 	scripts/kunit.sh
 
 demo:
-	scripts/demo.sh $(DEMO_ARGS)
+	@scripts/demo.sh $(DEMO_ARGS)
 
 .PHONY: all modules install uninstall clean check kunit demo

@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
               f"guest's own /proc/meminfo.")
         progress = Progress(out)
         for i, mib in enumerate(args.steps, 1):
-            now = g.qmp.query_balloon() // MIB
+            now = round(g.qmp.query_balloon() / MIB)
             verb = ("inflate" if mib < now else "deflate" if mib > now
                     else "hold")
             print(f"\nstep {i}/{len(args.steps)}: {now} -> {mib} MiB "
