@@ -25,6 +25,9 @@
 
 #include "internal.h"
 
+#define CREATE_TRACE_POINTS
+#include "trace.h"
+
 /*
  * Non-sleeping allocations never reclaim, never warn and never touch the
  * emergency reserves; sleeping ones may reclaim but give up before the OOM
@@ -337,6 +340,7 @@ static void balloon_core_release_refused(struct balloon_core_dev *bdev)
 
 static void balloon_core_reset(struct balloon_core_dev *bdev)
 {
+	trace_balloon_core_reset(bdev);
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_RESET);
 	balloon_core_release_refused(bdev);
 	balloon_core_drop_all(bdev);
@@ -439,6 +443,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 	ctx->ret = ret == -EAGAIN ? 0 : ret;
 	if (ret && ret != -EAGAIN) {
 		/* Nothing was taken: the whole batch was refused. */
+		trace_balloon_core_inflate(bdev, order, batch->count, 0, ret);
 		for (i = 0; i < batch->count; i++) {
 			balloon_core_stat_inc(bdev,
 					      BALLOON_CORE_STAT_REFUSED_ALLOC);
@@ -448,6 +453,10 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 		batch->count = 0;
 		return;
 	}
+
+	for (i = 0, j = 0; i < batch->count; i++)
+		j += !batch->status[i];
+	trace_balloon_core_inflate(bdev, order, batch->count, j, ret);
 
 	for (i = 0; i < batch->count; i++) {
 		struct page *page = batch->pages[i];
@@ -461,6 +470,8 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 			continue;
 		}
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_REFUSED_ALLOC);
+		trace_balloon_core_refused(bdev, page_to_pfn(page), order,
+					   batch->status[i]);
 		if (order) {
 			split_page(page, order);
 			for (j = 0; j < (1U << order); j++)
@@ -599,6 +610,8 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 		/* The host hears of it before the guest may reuse the page. */
 		ret = balloon_core_call_deflate(bdev, batch);
 		if (ret) {
+			trace_balloon_core_deflate(bdev, order, batch->count, 0,
+						   ret);
 			balloon_core_requeue(bdev, order, &taken, batch->count);
 			break;
 		}
@@ -617,6 +630,8 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 		bdev->size -= (u64)(batch->count - kept) * n *
 			      BALLOON_CORE_UNITS_PER_PAGE;
 		freed += (u64)(batch->count - kept) * n;
+		trace_balloon_core_deflate(bdev, order, batch->count,
+					   batch->count - kept, ret);
 		if (ret)
 			break;
 		cond_resched();
@@ -716,6 +731,7 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 		goto out;
 
 	bdev->target = balloon_core_clamp_target(bdev, target);
+	trace_balloon_core_target(bdev, target, bdev->target);
 	dir = balloon_core_direction(bdev);
 	if (dir < 0)
 		balloon_core_deflate(bdev, &l, bdev->size - bdev->target, true);
@@ -907,6 +923,7 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 		goto out;
 
 	*freed += (before - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
+	trace_balloon_core_pressure(bdev, before - bdev->size);
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_PRESSURE);
 	atomic64_add(before - bdev->size,
 		     &bdev->stats[BALLOON_CORE_STAT_PRESSURE_FREE]);
@@ -975,6 +992,7 @@ void balloon_core_update_target(struct balloon_core_dev *bdev, u64 target)
 {
 	lockdep_assert_held(&bdev->lock);
 	bdev->target = balloon_core_clamp_target(bdev, target);
+	trace_balloon_core_target(bdev, target, bdev->target);
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_update_target, BALLOON_CORE_NS);
 

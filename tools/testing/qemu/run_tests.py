@@ -356,6 +356,57 @@ def test_ours_load_unload(ctx: Context) -> None:
     ctx.log("taint: " + g.read_file("/proc/sys/kernel/tainted").strip())
 
 
+TRACE_EVENTS = ("balloon_core_target", "balloon_core_inflate",
+                "balloon_core_deflate", "balloon_core_refused",
+                "balloon_core_reset", "balloon_core_pressure")
+
+
+def _trace_fields(text: str, event: str) -> list[dict[str, str]]:
+    """Return the key=value fields of every *event* line of a trace."""
+    out = []
+    for ln in text.splitlines():
+        if f" {event}: " in ln:
+            body = ln.split(f" {event}: ", 1)[1]
+            out.append(dict(f.split("=", 1) for f in body.split()[1:]
+                            if "=" in f))
+    return out
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=1024,
+         expect_driver="balloon_virtio")
+def test_ours_tracepoints(ctx: Context) -> None:
+    """Our tracepoints, read through tracefs: the target the host set, and
+    inflate and deflate batches that add up to the balloon's moves."""
+    g = ctx.guest
+    tr = "/sys/kernel/tracing"
+    g.check(f"[ -e {tr}/trace ] || mount -t tracefs nodev {tr}")
+    events = set(g.check(f"ls {tr}/events/balloon_core").split())
+    expect(set(TRACE_EVENTS) <= events,
+           f"tracefs has {sorted(events)}, expected {TRACE_EVENTS}")
+    g.check(f"echo 1 > {tr}/events/balloon_core/enable && echo > {tr}/trace")
+
+    full = g.spec.mem_mib * MIB
+    units = 64 * MIB // 4096
+    _move_balloon(ctx, full - 64 * MIB, "inflate")
+    _move_balloon(ctx, full, "deflate")
+    g.check(f"echo 0 > {tr}/events/balloon_core/enable")
+    text = g.check(f"cat {tr}/trace")
+
+    targets = [int(f["target"]) for f in _trace_fields(text, "balloon_core_target")]
+    expect(units in targets and 0 in targets,
+           f"targets traced: {sorted(set(targets))}, expected {units} and 0")
+    infl = _trace_fields(text, "balloon_core_inflate")
+    defl = _trace_fields(text, "balloon_core_deflate")
+    put = sum(int(f["done"]) << int(f["order"]) for f in infl)
+    took = sum(int(f["done"]) << int(f["order"]) for f in defl)
+    expect(put == units and took == units,
+           f"traced {put} pages in and {took} out, expected {units} each")
+    expect(all(f["ret"] == "0" for f in infl + defl),
+           f"failed batches: {[f for f in infl + defl if f['ret'] != '0']}")
+    ctx.info(f"{len(infl)} inflate and {len(defl)} deflate batches traced, "
+             f"{put} pages each way")
+
+
 @rigtest(mode="none", needs_modules=True, mem_mib=1024)
 def test_ours_vmw_not_vmware(ctx: Context) -> None:
     """Off VMware, modprobe balloon_vmw fails with ENODEV: it loads nothing
