@@ -29,11 +29,30 @@
 
 #include <kunit/visibility.h>
 
+#include <linux/virtio_balloon.h>
 #include <linux/virtio_config.h>
+
+/*
+ * Stats tags 10 to 15 are part of the virtio balloon protocol, and the
+ * counters behind them exist in every supported kernel, but the uapi header
+ * names them only from 6.10 on (BALLOON_COMPAT_BALLOON_STATS_RECLAIM).
+ */
+#ifndef BALLOON_COMPAT_BALLOON_STATS_RECLAIM
+#define VIRTIO_BALLOON_S_OOM_KILL	10
+#define VIRTIO_BALLOON_S_ALLOC_STALL	11
+#define VIRTIO_BALLOON_S_ASYNC_SCAN	12
+#define VIRTIO_BALLOON_S_DIRECT_SCAN	13
+#define VIRTIO_BALLOON_S_ASYNC_RECLAIM	14
+#define VIRTIO_BALLOON_S_DIRECT_RECLAIM	15
+#endif
+
+/* Most virtqueues balloon_compat_find_vqs() sets up. */
+#define BALLOON_COMPAT_MAX_VQS	8
 
 /**
  * struct balloon_compat_vq - what a virtqueue is called and who hears it
- * @name: the virtqueue's name.
+ * @name: the virtqueue's name; %NULL for a queue the device does not have
+ *	(it gets no queue index, and its slot in the result is %NULL).
  * @callback: its interrupt callback, or %NULL.
  */
 struct balloon_compat_vq {
@@ -60,7 +79,7 @@ static inline int balloon_compat_find_vqs(struct virtio_device *vdev,
 					  const struct balloon_compat_vq *info)
 {
 #ifdef BALLOON_COMPAT_VIRTQUEUE_INFO
-	struct virtqueue_info vqs_info[4] = { };
+	struct virtqueue_info vqs_info[BALLOON_COMPAT_MAX_VQS] = { };
 	unsigned int i;
 
 	if (nvqs > ARRAY_SIZE(vqs_info))
@@ -71,8 +90,8 @@ static inline int balloon_compat_find_vqs(struct virtio_device *vdev,
 	}
 	return virtio_find_vqs(vdev, nvqs, vqs, vqs_info, NULL);
 #else
-	vq_callback_t *callbacks[4];
-	const char *names[4];
+	vq_callback_t *callbacks[BALLOON_COMPAT_MAX_VQS];
+	const char *names[BALLOON_COMPAT_MAX_VQS];
 	unsigned int i;
 
 	if (nvqs > ARRAY_SIZE(names))
