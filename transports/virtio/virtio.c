@@ -4,8 +4,10 @@
  *
  * Speaks the virtio balloon device's wire protocol only: PFN arrays on the
  * inflate and deflate virtqueues, num_pages read from and actual written to
- * the config space.  Every policy decision is balloon_core's.  A
- * config-change interrupt only kicks the core's work loop.
+ * the config space, and memory statistics on the stats queue (stats.c).
+ * Every balloon policy decision is balloon_core's.  Interrupts only
+ * schedule work: a config change kicks the core's work loop, a stats
+ * request the stats work.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -16,38 +18,10 @@
 #include <linux/virtio.h>
 #include <linux/virtio_balloon.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
 #include <linux/wait.h>
 
-#include <balloon/core.h>
-
-/* PFNs per virtqueue request, as the in-tree driver sends. */
-#define BALLOON_VIRTIO_PFNS	256
-
-enum balloon_virtio_vq {
-	BALLOON_VIRTIO_VQ_INFLATE,
-	BALLOON_VIRTIO_VQ_DEFLATE,
-	BALLOON_VIRTIO_VQ_NR
-};
-
-/**
- * struct balloon_virtio - one virtio balloon device
- * @bdev: the core's balloon, embedded.
- * @vdev: the virtio device.
- * @vqs: the inflate and deflate virtqueues.
- * @acked: woken when the device hands a buffer back.
- * @registered: set once @bdev is registered; config changes before that
- *	are picked up by the core's first cycle.
- * @pfns: the PFN array of the request in flight.  Only the core's work
- *	loop sends requests, one at a time, so it needs no lock of its own.
- */
-struct balloon_virtio {
-	struct balloon_core_dev bdev;
-	struct virtio_device *vdev;
-	struct virtqueue *vqs[BALLOON_VIRTIO_VQ_NR];
-	wait_queue_head_t acked;
-	bool registered;
-	__virtio32 pfns[BALLOON_VIRTIO_PFNS];
-};
+#include "internal.h"
 
 static struct balloon_virtio *to_balloon_virtio(struct balloon_core_dev *bdev)
 {
@@ -164,49 +138,70 @@ static void balloon_virtio_config_changed(struct virtio_device *vdev)
 }
 
 /*
- * Bring the device up: queues, DRIVER_OK, then the core balloon, whose
- * first cycle may use the queues at once.  For probe and restore.
+ * Bring the device up: queues, the first stats buffer, DRIVER_OK, then the
+ * core balloon, whose first cycle may use the queues at once.  For probe
+ * and restore.
  */
 static int balloon_virtio_start_device(struct balloon_virtio *vb)
 {
-	static const struct balloon_compat_vq vq_info[BALLOON_VIRTIO_VQ_NR] = {
+	struct virtio_device *vdev = vb->vdev;
+	struct balloon_compat_vq vq_info[BALLOON_VIRTIO_VQ_NR] = {
 		[BALLOON_VIRTIO_VQ_INFLATE] = { "inflate", balloon_virtio_ack },
 		[BALLOON_VIRTIO_VQ_DEFLATE] = { "deflate", balloon_virtio_ack },
 	};
-	struct virtio_device *vdev = vb->vdev;
 	int ret;
+
+	/* Queues of features not negotiated stay nameless: they do not exist. */
+	if (virtio_has_feature(vdev, VIRTIO_BALLOON_F_STATS_VQ))
+		vq_info[BALLOON_VIRTIO_VQ_STATS] = (struct balloon_compat_vq) {
+			"stats", balloon_virtio_stats_request };
 
 	ret = balloon_compat_find_vqs(vdev, BALLOON_VIRTIO_VQ_NR, vb->vqs,
 				      vq_info);
 	if (ret)
 		return ret;
+	ret = balloon_virtio_stats_start(vb);
+	if (ret)
+		goto err_vqs;
 
 	virtio_device_ready(vdev);
+	/* The device may ask for stats from now on. */
+	if (vb->vqs[BALLOON_VIRTIO_VQ_STATS])
+		virtqueue_kick(vb->vqs[BALLOON_VIRTIO_VQ_STATS]);
+
 	ret = balloon_core_register(&vb->bdev, &balloon_virtio_ops,
 				    &vdev->dev, dev_name(&vdev->dev));
-	if (ret) {
-		virtio_reset_device(vdev);
-		vdev->config->del_vqs(vdev);
-		return ret;
-	}
+	if (ret)
+		goto err_live;
 	/* Publish @bdev to the config-change interrupt. */
 	smp_store_release(&vb->registered, true);
 	return 0;
+
+err_live:
+	balloon_virtio_stats_stop(vb);
+	virtio_reset_device(vdev);
+err_vqs:
+	vdev->config->del_vqs(vdev);
+	memset(vb->vqs, 0, sizeof(vb->vqs));
+	return ret;
 }
 
 /*
- * Take it down: the core gives every page back through the queues first,
- * then the device is reset and the queues go.  For remove and freeze.
+ * Take it down: no more stats, the core gives every page back through the
+ * queues, then the device is reset and the queues go.  For remove and
+ * freeze.
  */
 static void balloon_virtio_stop_device(struct balloon_virtio *vb)
 {
 	struct virtio_device *vdev = vb->vdev;
 
+	balloon_virtio_stats_stop(vb);
 	/* Config changes from here on need no kick: the core is going. */
 	smp_store_release(&vb->registered, false);
 	balloon_core_unregister(&vb->bdev);
 	virtio_reset_device(vdev);
 	vdev->config->del_vqs(vdev);
+	memset(vb->vqs, 0, sizeof(vb->vqs));
 }
 
 static int balloon_virtio_probe(struct virtio_device *vdev)
@@ -224,6 +219,7 @@ static int balloon_virtio_probe(struct virtio_device *vdev)
 		return -ENOMEM;
 	vb->vdev = vdev;
 	init_waitqueue_head(&vb->acked);
+	balloon_virtio_stats_init(vb);
 	vdev->priv = vb;
 
 	ret = balloon_virtio_start_device(vb);
@@ -260,6 +256,7 @@ static int balloon_virtio_restore(struct virtio_device *vdev)
 
 static unsigned int balloon_virtio_features[] = {
 	VIRTIO_BALLOON_F_MUST_TELL_HOST,
+	VIRTIO_BALLOON_F_STATS_VQ,
 	VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
 };
 
