@@ -2,11 +2,13 @@
 /*
  * Declarations shared between the files of balloon_virtio.ko and its KUnit
  * suite: the device structure, its virtqueues, and the entry points of the
- * stats queue.  Nothing here is part of the core/transport contract.
+ * stats and free page reporting halves.  Nothing here is part of the
+ * core/transport contract.
  */
 #ifndef _BALLOON_VIRTIO_INTERNAL_H
 #define _BALLOON_VIRTIO_INTERNAL_H
 
+#include <linux/page_reporting.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/virtio.h>
@@ -43,7 +45,8 @@ enum balloon_virtio_vq {
  * @vdev: the virtio device.
  * @vqs: the virtqueues, indexed by &enum balloon_virtio_vq; %NULL for
  *	those the device does not have.
- * @acked: woken when the device hands back an inflate or deflate buffer.
+ * @acked: woken when the device hands back an inflate, deflate or
+ *	reporting buffer.
  * @registered: set once @bdev is registered; config changes before that
  *	are picked up by the core's first cycle.
  * @pfns: the PFN array of the inflate or deflate request in flight.  Only
@@ -56,11 +59,13 @@ enum balloon_virtio_vq {
  *	queued until the device hands it back to ask for fresh numbers; only
  *	@stats_work (or the device start, before the queue is live) writes it.
  * @events: scratch space for the VM event counters, used with @stats.
+ * @reporting: free page reporting is registered for this device.
+ * @pr_dev_info: the free page reporting device.
  *
  * Lock order: the core's locks are the core's; @stats_lock is taken alone.
  * The inflate/deflate queues are used by the core's work loop only, the
- * stats queue by @stats_work only, so each queue has a single user at a
- * time.
+ * stats queue by @stats_work only, the reporting queue by the page
+ * reporting worker only, so each queue has a single user at a time.
  */
 struct balloon_virtio {
 	struct balloon_core_dev bdev;
@@ -75,6 +80,9 @@ struct balloon_virtio {
 	struct work_struct stats_work;
 	struct virtio_balloon_stat stats[BALLOON_VIRTIO_STATS_MAX];
 	unsigned long events[NR_VM_EVENT_ITEMS];
+
+	bool reporting;
+	struct page_reporting_dev_info pr_dev_info;
 };
 
 /* stats.c */
@@ -83,5 +91,14 @@ int balloon_virtio_stats_start(struct balloon_virtio *vb);
 void balloon_virtio_stats_stop(struct balloon_virtio *vb);
 void balloon_virtio_stats_request(struct virtqueue *vq);
 unsigned int balloon_virtio_stats_fill(struct balloon_virtio *vb);
+
+/* reporting.c */
+void balloon_virtio_features_validate(struct virtio_device *vdev);
+void balloon_virtio_poison_write(struct balloon_virtio *vb);
+void balloon_virtio_reporting_start(struct balloon_virtio *vb);
+void balloon_virtio_reporting_stop(struct balloon_virtio *vb);
+#if IS_ENABLED(CONFIG_KUNIT)
+bool balloon_virtio_free_page_content(u32 *poison_val);
+#endif
 
 #endif /* _BALLOON_VIRTIO_INTERNAL_H */

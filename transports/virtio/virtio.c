@@ -4,10 +4,13 @@
  *
  * Speaks the virtio balloon device's wire protocol only: PFN arrays on the
  * inflate and deflate virtqueues, num_pages read from and actual written to
- * the config space, and memory statistics on the stats queue (stats.c).
- * Every balloon policy decision is balloon_core's.  Interrupts only
- * schedule work: a config change kicks the core's work loop, a stats
- * request the stats work.
+ * the config space, memory statistics on the stats queue (stats.c), and
+ * free page reporting with the page poison rules (reporting.c).  Every
+ * balloon policy decision is balloon_core's.  Interrupts only schedule
+ * work: a config change kicks the core's work loop, a stats request the
+ * stats work.
+ *
+ * Free page hinting (VIRTIO_BALLOON_F_FREE_PAGE_HINT) is not offered.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -138,9 +141,9 @@ static void balloon_virtio_config_changed(struct virtio_device *vdev)
 }
 
 /*
- * Bring the device up: queues, the first stats buffer, DRIVER_OK, then the
- * core balloon, whose first cycle may use the queues at once.  For probe
- * and restore.
+ * Bring the device up: queues, the first stats buffer and the poison value,
+ * DRIVER_OK, then free page reporting and the core balloon, whose first
+ * cycle may use the queues at once.  For probe and restore.
  */
 static int balloon_virtio_start_device(struct balloon_virtio *vb)
 {
@@ -155,6 +158,9 @@ static int balloon_virtio_start_device(struct balloon_virtio *vb)
 	if (virtio_has_feature(vdev, VIRTIO_BALLOON_F_STATS_VQ))
 		vq_info[BALLOON_VIRTIO_VQ_STATS] = (struct balloon_compat_vq) {
 			"stats", balloon_virtio_stats_request };
+	if (virtio_has_feature(vdev, VIRTIO_BALLOON_F_REPORTING))
+		vq_info[BALLOON_VIRTIO_VQ_REPORTING] = (struct balloon_compat_vq) {
+			"reporting", balloon_virtio_ack };
 
 	ret = balloon_compat_find_vqs(vdev, BALLOON_VIRTIO_VQ_NR, vb->vqs,
 				      vq_info);
@@ -163,11 +169,13 @@ static int balloon_virtio_start_device(struct balloon_virtio *vb)
 	ret = balloon_virtio_stats_start(vb);
 	if (ret)
 		goto err_vqs;
+	balloon_virtio_poison_write(vb);
 
 	virtio_device_ready(vdev);
 	/* The device may ask for stats from now on. */
 	if (vb->vqs[BALLOON_VIRTIO_VQ_STATS])
 		virtqueue_kick(vb->vqs[BALLOON_VIRTIO_VQ_STATS]);
+	balloon_virtio_reporting_start(vb);
 
 	ret = balloon_core_register(&vb->bdev, &balloon_virtio_ops,
 				    &vdev->dev, dev_name(&vdev->dev));
@@ -178,6 +186,7 @@ static int balloon_virtio_start_device(struct balloon_virtio *vb)
 	return 0;
 
 err_live:
+	balloon_virtio_reporting_stop(vb);
 	balloon_virtio_stats_stop(vb);
 	virtio_reset_device(vdev);
 err_vqs:
@@ -187,14 +196,15 @@ err_vqs:
 }
 
 /*
- * Take it down: no more stats, the core gives every page back through the
- * queues, then the device is reset and the queues go.  For remove and
- * freeze.
+ * Take it down: no more reports or stats, the core gives every page back
+ * through the queues, then the device is reset and the queues go.  For
+ * remove and freeze.
  */
 static void balloon_virtio_stop_device(struct balloon_virtio *vb)
 {
 	struct virtio_device *vdev = vb->vdev;
 
+	balloon_virtio_reporting_stop(vb);
 	balloon_virtio_stats_stop(vb);
 	/* Config changes from here on need no kick: the core is going. */
 	smp_store_release(&vb->registered, false);
@@ -254,10 +264,27 @@ static int balloon_virtio_restore(struct virtio_device *vdev)
 }
 #endif
 
+/*
+ * Settle the features before the device sees them: the free page rules
+ * (reporting.c), and no indirect descriptors, so that a free page report
+ * never needs memory to be sent.  Like the in-tree driver, the balloon
+ * does not go through the DMA API (ACCESS_PLATFORM): the device works on
+ * guest-physical page numbers.
+ */
+static int balloon_virtio_validate(struct virtio_device *vdev)
+{
+	balloon_virtio_features_validate(vdev);
+	__virtio_clear_bit(vdev, VIRTIO_RING_F_INDIRECT_DESC);
+	__virtio_clear_bit(vdev, VIRTIO_F_ACCESS_PLATFORM);
+	return 0;
+}
+
 static unsigned int balloon_virtio_features[] = {
 	VIRTIO_BALLOON_F_MUST_TELL_HOST,
 	VIRTIO_BALLOON_F_STATS_VQ,
 	VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
+	VIRTIO_BALLOON_F_PAGE_POISON,
+	VIRTIO_BALLOON_F_REPORTING,
 };
 
 static const struct virtio_device_id balloon_virtio_ids[] = {
@@ -271,6 +298,7 @@ static struct virtio_driver balloon_virtio_driver = {
 	.feature_table_size = ARRAY_SIZE(balloon_virtio_features),
 	.driver.name = KBUILD_MODNAME,
 	.id_table = balloon_virtio_ids,
+	.validate = balloon_virtio_validate,
 	.probe = balloon_virtio_probe,
 	.remove = balloon_virtio_remove,
 	.config_changed = balloon_virtio_config_changed,
