@@ -42,6 +42,7 @@ static const char * const balloon_core_stat_names[BALLOON_CORE_STAT_NR] = {
 	[BALLOON_CORE_STAT_HOLDOFF] = "holdoff",
 	[BALLOON_CORE_STAT_MIGRATE] = "migrate",
 	[BALLOON_CORE_STAT_MIGRATE_FAIL] = "migrate_fail",
+	[BALLOON_CORE_STAT_BLOCK_ALLOC] = "block_alloc",
 };
 
 static int balloon_core_vmmemctl_show(struct seq_file *f, void *unused)

@@ -42,6 +42,25 @@ struct balloon_core_limits {
 	unsigned int holdoff_ms;
 };
 
+/*
+ * Non-sleeping allocations never reclaim, never warn and never touch the
+ * emergency reserves; sleeping ones may reclaim but give up before the OOM
+ * killer would run (__GFP_NORETRY).  4 KiB pages are movable where balloon
+ * compaction is built in (balloon_mapping_gfp_mask()).
+ */
+#define BALLOON_CORE_GFP_NOSLEEP \
+	((balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) | __GFP_NOWARN | \
+	 __GFP_NOMEMALLOC)
+#define BALLOON_CORE_GFP_SLEEP \
+	(balloon_mapping_gfp_mask() | __GFP_NOWARN | __GFP_NORETRY | \
+	 __GFP_NOMEMALLOC)
+/* Huge pages are a bonus: only take one the guest can spare right now. */
+#define BALLOON_CORE_GFP_HUGE	(__GFP_HIGHMEM | __GFP_NOWARN | __GFP_NOMEMALLOC)
+/* Blocks split into 4 KiB pages: the same, from movable memory. */
+#define BALLOON_CORE_GFP_BLOCK	(BALLOON_CORE_GFP_NOSLEEP | __GFP_NORETRY)
+/* Smallest block worth taking whole (8 pages). */
+#define BALLOON_CORE_BLOCK_MIN_ORDER	3
+
 /* Allocations between two cond_resched() calls, as in the seeds. */
 #define BALLOON_CORE_YIELD_EVERY	1024
 

@@ -28,21 +28,6 @@
 #define CREATE_TRACE_POINTS
 #include "trace.h"
 
-/*
- * Non-sleeping allocations never reclaim, never warn and never touch the
- * emergency reserves; sleeping ones may reclaim but give up before the OOM
- * killer would run (__GFP_NORETRY).  4 KiB pages are movable where balloon
- * compaction is built in (balloon_mapping_gfp_mask()).
- */
-#define BALLOON_CORE_GFP_NOSLEEP \
-	((balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) | __GFP_NOWARN | \
-	 __GFP_NOMEMALLOC)
-#define BALLOON_CORE_GFP_SLEEP \
-	(balloon_mapping_gfp_mask() | __GFP_NOWARN | __GFP_NORETRY | \
-	 __GFP_NOMEMALLOC)
-/* Huge pages are a bonus: only take one the guest can spare right now. */
-#define BALLOON_CORE_GFP_HUGE	(__GFP_HIGHMEM | __GFP_NOWARN | __GFP_NOMEMALLOC)
-
 /* How often reset and unregister say they still wait for isolated pages. */
 #define BALLOON_CORE_ISOLATED_WAIT_MS	10000
 
@@ -387,19 +372,51 @@ struct balloon_core_inflate_ctx {
 	int ret;
 };
 
+/*
+ * Take a block of 2^order 4 KiB pages at once and split it: one trip
+ * through the allocator instead of 2^order, and a contiguous run for the
+ * host.  Only in the non-sleeping pass, only as much as is still wanted,
+ * and only while the guest can spare a whole block right now.  The
+ * pieces wait on @prealloc; any left when the cycle ends are freed.
+ */
+static struct page *balloon_core_get_block(struct balloon_core_dev *bdev,
+					   u64 left)
+{
+	unsigned int order, i;
+	struct page *page;
+
+	if (left < BIT(BALLOON_CORE_BLOCK_MIN_ORDER))
+		return NULL;
+	order = min_t(unsigned int, ilog2(left), BALLOON_CORE_MAX_ORDER);
+	page = balloon_core_alloc_page(BALLOON_CORE_GFP_BLOCK, order);
+	if (!page)
+		return NULL;
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_BLOCK_ALLOC);
+	split_page(page, order);
+	cond_resched();
+	for (i = 1; i < BIT(order); i++)
+		list_add_tail(&page[i].lru, &bdev->prealloc);
+	return page;
+}
+
 static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
 					  struct balloon_core_inflate_ctx *ctx,
-					  unsigned int order)
+					  unsigned int order, u64 left)
 {
 	enum balloon_core_stat stat, fail;
 	struct page *page;
 	gfp_t gfp;
 
-	/* 4 KiB pieces of a refused huge page go first: they cost nothing. */
+	/* 4 KiB pieces of a refused or split block go first. */
 	if (!order && !list_empty(&bdev->prealloc)) {
 		page = list_first_entry(&bdev->prealloc, struct page, lru);
 		list_del(&page->lru);
 		return page;
+	}
+	if (!order && !ctx->can_sleep) {
+		page = balloon_core_get_block(bdev, left);
+		if (page)
+			return page;
 	}
 
 	if (order) {
@@ -437,6 +454,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 {
 	struct balloon_core_batch *batch = &bdev->batch;
 	unsigned int i, j, order = batch->order;
+	LIST_HEAD(taken);
 	int ret;
 
 	ret = balloon_core_call_inflate(bdev, batch);
@@ -463,7 +481,10 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 
 		if (!batch->status[i]) {
 			balloon_core_account(bdev, page, order, true);
-			balloon_core_enqueue(bdev, page, order);
+			if (order)
+				balloon_core_enqueue(bdev, page, order);
+			else
+				list_add_tail(&page->lru, &taken);
 			bdev->size += BALLOON_CORE_UNITS_PER_PAGE << order;
 			ctx->done += 1U << order;
 			ctx->taken++;
@@ -486,6 +507,9 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 			balloon_core_free_page(bdev, page, 0,
 					       BALLOON_CORE_STAT_REFUSED_FREE);
 	}
+	/* One trip through the balloon's page lock for the whole batch. */
+	bdev->nr_pages[0] += balloon_page_list_enqueue(&bdev->b_dev_info,
+							&taken);
 	batch->count = 0;
 	if (ret == -EAGAIN)
 		ctx->ret = -EAGAIN;
@@ -512,7 +536,11 @@ static bool balloon_core_inflate_order(struct balloon_core_dev *bdev,
 	ctx->split = false;
 	while (ctx->done + (batch->count + 1) * n <= ctx->want &&
 	       ctx->taken + batch->count < ctx->budget) {
-		struct page *page = balloon_core_get_page(bdev, ctx, order);
+		struct page *page;
+
+		page = balloon_core_get_page(bdev, ctx, order,
+					     ctx->want - ctx->done -
+					     batch->count);
 
 		if (!page && order)
 			break;	/* no huge page to spare: go on with 4 KiB */

@@ -72,6 +72,8 @@ struct fake_host {
 	unsigned int nosleep_ok;	/* successes before failing */
 	unsigned int sleep_ok;
 	unsigned int huge_ok;
+	unsigned int block_ok;		/* blocks split into 4 KiB pages */
+	unsigned int block_allocs;
 	unsigned int nosleep_allocs;
 	unsigned int sleep_allocs;
 	unsigned int huge_allocs;
@@ -257,7 +259,10 @@ static struct page *fake_alloc_page(gfp_t gfp, unsigned int order)
 	struct kunit *test = kunit_get_current_test();
 	struct fake_host *host = test->priv;
 
-	if (order) {
+	if (order && gfp == BALLOON_CORE_GFP_BLOCK) {
+		if (host->block_allocs++ >= host->block_ok)
+			return NULL;
+	} else if (order) {
 		/* Huge pages only when the guest can spare them at once. */
 		if (gfpflags_allow_blocking(gfp) || !(gfp & __GFP_NOMEMALLOC))
 			host->bad_gfp = true;
@@ -841,6 +846,68 @@ static void huge_inflate_prefers_2m_pages(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+static void block_alloc_splits_whole_blocks(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	/* 1000 = 512 + 256 + 128 + 64 + 32 + 8: six blocks, no single page. */
+	host->block_ok = FAKE_NEVER;
+	host->max_batch = 512;
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 6);
+	KUNIT_EXPECT_EQ(test, host->nosleep_allocs, 0U);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 1000);
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
+	expect_consistent(test, host);
+
+	/* The pieces are ordinary balloon pages: they all come back. */
+	host->target = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 1000);
+	expect_consistent(test, host);
+}
+
+static void block_alloc_failure_takes_single_pages(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->block_ok = 1;
+	fake_register(test, host);
+	host->target = 700;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* One block of 512, then no block to spare: 188 single pages. */
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 700);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 1);
+	KUNIT_EXPECT_EQ(test, host->nosleep_allocs, 188U);
+	expect_consistent(test, host);
+}
+
+static void block_pieces_not_needed_are_freed(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	/* The host says 64 is enough after the first batch of 64. */
+	host->block_ok = FAKE_NEVER;
+	host->retarget_at = 1;
+	host->retarget = 64;
+	fake_register(test, host);
+	host->target = 512;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 64);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 1);
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE),
+			512 - 64);
+	expect_consistent(test, host);
+}
+
 static void huge_page_costs_one_allocation(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
@@ -1350,6 +1417,9 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(start_without_usable_batch_fails),
 	KUNIT_CASE(huge_inflate_prefers_2m_pages),
 	KUNIT_CASE(huge_page_costs_one_allocation),
+	KUNIT_CASE(block_alloc_splits_whole_blocks),
+	KUNIT_CASE(block_alloc_failure_takes_single_pages),
+	KUNIT_CASE(block_pieces_not_needed_are_freed),
 	KUNIT_CASE(huge_alloc_failure_falls_back_to_4k),
 	KUNIT_CASE(huge_refused_split_and_offered_again),
 	KUNIT_CASE(huge_refused_pieces_not_needed_are_freed),

@@ -213,6 +213,8 @@ struct balloon_core_ops {
  *	pressure deflate.
  * @BALLOON_CORE_STAT_MIGRATE: ballooned pages moved by balloon compaction.
  * @BALLOON_CORE_STAT_MIGRATE_FAIL: moves refused (balloon busy, host error).
+ * @BALLOON_CORE_STAT_BLOCK_ALLOC: blocks of 4 KiB pages taken whole and
+ *	split (one allocation for up to 512 pages).
  * @BALLOON_CORE_STAT_NR: number of counters.
  */
 enum balloon_core_stat {
@@ -244,6 +246,7 @@ enum balloon_core_stat {
 	BALLOON_CORE_STAT_HOLDOFF,
 	BALLOON_CORE_STAT_MIGRATE,
 	BALLOON_CORE_STAT_MIGRATE_FAIL,
+	BALLOON_CORE_STAT_BLOCK_ALLOC,
 	BALLOON_CORE_STAT_NR
 };
 
