@@ -614,7 +614,8 @@ static void balloon_core_inflate(struct balloon_core_dev *bdev,
  * the balloon untouched.
  */
 static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
-				      unsigned int order, u64 max, u64 *done)
+				      unsigned int order, u64 max, u64 *done,
+				      unsigned int *budget)
 {
 	struct balloon_core_batch *batch = &bdev->batch;
 	unsigned int n = 1U << order;
@@ -622,12 +623,14 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 	int ret = 0;
 
 	balloon_core_batch_init(bdev, order);
-	while (freed + n <= max) {
-		unsigned int i = 0, kept, want = min_t(u64, bdev->caps.max_batch,
-						       (max - freed) >> order);
+	while (freed + n <= max && *budget) {
+		unsigned int i = 0, kept, want;
 		struct page *page;
 		LIST_HEAD(taken);
 		LIST_HEAD(stuck);
+
+		want = min_t(u64, min(bdev->caps.max_batch, *budget),
+			     (max - freed) >> order);
 
 		batch->count = balloon_core_dequeue(bdev, order, &taken, want);
 		if (!batch->count)
@@ -658,6 +661,7 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 		bdev->size -= (u64)(batch->count - kept) * n *
 			      BALLOON_CORE_UNITS_PER_PAGE;
 		freed += (u64)(batch->count - kept) * n;
+		*budget -= batch->count - kept;
 		trace_balloon_core_deflate(bdev, order, batch->count,
 					   batch->count - kept, ret);
 		if (ret)
@@ -674,26 +678,26 @@ static void balloon_core_deflate(struct balloon_core_dev *bdev,
 				 u64 goal_units, bool rate_limited)
 {
 	u64 goal = goal_units / BALLOON_CORE_UNITS_PER_PAGE, done = 0;
-	bool whole_way = !rate_limited || goal <= bdev->rate.free;
+	/* The rate counts pages of any size, as the inflate budget does. */
+	unsigned int budget = rate_limited ? bdev->rate.free : UINT_MAX;
 	int order, ret = 0;
-
-	if (rate_limited)
-		goal = min_t(u64, goal, bdev->rate.free);
 
 	/* Largest pages first, each only while it fits in what is left. */
 	for (order = BALLOON_CORE_MAX_ORDER; order >= 0 && !ret; order--)
-		ret = balloon_core_deflate_order(bdev, order, goal - done, &done);
+		ret = balloon_core_deflate_order(bdev, order, goal - done, &done,
+						 &budget);
 
 	/*
 	 * What is left is smaller than any page still in the balloon: free
 	 * one of the smallest and let the next cycle inflate back to the
 	 * target in 4 KiB pages, rather than sit above it for good.
 	 */
-	for (order = 0; !ret && whole_way && done < goal &&
+	for (order = 0; !ret && budget && done < goal &&
 	     order <= BALLOON_CORE_MAX_ORDER; order++) {
 		if (!bdev->nr_pages[order])
 			continue;
-		ret = balloon_core_deflate_order(bdev, order, 1U << order, &done);
+		ret = balloon_core_deflate_order(bdev, order, 1U << order, &done,
+						 &budget);
 		break;
 	}
 

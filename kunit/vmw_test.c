@@ -934,6 +934,7 @@ static void hypercalls_per_gib(struct kunit *test)
 		   c->name, locks, unlocks,
 		   div64_s64((s64)GIB_UNITS * USEC_PER_SEC, max_t(s64, us, 1)));
 	KUNIT_EXPECT_EQ(test, locks, c->lock_calls);
+	KUNIT_EXPECT_EQ(test, unlocks, c->lock_calls);
 	expect_in_step(test, bdev);
 }
 
