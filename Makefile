@@ -11,6 +11,9 @@
 #   make demo             boot a QEMU guest with our modules and drive its
 #                         balloon from the host (scripts/demo.sh); options
 #                         in DEMO_ARGS, e.g. DEMO_ARGS="6.1 --mem 4096"
+#   make bench            our virtio driver against the in-tree one in QEMU,
+#                         plus VMware hypercalls per GiB (scripts/bench.sh;
+#                         options in BENCH_ARGS, e.g. BENCH_ARGS="--reps 5")
 #   make check            every test: builds and style on 6.1 and 6.12,
 #                         KUnit (two variants), QEMU guests on both kernels
 #   make kunit            the KUnit suites only (kunit.py, UML)
@@ -81,4 +84,7 @@ kunit:
 demo:
 	@scripts/demo.sh $(DEMO_ARGS)
 
-.PHONY: all modules install uninstall clean check kunit demo
+bench:
+	@scripts/bench.sh $(BENCH_ARGS)
+
+.PHONY: all modules install uninstall clean check kunit demo bench

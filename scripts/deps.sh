@@ -5,7 +5,8 @@
 # test rigs need: compilers and kernel build tools, sparse, dkms, the 6.12 kernel
 # source (checkpatch, kernel-doc, kunit.py), the newest 6.12 and 6.1
 # kernel headers, QEMU and busybox for the guests.  Idempotent: does
-# nothing when everything is there.  Needs root (apt-get).
+# nothing when everything is there.  Needs root (apt-get).  Arguments name
+# further packages a command needs on top (make bench: gnuplot-nox).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -13,6 +14,7 @@ packages=(
 	gcc make perl python3 bc bison flex libelf-dev libssl-dev
 	cpio xz-utils zstd kmod sparse linux-source-6.12 dkms
 	qemu-system-x86 busybox-static python3-docutils
+	"$@"
 )
 
 installed() {

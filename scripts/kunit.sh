@@ -3,7 +3,10 @@
 #
 # Run the KUnit suites under kunit.py (UML) in Debian's 6.12 source tree.
 #
-#   scripts/kunit.sh [default|debug]    run one variant (default: default)
+#   scripts/kunit.sh [default|debug] [GLOB]
+#                                       run one variant (default: default),
+#                                       optionally only suites.cases matching
+#                                       GLOB (kunit.py's filter_glob)
 #   scripts/kunit.sh --unwire           undo the wiring in the source tree
 #
 # The project is wired in without copying it: a symlink drivers/balloon ->
@@ -86,4 +89,4 @@ wire
 cd "$src"
 exec python3 tools/testing/kunit/kunit.py run "${configs[@]}" \
 	--build_dir="$BALLOON_CACHE/kunit-$variant" --jobs="$(nproc)" \
-	--timeout=120
+	--timeout=120 ${2:+"$2"}

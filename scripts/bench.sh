@@ -1,0 +1,48 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The benchmark (make bench; not part of the test run): our balloon_virtio
+# against the in-tree virtio_balloon on the same QEMU, kernel and guest
+# size, alternating, several runs each (tools/testing/qemu/bench.py), then
+# the VMware protocol's hypercalls per GiB and pages per second through
+# the core in each mode, from the KUnit host model.  Prints a table with
+# the ratios ours / in-tree and writes a PNG plot of the balloon's size
+# over time.  Exits 1 when a target is missed.  Run it on an otherwise
+# idle machine: a build beside it halves the guest's speed.
+#
+#   scripts/bench.sh [6.12|6.1] [bench.py options, e.g. --reps 5]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+series=6.12
+case "${1:-}" in
+6.12 | 6.1) series=$1; shift ;;
+esac
+
+"$BALLOON_REPO/scripts/deps.sh" gnuplot-nox
+kver=$(balloon_kernel_release "$series")
+echo "building our modules for $kver"
+balloon_make "$series" >"$BALLOON_CACHE/bench-build.log" 2>&1 || {
+	cat "$BALLOON_CACHE/bench-build.log"
+	exit 1
+}
+
+rc=0
+python3 "$BALLOON_REPO/tools/testing/qemu/bench.py" --series "$series" \
+	--modules "$BALLOON_REPO/build/modules/$kver" "$@" || rc=$?
+[ "$rc" -le 1 ] || exit "$rc"
+
+echo
+echo "VMware, from the KUnit host model (UML; hypercalls per GiB inflated):"
+log="$BALLOON_CACHE/bench-vmw.log"
+if "$BALLOON_REPO/scripts/kunit.sh" default \
+	'balloon_vmw_protocol.hypercalls_per_gib' >"$log" 2>&1; then
+	grep -o 'hypercalls_per_gib: .*per GiB.*' "$BALLOON_CACHE/kunit-default/test.log" |
+		sed 's/^hypercalls_per_gib: /  /'
+	grep -q 'batched 2 MiB: 1 lock ' "$BALLOON_CACHE/kunit-default/test.log" ||
+		{ echo "  target missed: batched 2 MiB is not 1 hypercall per GiB"; rc=1; }
+else
+	echo "  the KUnit run failed, see $log"
+	rc=1
+fi
+exit "$rc"

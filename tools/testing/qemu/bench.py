@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Benchmark our balloon_virtio against the in-tree virtio_balloon.
+
+Usage::
+
+    bench.py --modules DIR [--series 6.12|6.1] [--reps N] [--mem MIB]
+             [--size MIB] [--variant default|noinit ...] [--out DIR]
+
+Both drivers run on the same QEMU, the same kernel image and the same
+guest size, alternating (in-tree, ours, in-tree, ours...), one fresh guest
+per run.  Each run first dirties most of the guest's memory (so that QEMU
+has it resident), then inflates the balloon by *size* over QMP, timing
+from the ``balloon`` command until ``query-balloon`` reaches the target,
+then deflates it back.  It records:
+
+* inflate and deflate wall time;
+* guest CPU time spent inflating (all CPUs, from the guest's /proc/stat);
+* QEMU process CPU time spent inflating (/proc/<pid>/stat);
+* host memory returned: the drop in QEMU's RSS over the inflation,
+  divided by the balloon size.
+
+Each is run with the Debian kernel's default command line ("default") and
+with ``init_on_alloc=0`` ("noinit"): Debian zeroes every allocated page,
+which dominates under emulation.  The report is a table of min / median /
+max per driver and the ratio ours / in-tree of the medians, checked
+against the project's targets, and a PNG plot (gnuplot) of the balloon's
+size over time for both drivers.  Takes the machine's heavy-job lock;
+never run it beside a build.
+
+``make bench`` (scripts/bench.sh) builds the modules and runs this, then
+adds the VMware numbers from the KUnit host model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# pylint: disable=wrong-import-position
+from balloonrig import initramfs, kernels  # noqa: E402
+from balloonrig.guest import BootSpec, Guest, GuestLost  # noqa: E402
+from run_tests import check_vermagic, heavy_lock  # noqa: E402
+
+MIB = 1 << 20
+VARIANTS = {"default": (), "noinit": ("init_on_alloc=0",)}
+DRIVERS = {"intree": ("intree", "virtio_balloon"),
+           "ours": ("ours", "balloon_virtio")}
+#: (metric, variant or None for all, bound, "le" or "ge") on ours/in-tree.
+TARGETS = (
+    ("inflate_s", "noinit", 0.33, "le"),
+    ("inflate_s", "default", 0.6, "le"),
+    ("deflate_s", None, 0.5, "le"),
+)
+RETURNED_TARGET = 0.98
+TITLES = {"intree": "in-tree virtio\\_balloon",
+          "ours": "our balloon\\_virtio"}
+
+
+@dataclasses.dataclass
+class Run:
+    """One inflate + deflate of one driver in one fresh guest."""
+
+    driver: str
+    variant: str
+    inflate_s: float
+    deflate_s: float
+    guest_cpu_s: float
+    qemu_cpu_s: float
+    returned: float
+    inflate_curve: list[tuple[float, int]]
+    deflate_curve: list[tuple[float, int]]
+
+
+def _guest_busy_s(g: Guest) -> float:
+    """Non-idle CPU seconds of all guest CPUs since boot."""
+    f = [int(x) for x in g.check("head -n 1 /proc/stat").split()[1:]]
+    idle = f[3] + (f[4] if len(f) > 4 else 0)
+    return (sum(f[:8]) - idle) / 100.0
+
+
+def _qemu_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0
+
+
+def _qemu_rss(pid: int) -> int:
+    for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if ln.startswith("VmRSS:"):
+            return int(ln.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def one_run(kimg, initrd, driver: str, variant: str, mem: int, size: int,
+            workdir: Path) -> Run:
+    """Boot a guest with *driver* and measure one inflate/deflate."""
+    mode, bound = DRIVERS[driver]
+    spec = BootSpec.mode(mode, expect_driver=bound, mem_mib=mem,
+                         cmdline=VARIANTS[variant])
+    full, target = mem * MIB, (mem - size) * MIB
+    with Guest(kimg, initrd, spec, workdir) as g:
+        pid = g.proc.pid
+        # Make QEMU back most of the guest, as a guest that ran a while.
+        g.check("mount -o remount,size=90% /tmp && dd if=/dev/zero "
+                f"of=/tmp/fill bs=1M count={mem - 400} 2>/dev/null && "
+                "rm /tmp/fill && sync && echo 3 > /proc/sys/vm/drop_caches",
+                timeout=600)
+        time.sleep(1)
+        rss0, qcpu0, gcpu0 = _qemu_rss(pid), _qemu_cpu_s(pid), _guest_busy_s(g)
+        g.qmp.balloon(target)
+        up = g.qmp.wait_balloon(target, timeout=300, tolerance=MIB,
+                                interval=0.05)
+        qcpu1, gcpu1 = _qemu_cpu_s(pid), _guest_busy_s(g)
+        time.sleep(0.5)
+        rss1 = _qemu_rss(pid)
+        g.qmp.balloon(full)
+        down = g.qmp.wait_balloon(full, timeout=300, tolerance=MIB,
+                                  interval=0.05)
+        if not up.reached or not down.reached:
+            raise RuntimeError(f"{driver}/{variant}: balloon did not reach "
+                               f"its target (inflate {up.reached}, "
+                               f"deflate {down.reached})")
+        return Run(driver, variant, up.elapsed, down.elapsed,
+                   gcpu1 - gcpu0, qcpu1 - qcpu0,
+                   (rss0 - rss1) / (size * MIB),
+                   [(t, (full - a) // MIB) for t, a in up.samples],
+                   [(t, (full - a) // MIB) for t, a in down.samples])
+
+
+def _stats(vals: list[float]) -> tuple[float, float, float]:
+    return min(vals), statistics.median(vals), max(vals)
+
+
+METRICS = (("inflate_s", "inflate {size} MiB, s"),
+           ("deflate_s", "deflate {size} MiB, s"),
+           ("guest_cpu_s", "guest CPU inflating, s"),
+           ("qemu_cpu_s", "QEMU CPU inflating, s"),
+           ("returned", "host memory returned / balloon"))
+
+
+def report(runs: list[Run], size: int) -> tuple[str, bool]:
+    """Return the table and whether every target was met."""
+    lines, ok = [], True
+    for variant in dict.fromkeys(r.variant for r in runs):
+        lines.append(f"\n{variant} ({' '.join(VARIANTS[variant]) or 'Debian default command line'}):")
+        lines.append(f"  {'metric':34} {'in-tree min/med/max':>24} "
+                     f"{'ours min/med/max':>24} {'ours/in-tree':>12}")
+        for key, label in METRICS:
+            per = {d: _stats([getattr(r, key) for r in runs
+                              if r.driver == d and r.variant == variant])
+                   for d in DRIVERS}
+            ratio = per["ours"][1] / per["intree"][1] \
+                if per["intree"][1] else float("inf")
+            verdict = ""
+            for metric, var, bound, how in TARGETS:
+                if metric == key and var in (None, variant):
+                    met = ratio <= bound if how == "le" else ratio >= bound
+                    ok &= met
+                    verdict = f"  target <= {bound}: " + \
+                        ("met" if met else "MISSED")
+            if key == "returned":
+                met = per["ours"][1] >= RETURNED_TARGET and \
+                    per["ours"][1] >= per["intree"][1] - 0.005
+                ok &= met
+                verdict = f"  target >= {RETURNED_TARGET} and not below " \
+                    f"in-tree: {'met' if met else 'MISSED'}"
+            fmt = "{:6.2f}/{:6.2f}/{:6.2f}"
+            lines.append(f"  {label.format(size=size):34} "
+                         f"{fmt.format(*per['intree']):>24} "
+                         f"{fmt.format(*per['ours']):>24} "
+                         f"{ratio:12.2f}{verdict}")
+    return "\n".join(lines), ok
+
+
+def plot(runs: list[Run], out: Path, size: int) -> Path | None:
+    """Balloon size over time, median inflate run of each driver, one
+    panel per variant, inflate then deflate.  Returns the PNG or None."""
+    if not shutil.which("gnuplot"):
+        print("# gnuplot not installed: no plot (apt-get install gnuplot-nox)")
+        return None
+    variants = list(dict.fromkeys(r.variant for r in runs))
+    cmds = [f"set terminal png size 1100,{380 * len(variants)}",
+            f"set output '{out / 'bench.png'}'",
+            f"set multiplot layout {len(variants)},1",
+            "set grid", "set key bottom right",
+            "set xlabel 'seconds since the QMP balloon command'",
+            "set ylabel 'balloon size, MiB'"]
+    for variant in variants:
+        series = []
+        for driver in DRIVERS:
+            mine = sorted((r for r in runs if r.driver == driver and
+                           r.variant == variant), key=lambda r: r.inflate_s)
+            if not mine:
+                continue
+            r = mine[len(mine) // 2]
+            data = out / f"curve-{variant}-{driver}.dat"
+            end = r.inflate_curve[-1][0]
+            with data.open("w") as f:
+                for t, mib in r.inflate_curve:
+                    f.write(f"{t:.3f} {mib}\n")
+                for t, mib in r.deflate_curve:
+                    f.write(f"{end + 1 + t:.3f} {mib}\n")
+            title = TITLES[driver]
+            series.append(f"'{data}' using 1:2 with lines lw 2 "
+                          f"title '{title}'")
+        cmds.append(f"set title 'inflate {size} MiB, 1 s pause, deflate "
+                    f"({variant})'")
+        cmds.append("plot " + ", ".join(series))
+    cmds.append("unset multiplot")
+    subprocess.run(["gnuplot"], input="\n".join(cmds), text=True,
+                   check=True)
+    return out / "bench.png"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit 0 when every target is met."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--series", default="6.12")
+    ap.add_argument("--modules", required=True, metavar="DIR")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--mem", type=int, default=2048, help="guest MiB")
+    ap.add_argument("--size", type=int, default=1024, help="balloon MiB")
+    ap.add_argument("--variant", action="append", choices=list(VARIANTS))
+    ap.add_argument("--driver", action="append", choices=list(DRIVERS),
+                    help="measure only this driver (exploration; no table)")
+    ap.add_argument("--out", metavar="DIR", help="results directory")
+    ap.add_argument("--cache", metavar="DIR")
+    args = ap.parse_args(argv)
+
+    lock = heavy_lock(args.cache)  # noqa: F841 (held until exit)
+    kimg = kernels.fetch(args.series, args.cache)
+    ours = initramfs.find_our_modules(args.modules, kimg.kver)
+    problem = check_vermagic(ours, kimg.kver) if ours else "no .ko found"
+    if problem:
+        print(f"cannot benchmark: {problem}")
+        return 2
+    initrd = initramfs.build(kimg, ours, cache=args.cache)
+    out = Path(args.out) if args.out else \
+        kernels.cache_root(args.cache) / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"# kernel {kimg.kver}, {args.mem} MiB guest, {args.size} MiB "
+          f"balloon, {args.reps} runs per driver and variant; results in "
+          f"{out}", flush=True)
+
+    runs: list[Run] = []
+    for variant in args.variant or list(VARIANTS):
+        for rep in range(args.reps):
+            for driver in args.driver or list(DRIVERS):
+                for attempt in (1, 2):
+                    try:
+                        r = one_run(kimg, initrd, driver, variant, args.mem,
+                                    args.size,
+                                    out / f"{variant}-{driver}-{rep}")
+                        break
+                    except GuestLost as exc:
+                        print(f"# INFRA: guest lost ({exc}); attempt "
+                              f"{attempt} of 2", flush=True)
+                else:
+                    return 2
+                runs.append(r)
+                print(f"# {variant:7} {driver:6} run {rep + 1}: inflate "
+                      f"{r.inflate_s:5.2f} s, deflate {r.deflate_s:5.2f} s, "
+                      f"guest CPU {r.guest_cpu_s:5.2f} s, QEMU CPU "
+                      f"{r.qemu_cpu_s:5.2f} s, returned {r.returned:.3f}",
+                      flush=True)
+    (out / "runs.json").write_text(json.dumps(
+        [dataclasses.asdict(r) for r in runs], indent=1))
+    if args.driver:
+        return 0
+    table, ok = report(runs, args.size)
+    print(table)
+    png = plot(runs, out, args.size)
+    if png:
+        print(f"\nplot: {png}")
+    print(f"\ntargets {'met' if ok else 'NOT met'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
