@@ -155,9 +155,11 @@ static unsigned long balloon_vmw_cmd(struct balloon_vmw *b, unsigned long cmd,
 static int balloon_vmw_doorbell_create(u32 *context, u32 *resource,
 				       void (*notify)(void *data), void *data)
 {
-	typeof(&vmci_doorbell_create) create = symbol_get(vmci_doorbell_create);
+	int (*create)(struct vmci_handle *handle, u32 flags, u32 priv_flags,
+		      vmci_callback notify_cb, void *client_data);
 	struct vmci_handle handle;
 
+	create = symbol_get(vmci_doorbell_create);
 	if (!create)
 		return -ENODEV;
 	if (create(&handle, VMCI_FLAG_DELAYED_CB,
@@ -173,8 +175,9 @@ static int balloon_vmw_doorbell_create(u32 *context, u32 *resource,
 
 static void balloon_vmw_doorbell_destroy(u32 context, u32 resource)
 {
-	typeof(&vmci_doorbell_destroy) destroy =
-		symbol_get(vmci_doorbell_destroy);
+	int (*destroy)(struct vmci_handle handle);
+
+	destroy = symbol_get(vmci_doorbell_destroy);
 
 	/* Held through create's reference, so it cannot be missing. */
 	if (!WARN_ON_ONCE(!destroy)) {
