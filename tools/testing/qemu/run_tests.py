@@ -333,6 +333,241 @@ def test_ours_virtio_deflate_on_oom(ctx: Context) -> None:
              f"OOM notifications, held off {again['holdoff']} cycles")
 
 
+# -- virtio protocol (issue 6) ----------------------------------------------
+
+#: Stats QEMU 7.2 knows (tags 0-9); it ignores the newer tags 10-15.
+QEMU_STATS = ("stat-swap-in", "stat-swap-out", "stat-major-faults",
+              "stat-minor-faults", "stat-free-memory", "stat-total-memory",
+              "stat-available-memory", "stat-disk-caches",
+              "stat-htlb-pgalloc", "stat-htlb-pgfail")
+
+#: virtio balloon feature bits (include/uapi/linux/virtio_balloon.h).
+F_STATS_VQ, F_FREE_PAGE_HINT, F_PAGE_POISON, F_REPORTING = 1, 3, 4, 5
+
+
+def _balloon_features(ctx: Context) -> str:
+    """The balloon device's negotiated features, "0"/"1" per bit."""
+    return ctx.guest.check(
+        "for d in /sys/bus/virtio/devices/virtio*; do "
+        "[ \"$(cat $d/device)\" = 0x0005 ] && cat $d/features; done").strip()
+
+
+def _has(features: str, bit: int) -> bool:
+    return len(features) > bit and features[bit] == "1"
+
+
+def _qemu_rss(ctx: Context) -> int:
+    """Resident memory of the QEMU process, in bytes."""
+    status = Path(f"/proc/{ctx.guest.proc.pid}/status").read_text()
+    kib = next(ln.split()[1] for ln in status.splitlines()
+               if ln.startswith("VmRSS:"))
+    return int(kib) * 1024
+
+
+def _fresh_stats(ctx: Context, newer_than: int, timeout: float = 20):
+    """Wait for QMP guest stats updated after *newer_than* (epoch s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = ctx.guest.qmp.guest_stats()
+        if stats.get("last-update", 0) > newer_than:
+            return stats
+        expect(time.monotonic() < deadline,
+               f"guest stats not refreshed after {timeout} s: {stats}")
+        time.sleep(0.2)
+
+
+def _oom_kills(ctx: Context) -> list[str]:
+    return [ln for ln in ctx.guest.dmesg().splitlines()
+            if "Out of memory" in ln or "oom-kill" in ln]
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio")
+def test_ours_virtio_stats(ctx: Context) -> None:
+    """Guest stats through QMP: every tag QEMU knows, a fresh timestamp on
+    each poll, and values that agree with the guest's own numbers."""
+    g, qmp = ctx.guest, ctx.guest.qmp
+    expect(_has(_balloon_features(ctx), F_STATS_VQ), "STATS_VQ not accepted")
+    set_at = int(time.time()) - 1
+    qmp.set_stats_interval(1)
+    first = _fresh_stats(ctx, set_at)
+    # Fault some pages in, so that the counters must move.
+    g.check("dd if=/dev/zero of=/tmp/s bs=1M count=64 2>/dev/null; rm /tmp/s")
+    second = _fresh_stats(ctx, first["last-update"])
+    third = _fresh_stats(ctx, second["last-update"])
+    mem = g.meminfo()
+    qmp.set_stats_interval(0)
+
+    st = third["stats"]
+    missing = [k for k in QEMU_STATS if st.get(k, -1) < 0]
+    expect(not missing, f"stats missing: {missing} in {st}")
+    now = time.time()
+    expect(now - third["last-update"] < 5,
+           f"last-update {third['last-update']} is {now - third['last-update']:.0f} s old")
+    total = st["stat-total-memory"]
+    expect(total == mem["MemTotal"],
+           f"stat-total-memory {total} != MemTotal {mem['MemTotal']}")
+    expect(0 < st["stat-free-memory"] <= total and
+           0 < st["stat-available-memory"] <= total,
+           f"free/available out of range: {st}")
+    avail_diff = abs(st["stat-available-memory"] - mem["MemAvailable"])
+    expect(avail_diff < 64 * MIB,
+           f"stat-available-memory {st['stat-available-memory'] // MIB} MiB, "
+           f"MemAvailable {mem['MemAvailable'] // MIB} MiB")
+    faults = [s["stats"]["stat-minor-faults"] for s in (first, second, third)]
+    expect(faults[0] < faults[1] <= faults[2],
+           f"minor faults did not move between refreshes: {faults}")
+    ctx.info(f"3 refreshes, last-update {third['last-update'] - set_at} s "
+             f"after enabling; total {total // MIB} MiB, available "
+             f"{st['stat-available-memory'] // MIB} MiB, minor faults "
+             f"{faults}")
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio")
+def test_ours_virtio_flapping_target(ctx: Context) -> None:
+    """The host moves the target every few milliseconds for a few seconds,
+    between nothing, "all of it", above-RAM values and sizes in between:
+    the guest stays alive, nothing is OOM-killed, and the balloon ends at
+    the final target."""
+    g, qmp = ctx.guest, ctx.guest.qmp
+    full = g.spec.mem_mib * MIB
+    # QMP "balloon" takes the guest size wanted: 1 byte means "balloon all
+    # of it" (num_pages = all of RAM), a size above RAM means num_pages 0.
+    values = (1, full // 2, 1 << 62, full - 64 * MIB, 1, full, 768 * MIB)
+    n, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < 4:
+        qmp.balloon(values[n % len(values)])
+        n += 1
+        time.sleep(0.005)
+    final = 1536 * MIB
+    settle = _move_balloon(ctx, final, "settle after flapping")
+    g.check("true")
+    killed = _oom_kills(ctx)
+    expect(not killed, "the OOM killer ran: " + " | ".join(killed[:3]))
+    stats = _debugfs_stats(ctx)
+    expect(stats["target_kib"] * 1024 == full - final and
+           stats["size_kib"] == stats["target_kib"],
+           f"debugfs after settling: target {stats['target_kib']} KiB, "
+           f"size {stats['size_kib']} KiB")
+    ctx.info(f"{n} target changes in 4 s ({stats['kick']} kicks, "
+             f"{stats['timer']} cycles, {stats['target_clamped']} clamped); "
+             f"settled at {final // MIB} MiB {settle:.1f} s later")
+
+
+def _fill_and_free(ctx: Context, mib: int) -> None:
+    """Dirty *mib* MiB of guest memory through tmpfs, then free it."""
+    ctx.guest.check("mount -o remount,size=90% /tmp && "
+                    f"dd if=/dev/zero of=/tmp/fill bs=1M count={mib} "
+                    "2>/dev/null && rm /tmp/fill", timeout=300)
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio",
+         balloon_props={"free-page-reporting": "on"})
+def test_ours_virtio_free_page_reporting(ctx: Context) -> None:
+    """Free page reporting: freed guest memory goes back to the host (QEMU's
+    RSS drops) without ballooning; PAGE_POISON is not accepted, since the
+    Debian kernel neither poisons nor zeroes freed pages."""
+    feats = _balloon_features(ctx)
+    expect(_has(feats, F_REPORTING), f"REPORTING not accepted: {feats}")
+    expect(not _has(feats, F_PAGE_POISON), f"PAGE_POISON accepted: {feats}")
+    before = _qemu_rss(ctx)
+    _fill_and_free(ctx, 1024)
+    filled = _qemu_rss(ctx)
+    t0 = time.monotonic()
+    while True:
+        now = _qemu_rss(ctx)
+        if filled - now >= 768 * MIB:
+            break
+        expect(time.monotonic() - t0 < 60,
+               f"QEMU RSS {before // MIB} -> {filled // MIB} MiB after "
+               f"filling 1 GiB, still {now // MIB} MiB 60 s after freeing it")
+        time.sleep(1)
+    ctx.info(f"QEMU RSS {before // MIB} -> {filled // MIB} -> {now // MIB} "
+             f"MiB, {time.monotonic() - t0:.1f} s after freeing 1 GiB")
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio", cmdline=("page_poison=1",),
+         balloon_props={"free-page-reporting": "on"})
+def test_ours_virtio_page_poison(ctx: Context) -> None:
+    """A guest that poisons freed pages accepts PAGE_POISON and tells the
+    device the pattern: QEMU then keeps reported pages (a device that
+    dropped them would hand back zeroes, which the guest's poison check
+    reports as memory corruption when it allocates them again)."""
+    g = ctx.guest
+    feats = _balloon_features(ctx)
+    expect(_has(feats, F_PAGE_POISON) and _has(feats, F_REPORTING),
+           f"PAGE_POISON and REPORTING not both accepted: {feats}")
+    before = _qemu_rss(ctx)
+    _fill_and_free(ctx, 512)
+    filled = _qemu_rss(ctx)
+    time.sleep(15)  # reports go out within a few seconds of the free
+    kept = _qemu_rss(ctx)
+    # Allocate it all again: every page is checked for the poison pattern.
+    _fill_and_free(ctx, 1024)
+    bad = [ln for ln in g.dmesg().splitlines() if "corruption" in ln]
+    expect(not bad, "poisoned pages came back changed: " + " | ".join(bad[:3]))
+    ctx.info(f"QEMU RSS {before // MIB} -> {filled // MIB} -> {kept // MIB} "
+             "MiB 15 s after freeing 512 MiB (QEMU keeps poisoned pages)")
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=1024,
+         expect_driver="balloon_virtio", cmdline=("init_on_free=1",),
+         balloon_props={"free-page-reporting": "on", "page-poison": "off"})
+def test_ours_virtio_no_reporting_without_poison(ctx: Context) -> None:
+    """A guest that zeroes freed pages, on a device without PAGE_POISON,
+    does not report free pages (the device could not keep them zeroed)."""
+    feats = _balloon_features(ctx)
+    expect(not _has(feats, F_REPORTING) and not _has(feats, F_PAGE_POISON),
+           f"REPORTING or PAGE_POISON accepted: {feats}")
+    _move_balloon(ctx, 512 * MIB, "inflate")
+    _move_balloon(ctx, GIB, "deflate")
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=1024,
+         expect_driver="balloon_virtio",
+         balloon_props={"free-page-hint": "on", "iothread": "iot0",
+                        "free-page-reporting": "on"},
+         qemu_args=("-object", "iothread,id=iot0"))
+def test_ours_virtio_hinting_device(ctx: Context) -> None:
+    """A device that offers free page hinting (not supported here) and
+    reporting: neither is accepted, since QEMU would put its hinting queue
+    where the driver puts its reporting queue; the balloon still works."""
+    feats = _balloon_features(ctx)
+    expect(not _has(feats, F_FREE_PAGE_HINT) and not _has(feats, F_REPORTING)
+           and _has(feats, F_STATS_VQ), f"features {feats}")
+    _move_balloon(ctx, 512 * MIB, "inflate")
+    _move_balloon(ctx, GIB, "deflate")
+
+
+@rigtest(mode="none", needs_modules=True, mem_mib=1024)
+def test_ours_virtio_alias_one_driver(ctx: Context) -> None:
+    """The module alias matches the balloon device, as the in-tree driver's
+    does; with both loaded, whichever came first keeps the device, and the
+    other loads and unloads cleanly without binding."""
+    g = ctx.guest
+    alias = g.check(
+        "for d in /sys/bus/virtio/devices/virtio*; do "
+        "[ \"$(cat $d/device)\" = 0x0005 ] && cat $d/modalias; done").strip()
+    expect(alias.startswith("virtio:d00000005"), f"modalias {alias!r}")
+    table = g.check("cat /lib/modules/$(uname -r)/modules.alias")
+    owners = sorted({ln.split()[-1] for ln in table.splitlines()
+                     if ln.startswith("alias virtio:d00000005")})
+    expect(owners == ["balloon_virtio", "virtio_balloon"],
+           f"modules claiming the balloon alias: {owners}")
+    for first, second in (("balloon_virtio", "virtio_balloon"),
+                          ("virtio_balloon", "balloon_virtio")):
+        g.check(f"modprobe {first} && modprobe {second}")
+        bound = g.balloon_driver()
+        expect(bound == first, f"loaded {first} then {second}: the device "
+               f"is bound to {bound}")
+        g.check(f"rmmod {second} && rmmod {first}")
+    g.check("rmmod balloon_core")
+    ctx.info(f"{alias} -> {owners}; the first loaded keeps the device")
+
+
 @rigtest(mode="none", needs_modules=True)
 def test_ours_load_unload(ctx: Context) -> None:
     """Load and unload our modules; no oops/WARNING allowed."""

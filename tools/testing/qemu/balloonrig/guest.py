@@ -88,6 +88,8 @@ class BootSpec:
     smp: int = 2
     cmdline: tuple[str, ...] = ()
     balloon_props: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Extra QEMU arguments, e.g. ("-object", "iothread,id=iot0").
+    qemu_args: tuple[str, ...] = ()
     ready_timeout: float = 120.0
     bind_wait: int = 30
 
@@ -142,7 +144,7 @@ class Guest:
             "-chardev", f"socket,id=cmd0,path={cmd_sock}",
             "-serial", "chardev:cmd0",
             "-qmp", f"unix:{qmp_sock},server=on,wait=off",
-            "-device", dev,
+            "-device", dev, *spec.qemu_args,
         ]
 
     def start(self) -> "Guest":
