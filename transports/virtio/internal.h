@@ -19,8 +19,12 @@
 
 #include <balloon/core.h>
 
-/* PFNs per inflate or deflate request, as the in-tree driver sends. */
-#define BALLOON_VIRTIO_PFNS	256
+/*
+ * PFNs per inflate or deflate request.  The device reads any length; the
+ * in-tree driver sends 256.  2048 (8 KiB) halves the guest CPU time of
+ * an inflation under QEMU/TCG, measured with make bench.
+ */
+#define BALLOON_VIRTIO_PFNS	2048
 
 /* Stats tags 0 to 15: every one the protocol defines today. */
 #define BALLOON_VIRTIO_STATS_MAX	16
