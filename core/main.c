@@ -32,6 +32,13 @@
 #define BALLOON_CORE_ISOLATED_WAIT_MS	10000
 
 /*
+ * Unregister retries a host that gives no page back this many times, this
+ * far apart, before it frees the pages all the same.
+ */
+#define BALLOON_CORE_UNLOAD_TRIES	10
+#define BALLOON_CORE_UNLOAD_WAIT_MS	100
+
+/*
  * Delay before retrying a failed handshake, or a push-style host's cycle
  * that made no progress.
  */
@@ -170,6 +177,17 @@ static int balloon_core_call_deflate(struct balloon_core_dev *bdev,
 			balloon_core_stat_inc(bdev,
 					      BALLOON_CORE_STAT_DEFLATE_FAIL);
 	}
+	up_read(&bdev->ops_lock);
+	return ret;
+}
+
+static int balloon_core_call_detach(struct balloon_core_dev *bdev)
+{
+	int ret = 0;
+
+	down_read(&bdev->ops_lock);
+	if (bdev->ops && bdev->ops->detach)
+		ret = bdev->ops->detach(bdev);
 	up_read(&bdev->ops_lock);
 	return ret;
 }
@@ -436,7 +454,8 @@ static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
 	page = balloon_core_alloc_page(gfp, order);
 	if (!page)
 		balloon_core_stat_inc(bdev, fail);
-	if (++ctx->allocs % BALLOON_CORE_YIELD_EVERY == 0)
+	/* A huge page is 512 pages' worth of work (and zeroing). */
+	if (order || ++ctx->allocs % BALLOON_CORE_YIELD_EVERY == 0)
 		cond_resched();
 	return page;
 }
@@ -539,8 +558,10 @@ static bool balloon_core_inflate_order(struct balloon_core_dev *bdev,
 		struct page *page;
 
 		page = balloon_core_get_page(bdev, ctx, order,
-					     ctx->want - ctx->done -
-					     batch->count);
+					     min_t(u64, ctx->want - ctx->done -
+						   batch->count,
+						   ctx->budget - ctx->taken -
+						   batch->count));
 
 		if (!page && order)
 			break;	/* no huge page to spare: go on with 4 KiB */
@@ -575,7 +596,8 @@ static bool balloon_core_inflate_order(struct balloon_core_dev *bdev,
 	       ctx->refused < ctx->l->max_refused;
 }
 
-static void balloon_core_inflate(struct balloon_core_dev *bdev,
+/* Returns false when an allocation or the host failed: time to back off. */
+static bool balloon_core_inflate(struct balloon_core_dev *bdev,
 				 const struct balloon_core_limits *l, bool slow)
 {
 	struct balloon_core_inflate_ctx ctx = {
@@ -606,6 +628,7 @@ static void balloon_core_inflate(struct balloon_core_dev *bdev,
 		balloon_core_free_page(bdev, page, 0,
 				       BALLOON_CORE_STAT_REFUSED_FREE);
 	}
+	return !ctx.ret && !ctx.failed;
 }
 
 /*
@@ -673,7 +696,8 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 	return ret;
 }
 
-static void balloon_core_deflate(struct balloon_core_dev *bdev,
+/* Returns false when the host failed or kept a page. */
+static bool balloon_core_deflate(struct balloon_core_dev *bdev,
 				 const struct balloon_core_limits *l,
 				 u64 goal_units, bool rate_limited)
 {
@@ -707,6 +731,7 @@ static void balloon_core_deflate(struct balloon_core_dev *bdev,
 		balloon_core_rate_deflate_failed(&bdev->rate, l);
 	else if (rate_limited)
 		balloon_core_rate_deflated(&bdev->rate, l);
+	return !ret;
 }
 
 /* Is inflation held off after a pressure deflate?  Clears it once over. */
@@ -739,7 +764,7 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 {
 	struct balloon_core_limits l;
 	u64 old_size = bdev->size, target;
-	bool slow;
+	bool slow, clean = true;
 	int dir, ret;
 
 	balloon_core_limits_get(&l);
@@ -766,11 +791,12 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 	trace_balloon_core_target(bdev, target, bdev->target);
 	dir = balloon_core_direction(bdev);
 	if (dir < 0)
-		balloon_core_deflate(bdev, &l, bdev->size - bdev->target, true);
+		clean = balloon_core_deflate(bdev, &l,
+					     bdev->size - bdev->target, true);
 	else if (dir > 0 && balloon_core_held_off(bdev))
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_HOLDOFF);
 	else if (dir > 0)
-		balloon_core_inflate(bdev, &l, slow);
+		clean = balloon_core_inflate(bdev, &l, slow);
 
 out:
 	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {
@@ -779,7 +805,8 @@ out:
 	}
 	if (bdev->size != old_size)
 		balloon_core_call_size_changed(bdev);
-	return bdev->size != old_size &&
+	/* After a failure the next cycle waits: slow cycles are slow. */
+	return clean && bdev->size != old_size &&
 	       !test_bit(BALLOON_CORE_F_RESET, &bdev->flags) &&
 	       balloon_core_direction(bdev);
 }
@@ -837,9 +864,12 @@ static void balloon_core_work(struct work_struct *work)
 
 #ifdef CONFIG_BALLOON_COMPACTION
 /*
- * Balloon compaction moves a ballooned 4 KiB page: the host takes the new
- * page first, then gives the old one back, so it never holds less than the
- * balloon.  A busy balloon (the work loop, or reclaim entered from its own
+ * Balloon compaction moves a ballooned 4 KiB page: the host gives the old
+ * page back, then takes the new one.  If it will not give the old one
+ * back, nothing changed; if it will not take the new one, the balloon
+ * shrinks by that page and the work loop makes it up.  No path leaves a
+ * page the host holds with the MM, or one the MM owns in the balloon.  A
+ * busy balloon (the work loop, or reclaim entered from its own
  * allocations) makes the migration retry later rather than wait.
  */
 static int balloon_core_migratepage(struct balloon_dev_info *info,
@@ -850,73 +880,85 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 		container_of(info, struct balloon_core_dev, b_dev_info);
 	struct balloon_core_batch *batch = &bdev->batch;
 	unsigned long flags;
-	int ret = -EAGAIN;
+	bool taken;
+	int ret;
 
 	if (!mutex_trylock(&bdev->lock))
 		goto out_busy;
 	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
-	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
-		goto out;
+	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {
+		mutex_unlock(&bdev->lock);
+		goto out_busy;
+	}
 
+	/*
+	 * The old page leaves first: a host at its target may refuse a page
+	 * it does not need (VMware does), and one that will not give the old
+	 * page back leaves nothing to undo: the old page simply stays.
+	 */
 	balloon_core_batch_init(bdev, 0);
-	batch->pages[0] = newpage;
-	batch->count = 1;
-	/* -EAGAIN ("no more this cycle") still took a page whose status is 0. */
-	ret = balloon_core_call_inflate(bdev, batch);
-	if ((ret && ret != -EAGAIN) || batch->status[0])
-		goto out_fail;
-
 	batch->pages[0] = page;
+	batch->count = 1;
 	ret = balloon_core_call_deflate(bdev, batch);
-	if (ret) {
-		/* The host must not keep a page the balloon will not hold. */
-		batch->pages[0] = newpage;
-		if (!balloon_core_call_deflate(bdev, batch))
-			goto out_fail;
-		/*
-		 * It keeps both: so does the balloon.  The old page goes back
-		 * when the migration fails; the new one joins it.
-		 */
-		get_page(newpage);
-		balloon_core_account(bdev, newpage, 0, true);
-		spin_lock_irqsave(&info->pages_lock, flags);
-		balloon_page_insert(info, newpage);
-		spin_unlock_irqrestore(&info->pages_lock, flags);
-		bdev->nr_pages[0]++;
-		bdev->size += BALLOON_CORE_UNITS_PER_PAGE;
-		balloon_core_call_size_changed(bdev);
-		goto out_fail;
+	if (ret || batch->status[0]) {
+		if (ret == -BALLOON_CORE_ERESET)
+			set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+		batch->count = 0;
+		mutex_unlock(&bdev->lock);
+		if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+			balloon_core_kick(bdev);
+		goto out_busy;
 	}
 
-	get_page(newpage);	/* the balloon's reference */
-	if ((bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED) &&
-	    page_zone(page) != page_zone(newpage)) {
-		adjust_managed_page_count(page, 1);
-		adjust_managed_page_count(newpage, -1);
-	}
+	/* "No more this cycle" (-EAGAIN) still took a page whose status is 0. */
+	batch->pages[0] = newpage;
+	ret = balloon_core_call_inflate(bdev, batch);
+	taken = (!ret || ret == -EAGAIN) && !batch->status[0];
+	batch->count = 0;
+
+	/*
+	 * Either way the old page is no balloon page any more: the MM frees
+	 * it when it drops its own reference, without putting it back.
+	 */
 	spin_lock_irqsave(&info->pages_lock, flags);
-	balloon_page_insert(info, newpage);
+	if (taken) {
+		get_page(newpage);	/* the balloon's reference */
+		balloon_page_insert(info, newpage);
+	}
 	info->isolated_pages--;
 	spin_unlock_irqrestore(&info->pages_lock, flags);
 	balloon_page_finalize(page);
-	put_page(page);		/* the balloon's reference */
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE);
-	count_vm_event(BALLOON_MIGRATE);
-	mutex_unlock(&bdev->lock);
-	return MIGRATEPAGE_SUCCESS;
+	put_page(page);			/* the balloon's reference */
 
-out_fail:
+	if (taken) {
+		if ((bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED) &&
+		    page_zone(page) != page_zone(newpage)) {
+			adjust_managed_page_count(page, 1);
+			adjust_managed_page_count(newpage, -1);
+		}
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE);
+		count_vm_event(BALLOON_MIGRATE);
+		mutex_unlock(&bdev->lock);
+		return MIGRATEPAGE_SUCCESS;
+	}
+
+	/* The host has neither page now: the balloon is one page smaller. */
+	balloon_core_account(bdev, page, 0, false);
+	bdev->nr_pages[0]--;
+	bdev->size -= BALLOON_CORE_UNITS_PER_PAGE;
 	if (ret == -BALLOON_CORE_ERESET)
 		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
-	ret = -EAGAIN;
-out:
-	batch->count = 0;
+	else
+		balloon_core_call_size_changed(bdev);
 	mutex_unlock(&bdev->lock);
-	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
-		balloon_core_kick(bdev);
+	/* The next cycle inflates back to the target (or resets). */
+	balloon_core_kick(bdev);
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
+	return -EBUSY;
+
 out_busy:
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
-	return ret;
+	return -EAGAIN;
 }
 #endif
 
@@ -935,6 +977,13 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 	unsigned long *freed = arg;
 	struct balloon_core_limits l;
 	u64 before;
+
+	/*
+	 * Only a host that allows it gets a pressure deflate; any other
+	 * balloon stays out of the OOM path, and off its work lock.
+	 */
+	if (!(READ_ONCE(bdev->caps.flags) & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE))
+		return NOTIFY_OK;
 
 	balloon_core_limits_get(&l);
 	mutex_lock(&bdev->lock);
@@ -1022,9 +1071,13 @@ EXPORT_SYMBOL_NS_GPL(balloon_core_request_reset, BALLOON_CORE_NS);
  */
 void balloon_core_update_target(struct balloon_core_dev *bdev, u64 target)
 {
+	u64 clamped;
+
 	lockdep_assert_held(&bdev->lock);
-	bdev->target = balloon_core_clamp_target(bdev, target);
-	trace_balloon_core_target(bdev, target, bdev->target);
+	clamped = balloon_core_clamp_target(bdev, target);
+	if (clamped != bdev->target)
+		trace_balloon_core_target(bdev, target, clamped);
+	bdev->target = clamped;
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_update_target, BALLOON_CORE_NS);
 
@@ -1121,9 +1174,10 @@ EXPORT_SYMBOL_NS_GPL(balloon_core_register, BALLOON_CORE_NS);
  * @bdev: the balloon.
  *
  * Stops the work loop, returns every ballooned page to the guest (telling
- * the host through @deflate while it is there; a page the host will not
- * release is freed all the same, since the guest owns it), and detaches
- * the transport.  Once this returns no transport method runs or can start.
+ * the host through @deflate while it is there, unless @detach says the
+ * host let go of them all; a page the host will not release after a second
+ * of retries is freed all the same, since the guest owns it), and
+ * detaches the transport.  Once this returns no transport method runs or can start.
  *
  * Context: Process context; may sleep.  Must not be called from a
  * transport method.
@@ -1133,6 +1187,7 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 	unsigned long warn_at = jiffies +
 				msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
 	struct balloon_core_limits l;
+	unsigned int tries = 0;
 
 	/* Waits for a running notifier: none can start after this. */
 	unregister_oom_notifier(&bdev->oom_nb);
@@ -1143,18 +1198,28 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 
 	mutex_lock(&bdev->lock);
 	balloon_core_limits_get(&l);
+	/* A host that lets go of everything at once needs no page by page. */
+	if (test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) &&
+	    balloon_core_call_detach(bdev) == -BALLOON_CORE_ERESET)
+		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
 	while (bdev->size && test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) &&
 	       !test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {
 		u64 before = bdev->size;
 
 		balloon_core_deflate(bdev, &l, bdev->size, false);
-		if (bdev->size != before)
+		if (bdev->size != before) {
+			tries = 0;
 			continue;
-		if (!READ_ONCE(bdev->b_dev_info.isolated_pages))
+		}
+		if (READ_ONCE(bdev->b_dev_info.isolated_pages)) {
+			balloon_core_wait_isolated(bdev, &warn_at);
+			continue;
+		}
+		if (++tries > BALLOON_CORE_UNLOAD_TRIES)
 			break;	/* the host will not release them */
-		balloon_core_wait_isolated(bdev, &warn_at);
+		msleep(BALLOON_CORE_UNLOAD_WAIT_MS);
 	}
-	if (bdev->size)
+	if (bdev->size && !test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
 		dev_warn(bdev->parent,
 			 "%s: host did not release %llu KiB; freeing them anyway\n",
 			 bdev->name, bdev->size * 4);

@@ -24,6 +24,7 @@
 #include <linux/xarray.h>
 
 #include "../core/internal.h"
+#include "mm_fake.h"
 
 enum fake_op {
 	FAKE_START,
@@ -31,6 +32,7 @@ enum fake_op {
 	FAKE_INFLATE,
 	FAKE_DEFLATE,
 	FAKE_SIZE,
+	FAKE_DETACH,
 	FAKE_OP_NR
 };
 
@@ -64,6 +66,7 @@ struct fake_host {
 	unsigned int refuse_every;	/* refuse every Nth 4 KiB page; 0: none */
 	unsigned int refuse_huge_every;	/* the same for huge pages */
 	unsigned int keep_every;	/* keep every Nth page asked back; 0: none */
+	bool detach_drops;		/* detach: the host lets go of everything */
 	unsigned int retarget_at;	/* inflate call that carries a new target */
 	u64 retarget;			/* ... and the target it carries */
 	struct fake_script script[FAKE_SCRIPT];
@@ -244,6 +247,17 @@ static void fake_size_changed(struct balloon_core_dev *bdev, u64 size)
 	host->reported = size;
 }
 
+static int fake_detach(struct balloon_core_dev *bdev)
+{
+	struct fake_host *host = to_fake(bdev);
+
+	fake_record(host, FAKE_DETACH, 0);
+	if (!host->detach_drops)
+		return 0;
+	fake_forget(host);
+	return -BALLOON_CORE_ERESET;
+}
+
 static const struct balloon_core_ops fake_ops = {
 	.owner = THIS_MODULE,
 	.name = "fake",
@@ -251,6 +265,7 @@ static const struct balloon_core_ops fake_ops = {
 	.get_target = fake_get_target,
 	.inflate = fake_inflate,
 	.deflate = fake_deflate,
+	.detach = fake_detach,
 	.size_changed = fake_size_changed,
 };
 
@@ -677,6 +692,23 @@ static void unregister_full_balloon_returns_every_page(struct kunit *test)
 static void unregister_host_refusing_release_frees_anyway(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 500;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 500);
+
+	/* It keeps every page: after a second of retries, they go anyway. */
+	host->keep_every = 1;
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 500);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 11U);
+}
+
+static void unregister_retries_a_busy_host(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
 	unsigned int i;
 
 	fake_register(test, host);
@@ -684,13 +716,33 @@ static void unregister_host_refusing_release_frees_anyway(struct kunit *test)
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_ASSERT_EQ(test, host->bdev.size, 500);
 
+	/* Four failed commands, then the host gives everything back. */
 	for (i = 0; i < FAKE_SCRIPT; i++)
 		host->script[i] = (struct fake_script){ FAKE_DEFLATE, i + 1,
-							-EIO };
+							-EBUSY };
 	fake_unregister(host);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, host->pages_out, 500U);
+	KUNIT_EXPECT_FALSE(test, host->protocol_error);
+}
+
+static void unregister_detach_lets_host_drop_all(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 500;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 500);
+
+	host->detach_drops = true;
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DETACH], 1U);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 500);
-	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 1U);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
 }
 
 static void deflate_page_host_keeps_stays_in_balloon(struct kunit *test)
@@ -749,13 +801,15 @@ static void work_goes_on_while_moving_on_polled_host(struct kunit *test)
 	struct fake_host *host = test->priv;
 	unsigned int i;
 
-	/* The fake is polled hourly: only the core's "more" can go on. */
+	/*
+	 * The fake is polled hourly: only the core's "more" can go on.  (No
+	 * flush here: flushing would fire the hourly timer at once.)
+	 */
 	host->target = 40000;
 	fake_register(test, host);
-	for (i = 0; i < 100 && host->bdev.size < 40000; i++) {
+	for (i = 0; i < 250 && READ_ONCE(host->bdev.size) < 40000; i++)
 		msleep(20);
-		flush_delayed_work(&host->bdev.work);
-	}
+	flush_delayed_work(&host->bdev.work);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 40000);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 1U);
 	KUNIT_EXPECT_GE(test, host->calls[FAKE_TARGET], 3U);
@@ -1117,57 +1171,20 @@ static void managed_count_follows_balloon(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, totalram_pages(), ram);
 }
 
-/* What the MM does before migrating a ballooned page: ref and isolate. */
 static struct page *fake_isolate(struct fake_host *host)
 {
-	struct balloon_dev_info *info = &host->bdev.b_dev_info;
-	struct page *page;
-	unsigned long flags;
-
-	spin_lock_irqsave(&info->pages_lock, flags);
-	page = list_first_entry(&info->pages, struct page, lru);
-	get_page(page);
-	list_del(&page->lru);
-	info->isolated_pages++;
-	spin_unlock_irqrestore(&info->pages_lock, flags);
-	return page;
+	return mm_fake_isolate(&host->bdev.b_dev_info);
 }
 
-/* ... and what it does when the migration failed. */
 static void fake_putback(struct fake_host *host, struct page *page)
 {
-	struct balloon_dev_info *info = &host->bdev.b_dev_info;
-	unsigned long flags;
-
-	spin_lock_irqsave(&info->pages_lock, flags);
-	list_add(&page->lru, &info->pages);
-	info->isolated_pages--;
-	spin_unlock_irqrestore(&info->pages_lock, flags);
-	put_page(page);
+	mm_fake_putback(&host->bdev.b_dev_info, page);
 }
 
-/*
- * Lock both pages and call the callback, as the MM does.  With @undo, a
- * failed migration is finished as the MM would finish it (the old page put
- * back, the new one dropped), so that a test that fails does not leave a
- * page isolated for unregister to wait on.
- */
 static int fake_migrate(struct fake_host *host, struct page *newpage,
 			struct page *page, bool undo)
 {
-	struct balloon_dev_info *info = &host->bdev.b_dev_info;
-	int ret;
-
-	lock_page(page);
-	lock_page(newpage);
-	ret = info->migratepage(info, newpage, page, MIGRATE_SYNC);
-	unlock_page(newpage);
-	unlock_page(page);
-	if (ret != MIGRATEPAGE_SUCCESS && undo) {
-		fake_putback(host, page);
-		put_page(newpage);
-	}
-	return ret;
+	return mm_fake_migrate(&host->bdev.b_dev_info, newpage, page, undo);
 }
 
 /* A registered balloon of 100 movable pages, for the migration cases. */
@@ -1189,7 +1206,7 @@ static struct page *fake_new_page(struct kunit *test)
 	return page;
 }
 
-static void migrate_tells_host_new_then_old(struct kunit *test)
+static void migrate_tells_host_old_then_new(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
 	struct page *page, *newpage;
@@ -1203,10 +1220,10 @@ static void migrate_tells_host_new_then_old(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, true),
 			MIGRATEPAGE_SUCCESS);
 
-	/* The host took the new page before it gave back the old one. */
+	/* The host gave back the old page before it took the new one. */
 	KUNIT_ASSERT_EQ(test, host->nlog, nlog + 2);
-	KUNIT_EXPECT_EQ(test, host->log[nlog].op, FAKE_INFLATE);
-	KUNIT_EXPECT_EQ(test, host->log[nlog + 1].op, FAKE_DEFLATE);
+	KUNIT_EXPECT_EQ(test, host->log[nlog].op, FAKE_DEFLATE);
+	KUNIT_EXPECT_EQ(test, host->log[nlog + 1].op, FAKE_INFLATE);
 	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
 	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
 	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
@@ -1259,13 +1276,68 @@ static void migrate_new_page_refused(struct kunit *test)
 
 	newpage = fake_new_page(test);
 	page = fake_isolate(host);
-	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EAGAIN);
-	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
-	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EBUSY);
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
 
+	/* Neither page is the balloon's: it is one page smaller. */
+	KUNIT_EXPECT_FALSE(test, PageOffline(page));
+	KUNIT_EXPECT_EQ(test, page_ref_count(page), 1);	/* the MM's */
 	fake_putback(host, page);
-	__free_page(newpage);
+	put_page(newpage);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 99);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 99);
+	KUNIT_EXPECT_EQ(test, host->reported, 99);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
 	expect_consistent(test, host);
+
+	/* The next cycle makes it up. */
+	host->refuse_every = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	expect_consistent(test, host);
+}
+
+static void migrate_old_page_kept_changes_nothing(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	host->keep_every = 1;		/* the host keeps the old page */
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, true), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	KUNIT_EXPECT_TRUE(test, PageOffline(page));
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	host->keep_every = 0;
+	expect_consistent(test, host);
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void migrate_old_page_command_failed(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 1, -EIO };
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, true), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
+	expect_consistent(test, host);
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
 }
 
 static void migrate_host_enough_still_takes_new_page(struct kunit *test)
@@ -1287,31 +1359,6 @@ static void migrate_host_enough_still_takes_new_page(struct kunit *test)
 	put_page(page);
 	put_page(newpage);
 	expect_consistent(test, host);
-}
-
-static void migrate_failed_undo_keeps_both(struct kunit *test)
-{
-	struct fake_host *host = test->priv;
-	struct page *page, *newpage;
-
-	fake_movable_balloon(test, host);
-	/* The host will release neither the old page nor the new one. */
-	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 1, -EIO };
-	host->script[1] = (struct fake_script){ FAKE_DEFLATE, 2, -EIO };
-
-	newpage = fake_new_page(test);
-	page = fake_isolate(host);
-	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EAGAIN);
-	fake_putback(host, page);
-	put_page(newpage);		/* what the MM does with a failed target */
-
-	/* The host holds both, so the balloon does. */
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 101);
-	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 101);
-	KUNIT_EXPECT_EQ(test, host->reported, 101);
-	expect_consistent(test, host);
-	fake_unregister(host);
-	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
 }
 
 static void fake_putback_fn(struct work_struct *work)
@@ -1412,6 +1459,8 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(target_flapping_bounded_per_cycle),
 	KUNIT_CASE(unregister_full_balloon_returns_every_page),
 	KUNIT_CASE(unregister_host_refusing_release_frees_anyway),
+	KUNIT_CASE(unregister_retries_a_busy_host),
+	KUNIT_CASE(unregister_detach_lets_host_drop_all),
 	KUNIT_CASE(start_failure_retried_next_cycle),
 	KUNIT_CASE(start_batch_size_honoured_and_capped),
 	KUNIT_CASE(start_without_usable_batch_fails),
@@ -1428,11 +1477,12 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(pressure_deflate_needs_host_permission),
 	KUNIT_CASE(pressure_deflate_huge_page_whole),
 	KUNIT_CASE(managed_count_follows_balloon),
-	KUNIT_CASE(migrate_tells_host_new_then_old),
+	KUNIT_CASE(migrate_tells_host_old_then_new),
 	KUNIT_CASE(migrate_busy_balloon_retries_later),
 	KUNIT_CASE(migrate_new_page_refused),
 	KUNIT_CASE(migrate_host_enough_still_takes_new_page),
-	KUNIT_CASE(migrate_failed_undo_keeps_both),
+	KUNIT_CASE(migrate_old_page_kept_changes_nothing),
+	KUNIT_CASE(migrate_old_page_command_failed),
 	KUNIT_CASE(unregister_waits_for_isolated_page),
 	KUNIT_CASE(pressure_deflate_with_reset_pending),
 	KUNIT_CASE(kick_from_atomic_context),

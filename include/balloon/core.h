@@ -159,6 +159,13 @@ struct balloon_core_batch {
  *	the balloon, and the cycle's deflation stops there),
  *	-%BALLOON_CORE_ERESET, or another negative errno (no page released; the
  *	core keeps them and lowers its deflate rate).
+ * @detach: Optional.  Called by balloon_core_unregister() once the work
+ *	loop has stopped, before the balloon is emptied.  Return
+ *	-%BALLOON_CORE_ERESET when the host has let go of every page on its
+ *	own (VMware's START without capabilities does that): the core then
+ *	frees them without telling the host one by one.  Return 0 to have
+ *	them given back through @deflate.  May sleep; called with the work
+ *	lock held.
  * @size_changed: Optional.  Report the balloon's new size, in 4 KiB units,
  *	to the host (virtio's "actual").  May sleep; called with the work
  *	lock held, after every change.  No return value: a failure to report
@@ -179,6 +186,7 @@ struct balloon_core_ops {
 		       struct balloon_core_batch *batch);
 	int (*deflate)(struct balloon_core_dev *bdev,
 		       struct balloon_core_batch *batch);
+	int (*detach)(struct balloon_core_dev *bdev);
 	void (*size_changed)(struct balloon_core_dev *bdev, u64 size);
 };
 
