@@ -28,6 +28,7 @@
 #include <linux/xarray.h>
 
 #include "../core/internal.h"
+#include "mm_fake.h"
 #include "../transports/vmw/vmw.h"
 
 #define MODEL_REFUSE	4
@@ -316,8 +317,12 @@ static void vmw_exit(struct kunit *test)
 	xa_destroy(&m->locked);
 }
 
-/* Create the balloon and let the core's first cycle run the handshake. */
-static struct balloon_core_dev *vmw_up(struct kunit *test)
+/*
+ * Create the balloon and let the core's first cycle run the handshake.
+ * Then, unless @poll, stop the one-second poll, so that only the test
+ * steps the balloon (a kick, e.g. from the doorbell, starts it again).
+ */
+static struct balloon_core_dev *vmw_up_polled(struct kunit *test, bool poll)
 {
 	struct vmw_model *m = test->priv;
 	struct balloon_vmw *b = balloon_vmw_create();
@@ -325,7 +330,14 @@ static struct balloon_core_dev *vmw_up(struct kunit *test)
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, b);
 	m->b = b;
 	flush_delayed_work(&b->bdev.work);
+	if (!poll)
+		cancel_delayed_work_sync(&b->bdev.work);
 	return &b->bdev;
+}
+
+static struct balloon_core_dev *vmw_up(struct kunit *test)
+{
+	return vmw_up_polled(test, false);
 }
 
 static void vmw_down(struct vmw_model *m)
@@ -844,13 +856,13 @@ static void no_vmci_polls_alone(struct kunit *test)
 	unsigned int i;
 
 	m->no_vmci = true;
-	bdev = vmw_up(test);
+	bdev = vmw_up_polled(test, true);
 	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_VMCI_DOORBELL_SET], 0U);
 	KUNIT_EXPECT_TRUE(test, test_bit(BALLOON_CORE_F_STARTED, &bdev->flags));
 
 	/* Nobody steps the balloon: the core's one-second poll finds it. */
 	m->target = 300;
-	for (i = 0; i < 30 && READ_ONCE(bdev->size) != 300; i++)
+	for (i = 0; i < 50 && READ_ONCE(bdev->size) != 300; i++)
 		msleep(100);
 	KUNIT_EXPECT_EQ(test, READ_ONCE(bdev->size), 300);
 	KUNIT_EXPECT_EQ(test, stat(bdev, BALLOON_CORE_STAT_KICK), 1);
@@ -867,14 +879,50 @@ static void unload_full_balloon_leaves_host_empty(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, m->held, 3 * HUGE_UNITS + 300);
 
 	vmw_down(m);
-	KUNIT_EXPECT_EQ(test, m->held, 0);
-	KUNIT_EXPECT_TRUE(test, xa_empty(&m->locked));
-	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_BATCHED_2M_UNLOCK], 1U);
-	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_BATCHED_UNLOCK], 1U);
-	/* Then a START offering nothing: no balloon driver here any more. */
+	/* A START offering nothing: the host let go of every page at once. */
 	KUNIT_EXPECT_EQ(test, m->last_start_arg, 0);
 	KUNIT_EXPECT_EQ(test, m->granted, 0);
+	KUNIT_EXPECT_EQ(test, m->held, 0);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&m->locked));
+	KUNIT_EXPECT_EQ(test, unlock_calls(m), 0U);
+	KUNIT_EXPECT_FALSE(test, m->db_set);
 	KUNIT_EXPECT_FALSE(test, m->db_created);
+}
+
+static void migrate_at_target_unlocks_then_locks(struct kunit *test)
+{
+	struct vmw_model *m = test->priv;
+	struct balloon_core_dev *bdev;
+	struct page *page, *newpage;
+	unsigned int locks, unlocks;
+
+	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
+	m->offered = BALLOON_VMW_CAP_BATCHED;
+	bdev = vmw_up(test);
+	m->target = 100;
+	vmw_settle(bdev, 10);
+	KUNIT_ASSERT_EQ(test, bdev->size, 100);
+	locks = lock_calls(m);
+	unlocks = unlock_calls(m);
+
+	/*
+	 * The host is at its target: it takes a new page only once the old
+	 * one is back, as a real host would say PPN_NOTNEEDED otherwise.
+	 */
+	newpage = alloc_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, newpage);
+	page = mm_fake_isolate(&bdev->b_dev_info);
+	KUNIT_EXPECT_EQ(test, mm_fake_migrate(&bdev->b_dev_info, newpage, page,
+					      true), MIGRATEPAGE_SUCCESS);
+	KUNIT_EXPECT_EQ(test, lock_calls(m), locks + 1);
+	KUNIT_EXPECT_EQ(test, unlock_calls(m), unlocks + 1);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&m->locked, page_to_pfn(newpage)));
+	KUNIT_EXPECT_NULL(test, xa_load(&m->locked, page_to_pfn(page)));
+	put_page(page);
+	put_page(newpage);
+	KUNIT_EXPECT_EQ(test, bdev->size, 100);
+	expect_in_step(test, bdev);
 }
 
 /* ---- hypercalls per GiB ---- */
@@ -959,6 +1007,7 @@ static struct kunit_case balloon_vmw_protocol_cases[] = {
 	KUNIT_CASE(doorbell_kicks_the_core),
 	KUNIT_CASE(no_vmci_polls_alone),
 	KUNIT_CASE(unload_full_balloon_leaves_host_empty),
+	KUNIT_CASE(migrate_at_target_unlocks_then_locks),
 	KUNIT_CASE_PARAM(hypercalls_per_gib, vmw_gib_gen_params),
 	{}
 };

@@ -45,7 +45,7 @@
 static bool deflate_on_pressure;
 module_param(deflate_on_pressure, bool, 0444);
 MODULE_PARM_DESC(deflate_on_pressure,
-		 "Give ballooned pages back before the OOM killer runs, without asking the host (default: off, as the host expects its pages)");
+		 "Unlock and give back ballooned pages before the OOM killer runs, though the host did not ask (default: off, as in the in-tree driver)");
 
 static struct balloon_vmw *to_balloon_vmw(struct balloon_core_dev *bdev)
 {
@@ -225,25 +225,31 @@ static void balloon_vmw_doorbell_notify(void *data)
 }
 
 /*
- * Ask the host to ring our doorbell when its target changes, creating the
- * doorbell the first time.  Without it the poll still works: log once.
+ * The doorbell is created once, before the balloon registers: VMCI
+ * allocates, which must not happen under the core's work lock (the OOM
+ * notifier takes it).  Without a doorbell the poll still works.
  */
+static void balloon_vmw_doorbell_init(struct balloon_vmw *b)
+{
+	int ret;
+
+	ret = balloon_vmw_doorbell_create(&b->db_context, &b->db_resource,
+					  balloon_vmw_doorbell_notify, b);
+	if (ret) {
+		pr_info("no VMCI doorbell (%d); polling the host every second\n",
+			ret);
+		return;
+	}
+	b->db_created = true;
+}
+
+/* Ask the host to ring our doorbell when its target changes. */
 static int balloon_vmw_doorbell_set(struct balloon_vmw *b)
 {
 	unsigned long status;
-	int ret;
 
-	if (!b->db_created) {
-		ret = balloon_vmw_doorbell_create(&b->db_context,
-						  &b->db_resource,
-						  balloon_vmw_doorbell_notify, b);
-		if (ret) {
-			pr_info_once("no VMCI doorbell (%d); polling the host every second\n",
-				     ret);
-			return 0;
-		}
-		b->db_created = true;
-	}
+	if (!b->db_created)
+		return 0;
 	status = balloon_vmw_cmd(b, BALLOON_VMW_CMD_VMCI_DOORBELL_SET,
 				 b->db_context, b->db_resource, NULL);
 	if (status == BALLOON_VMW_ERROR_RESET)
@@ -256,13 +262,9 @@ static int balloon_vmw_doorbell_set(struct balloon_vmw *b)
 
 static void balloon_vmw_doorbell_unset(struct balloon_vmw *b)
 {
-	if (!b->db_created)
-		return;
-	if (b->caps & BALLOON_VMW_CAP_DOORBELL)
+	if (b->db_created && (b->caps & BALLOON_VMW_CAP_DOORBELL))
 		balloon_vmw_cmd(b, BALLOON_VMW_CMD_VMCI_DOORBELL_SET,
 				VMCI_INVALID_ID, VMCI_INVALID_ID, NULL);
-	balloon_vmw_doorbell_destroy(b->db_context, b->db_resource);
-	b->db_created = false;
 }
 
 /*
@@ -277,9 +279,7 @@ static int balloon_vmw_negotiate(struct balloon_vmw *b)
 	b->caps = 0;
 	status = balloon_vmw_cmd(b, BALLOON_VMW_CMD_START,
 				 BALLOON_VMW_GUEST_CAPS, 0, &caps);
-	if (status != BALLOON_VMW_SUCCESS &&
-	    status != BALLOON_VMW_SUCCESS_WITH_CAPABILITIES &&
-	    status != BALLOON_VMW_ERROR_RESET)
+	if (status == BALLOON_VMW_ERROR_CMD_INVALID)
 		status = balloon_vmw_cmd(b, BALLOON_VMW_CMD_START,
 					 BALLOON_VMW_CAP_BASIC, 0, &caps);
 
@@ -455,6 +455,26 @@ static int balloon_vmw_deflate(struct balloon_core_dev *bdev,
 	return balloon_vmw_single(b, batch, false);
 }
 
+/*
+ * Unload: the doorbell goes, then a START offering nothing tells the host
+ * that no balloon driver is left, and it lets go of every page at once;
+ * the core frees them without an unlock each.  The in-tree driver leaves
+ * the same way.
+ */
+static int balloon_vmw_detach(struct balloon_core_dev *bdev)
+{
+	struct balloon_vmw *b = to_balloon_vmw(bdev);
+	unsigned long status, caps;
+
+	balloon_vmw_doorbell_unset(b);
+	status = balloon_vmw_cmd(b, BALLOON_VMW_CMD_START, 0, 0, &caps);
+	b->caps = 0;
+	if (status == BALLOON_VMW_SUCCESS ||
+	    status == BALLOON_VMW_SUCCESS_WITH_CAPABILITIES)
+		return -BALLOON_CORE_ERESET;
+	return 0;
+}
+
 static const struct balloon_core_ops balloon_vmw_ops = {
 	.owner = THIS_MODULE,
 	.name = "vmw",
@@ -462,6 +482,7 @@ static const struct balloon_core_ops balloon_vmw_ops = {
 	.get_target = balloon_vmw_get_target,
 	.inflate = balloon_vmw_inflate,
 	.deflate = balloon_vmw_deflate,
+	.detach = balloon_vmw_detach,
 };
 
 /**
@@ -489,6 +510,7 @@ VISIBLE_IF_KUNIT struct balloon_vmw *balloon_vmw_create(void)
 	}
 	b->db_context = VMCI_INVALID_ID;
 	b->db_resource = VMCI_INVALID_ID;
+	balloon_vmw_doorbell_init(b);
 
 	ret = balloon_core_register(&b->bdev, &balloon_vmw_ops, NULL, "vmw");
 	if (ret)
@@ -496,6 +518,8 @@ VISIBLE_IF_KUNIT struct balloon_vmw *balloon_vmw_create(void)
 	return b;
 
 err_register:
+	if (b->db_created)
+		balloon_vmw_doorbell_destroy(b->db_context, b->db_resource);
 	free_page((unsigned long)b->batch);
 err_batch:
 	kfree(b);
@@ -507,19 +531,16 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_vmw_create);
  * balloon_vmw_destroy() - give every page back and leave the host
  * @b: the balloon from balloon_vmw_create().
  *
- * The core unlocks every page with the host as it empties the balloon;
- * then the doorbell goes, and a START offering nothing tells the host
- * that no balloon driver is left.
+ * The core empties the balloon (see balloon_vmw_detach()); then the
+ * doorbell is destroyed.
  *
  * Context: Process context; may sleep.
  */
 VISIBLE_IF_KUNIT void balloon_vmw_destroy(struct balloon_vmw *b)
 {
-	unsigned long caps;
-
 	balloon_core_unregister(&b->bdev);
-	balloon_vmw_doorbell_unset(b);
-	balloon_vmw_cmd(b, BALLOON_VMW_CMD_START, 0, 0, &caps);
+	if (b->db_created)
+		balloon_vmw_doorbell_destroy(b->db_context, b->db_resource);
 	free_page((unsigned long)b->batch);
 	kfree(b);
 }
