@@ -31,6 +31,9 @@
 /* How often reset and unregister say they still wait for isolated pages. */
 #define BALLOON_CORE_ISOLATED_WAIT_MS	10000
 
+/* 4 KiB pages joining the balloon under one hold of its page lock. */
+#define BALLOON_CORE_ENQUEUE_CHUNK	256
+
 /*
  * Unregister retries a host that gives no page back this many times, this
  * far apart, before it frees the pages all the same.
@@ -472,7 +475,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 				       struct balloon_core_inflate_ctx *ctx)
 {
 	struct balloon_core_batch *batch = &bdev->batch;
-	unsigned int i, j, order = batch->order;
+	unsigned int i, j, queued = 0, order = batch->order;
 	LIST_HEAD(taken);
 	int ret;
 
@@ -504,6 +507,13 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 				balloon_core_enqueue(bdev, page, order);
 			else
 				list_add_tail(&page->lru, &taken);
+			/* The page lock keeps interrupts off: not too long. */
+			if (!order && ++queued == BALLOON_CORE_ENQUEUE_CHUNK) {
+				bdev->nr_pages[0] +=
+					balloon_page_list_enqueue(&bdev->b_dev_info,
+								  &taken);
+				queued = 0;
+			}
 			bdev->size += BALLOON_CORE_UNITS_PER_PAGE << order;
 			ctx->done += 1U << order;
 			ctx->taken++;
@@ -526,7 +536,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 			balloon_core_free_page(bdev, page, 0,
 					       BALLOON_CORE_STAT_REFUSED_FREE);
 	}
-	/* One trip through the balloon's page lock for the whole batch. */
+	/* One trip through the balloon's page lock per chunk, not per page. */
 	bdev->nr_pages[0] += balloon_page_list_enqueue(&bdev->b_dev_info,
 							&taken);
 	batch->count = 0;
