@@ -630,7 +630,7 @@ static bool balloon_core_inflate(struct balloon_core_dev *bdev,
 	if (ctx.ret == -BALLOON_CORE_ERESET)
 		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
 	else if (!ctx.ret && !ctx.failed)
-		balloon_core_rate_inflated(&bdev->rate, l, ctx.done);
+		balloon_core_rate_inflated(&bdev->rate, l, ctx.taken);
 
 	balloon_core_release_refused(bdev);
 	list_for_each_entry_safe(page, next, &bdev->prealloc, lru) {

@@ -316,7 +316,8 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_sleep_failed);
  * balloon_core_rate_inflated() - an inflate cycle ended without failure
  * @r: the rate state.
  * @l: the limits.
- * @done: pages inflated in the cycle.
+ * @done: pages of any size inflated in the cycle (allocations, as the
+ *	budget counts them: a 2 MiB page is one).
  *
  * Grows the sleeping rate by @rate_inc for every full @alloc worth of pages
  * the cycle managed.
