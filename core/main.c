@@ -277,6 +277,46 @@ static void balloon_core_requeue(struct balloon_core_dev *bdev,
 	bdev->nr_pages[order] += n;
 }
 
+/*
+ * Pages the host would not give back go to the far end of the balloon,
+ * so that the next deflate tries every other page before them.  The
+ * kernel's enqueue helpers only add at the head; this is the same
+ * insertion, at the tail.
+ */
+static void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
+				      unsigned int order,
+				      struct list_head *list, unsigned int n)
+{
+	struct balloon_dev_info *info = &bdev->b_dev_info;
+	struct page *page, *next;
+	unsigned long flags;
+
+	if (order) {
+		list_for_each_entry(page, list, lru)
+			balloon_core_mark_offline(page, order, true);
+		list_splice_tail(list, &bdev->pages[order]);
+		bdev->nr_pages[order] += n;
+		return;
+	}
+
+	spin_lock_irqsave(&info->pages_lock, flags);
+	list_for_each_entry_safe(page, next, list, lru) {
+		/* Ours alone since the dequeue: nobody else holds its lock. */
+		if (WARN_ON_ONCE(!trylock_page(page)))
+			continue;
+		list_del(&page->lru);
+		balloon_page_insert(info, page);
+		list_move_tail(&page->lru, &info->pages);
+		unlock_page(page);
+		__count_vm_event(BALLOON_INFLATE);
+		n--;
+		bdev->nr_pages[0]++;
+	}
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	if (n)
+		balloon_core_requeue(bdev, 0, list, n);
+}
+
 static void balloon_core_free_list(struct balloon_core_dev *bdev,
 				   struct list_head *list, unsigned int order)
 {
@@ -687,7 +727,7 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 			kept++;
 		}
 		if (kept) {
-			balloon_core_requeue(bdev, order, &stuck, kept);
+			balloon_core_requeue_kept(bdev, order, &stuck, kept);
 			ret = -EBUSY;
 		}
 		balloon_core_free_list(bdev, &taken, order);

@@ -66,6 +66,7 @@ struct fake_host {
 	unsigned int refuse_every;	/* refuse every Nth 4 KiB page; 0: none */
 	unsigned int refuse_huge_every;	/* the same for huge pages */
 	unsigned int keep_every;	/* keep every Nth page asked back; 0: none */
+	unsigned long keep_pfn;		/* never give this page back; 0: none */
 	bool detach_drops;		/* detach: the host lets go of everything */
 	unsigned int retarget_at;	/* inflate call that carries a new target */
 	u64 retarget;			/* ... and the target it carries */
@@ -227,7 +228,9 @@ static int fake_deflate(struct balloon_core_dev *bdev,
 		/* The host must hear of a page before the guest frees it. */
 		if (page_ref_count(page) < 1)
 			host->protocol_error = true;
-		if (host->keep_every && ++host->kept % host->keep_every == 0) {
+		if ((host->keep_every &&
+		     ++host->kept % host->keep_every == 0) ||
+		    page_to_pfn(page) == host->keep_pfn) {
 			batch->status[i] = -EBUSY;
 			continue;
 		}
@@ -772,6 +775,33 @@ static void deflate_page_host_keeps_stays_in_balloon(struct kunit *test)
 	while (host->bdev.size && host->calls[FAKE_DEFLATE] < 100)
 		balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	expect_consistent(test, host);
+}
+
+static void deflate_tries_kept_page_last(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *first;
+
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+
+	/* The host will never give back the first page the balloon offers. */
+	first = list_first_entry(&host->bdev.b_dev_info.pages, struct page,
+				 lru);
+	host->keep_pfn = page_to_pfn(first);
+	host->target = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000 - 63);
+
+	/* Next time every other page goes first. */
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1);
+	KUNIT_EXPECT_PTR_EQ(test, list_first_entry(&host->bdev.b_dev_info.pages,
+						   struct page, lru), first);
+	host->keep_pfn = 0;
 	expect_consistent(test, host);
 }
 
@@ -1450,6 +1480,7 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(deflate_tells_host_before_free),
 	KUNIT_CASE(deflate_rate_limited_and_halved_on_error),
 	KUNIT_CASE(deflate_page_host_keeps_stays_in_balloon),
+	KUNIT_CASE(deflate_tries_kept_page_last),
 	KUNIT_CASE(inflate_stops_at_target_from_reply),
 	KUNIT_CASE(work_goes_on_while_moving_on_polled_host),
 	KUNIT_CASE(reset_mid_inflate),
