@@ -1215,6 +1215,9 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 err_batch:
 	kvfree(bdev->batch.pages);
 	kvfree(bdev->batch.status);
+	bdev->batch.pages = NULL;
+	bdev->batch.status = NULL;
+	bdev->ops = NULL;	/* unregister will see nothing to undo */
 	return ret;
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_register, BALLOON_CORE_NS);
@@ -1227,7 +1230,11 @@ EXPORT_SYMBOL_NS_GPL(balloon_core_register, BALLOON_CORE_NS);
  * the host through @deflate while it is there, unless @detach says the
  * host let go of them all; a page the host will not release after a second
  * of retries is freed all the same, since the guest owns it), and
- * detaches the transport.  Once this returns no transport method runs or can start.
+ * detaches the transport.  Once this returns no transport method runs or
+ * can start.
+ *
+ * Does nothing for a balloon that is not registered (never, or not any
+ * more), so that a transport's teardown may call it unconditionally.
  *
  * Context: Process context; may sleep.  Must not be called from a
  * transport method.
@@ -1238,6 +1245,10 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 				msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
 	struct balloon_core_limits l;
 	unsigned int tries = 0;
+
+	/* Never registered, or unregistered already: nothing to do. */
+	if (!bdev->ops)
+		return;
 
 	/* Waits for a running notifier: none can start after this. */
 	unregister_oom_notifier(&bdev->oom_nb);
@@ -1286,6 +1297,8 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 	balloon_core_debugfs_remove(bdev);
 	kvfree(bdev->batch.pages);
 	kvfree(bdev->batch.status);
+	bdev->batch.pages = NULL;
+	bdev->batch.status = NULL;
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_unregister, BALLOON_CORE_NS);
 
