@@ -120,6 +120,7 @@ struct fake_balloon {
 	u8 status;
 	struct virtio_balloon_config config;
 	unsigned int report_ring;
+	bool no_vqs;			/* find_vqs fails, as with no vectors */
 	enum fake_role layout[FAKE_ROLES];
 	unsigned int nr_layout;
 	struct fake_queue q[FAKE_ROLES];	/* by queue index */
@@ -505,6 +506,8 @@ static int fake_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 	struct fake_balloon *fb = to_fake(vdev);
 	unsigned int i, q = 0;
 
+	if (fb->no_vqs)
+		return -ENOMEM;
 	for (i = 0; i < nvqs; i++) {
 		struct fake_queue *fq = &fb->q[q];
 
@@ -1269,6 +1272,30 @@ static void freeze_restore_starts_afresh(struct kunit *test)
 	expect_clean(test, fb);
 }
 
+static void failed_restore_then_remove(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	struct virtio_device *vdev;
+
+	if (!IS_ENABLED(CONFIG_PM_SLEEP))
+		kunit_skip(test, "no CONFIG_PM_SLEEP");
+	fake_target(fb, 300, false);
+	fake_plug(test, fb);
+	vdev = &fb->v->vdev;
+	fake_wait_actual(test, fb, 300);
+
+	KUNIT_ASSERT_EQ(test, virtio_device_freeze(vdev), 0);
+	KUNIT_EXPECT_EQ(test, fb->nr_held, 0UL);
+	/* The queues cannot be set up again: the device stays bound, dead. */
+	fb->no_vqs = true;
+	KUNIT_EXPECT_NE(test, virtio_device_restore(vdev), 0);
+	KUNIT_EXPECT_FALSE(test, fb->vb->live);
+
+	/* Removal then finds nothing to stop, and frees nothing twice. */
+	fake_unplug(fb);
+	KUNIT_EXPECT_EQ(test, fb->nr_held, 0UL);
+}
+
 static struct page *fake_alloc_page(gfp_t gfp, unsigned int order)
 {
 	struct fake_balloon *fb = kunit_get_current_test()->priv;
@@ -1333,6 +1360,7 @@ static void target_flapping_settles(struct kunit *test)
 static struct kunit_case balloon_virtio_life_cases[] = {
 	KUNIT_CASE(remove_returns_every_page_then_resets),
 	KUNIT_CASE(freeze_restore_starts_afresh),
+	KUNIT_CASE(failed_restore_then_remove),
 	KUNIT_CASE(target_all_ones_clamped_and_bounded),
 	KUNIT_CASE(target_flapping_settles),
 	{ }

@@ -20,11 +20,13 @@
 #include <balloon/core.h>
 
 /*
- * PFNs per inflate or deflate request.  The device reads any length; the
- * in-tree driver sends 256.  2048 (8 KiB) halves the guest CPU time of
- * an inflation under QEMU/TCG, measured with make bench.
+ * PFNs per inflate or deflate request, and per buffer.  One request of
+ * 2048 PFNs, one kick and one wait, halves the guest CPU time of an
+ * inflation under QEMU/TCG (make bench).  Each buffer carries 256, as the
+ * in-tree driver's do: some devices (Firecracker) drop a longer one.
  */
-#define BALLOON_VIRTIO_PFNS	2048
+#define BALLOON_VIRTIO_PFNS		2048
+#define BALLOON_VIRTIO_DESC_PFNS	256U
 
 /* Stats tags 0 to 15: every one the protocol defines today. */
 #define BALLOON_VIRTIO_STATS_MAX	16
@@ -53,6 +55,8 @@ enum balloon_virtio_vq {
  *	reporting buffer.
  * @registered: set once @bdev is registered; config changes before that
  *	are picked up by the core's first cycle.
+ * @live: the device is started (queues, stats, reporting, @bdev); stop
+ *	does nothing otherwise, e.g. after a restore that failed.
  * @pfns: the PFN array of the inflate or deflate request in flight.  Only
  *	the core's work loop sends those, one at a time, so it needs no lock
  *	of its own.
@@ -77,6 +81,7 @@ struct balloon_virtio {
 	struct virtqueue *vqs[BALLOON_VIRTIO_VQ_NR];
 	wait_queue_head_t acked;
 	bool registered;
+	bool live;
 	__virtio32 pfns[BALLOON_VIRTIO_PFNS];
 
 	spinlock_t stats_lock;		/* protects @stats_on */

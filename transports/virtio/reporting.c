@@ -165,6 +165,12 @@ void balloon_virtio_reporting_start(struct balloon_virtio *vb)
 		return;
 	}
 	vb->pr_dev_info.report = balloon_virtio_report;
+	/*
+	 * With 64 KiB pages a pageblock is 512 MiB: report from 2 MiB on, as
+	 * the in-tree driver does, or next to nothing would be reported.
+	 */
+	if (IS_ENABLED(CONFIG_ARM64) && IS_ENABLED(CONFIG_ARM64_64K_PAGES))
+		vb->pr_dev_info.order = 5;
 	ret = page_reporting_register(&vb->pr_dev_info);
 	if (ret) {
 		dev_warn(&vb->vdev->dev,

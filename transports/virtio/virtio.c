@@ -70,30 +70,64 @@ static int balloon_virtio_get_target(struct balloon_core_dev *bdev,
 	return 0;
 }
 
-/* Send the batch's PFNs (in 4 KiB units) and wait for the device. */
+/*
+ * Send the batch's PFNs (in 4 KiB units) and wait for the device.  One
+ * batch is up to BALLOON_VIRTIO_PFNS PFNs, sent as buffers of at most
+ * BALLOON_VIRTIO_DESC_PFNS each (what every device takes, since the
+ * in-tree driver sends that many), with one kick and one wait for all.
+ * A page whose PFN does not fit the protocol's 32 bits is refused, and so
+ * is one whose buffer could not be queued: it stays out of the balloon,
+ * or in it.
+ */
 static int balloon_virtio_tell_host(struct balloon_virtio *vb,
 				    enum balloon_virtio_vq which,
 				    struct balloon_core_batch *batch)
 {
 	struct virtqueue *vq = vb->vqs[which];
-	unsigned int i, j, n = 0, len;
+	unsigned int i, j, n = 0, off, len, sent = 0, told = 0;
 	struct scatterlist sg;
-	int ret;
+	int ret = 0;
 
 	for (i = 0; i < batch->count; i++) {
-		unsigned long pfn = page_to_pfn(batch->pages[i]) *
-				    BALLOON_CORE_UNITS_PER_PAGE;
+		u64 pfn = (u64)page_to_pfn(batch->pages[i]) *
+			  BALLOON_CORE_UNITS_PER_PAGE;
 
+		if (pfn + BALLOON_CORE_UNITS_PER_PAGE - 1 > U32_MAX) {
+			batch->status[i] = -ERANGE;
+			continue;
+		}
 		for (j = 0; j < BALLOON_CORE_UNITS_PER_PAGE; j++)
 			vb->pfns[n++] = cpu_to_virtio32(vb->vdev, pfn + j);
 	}
 
-	sg_init_one(&sg, vb->pfns, sizeof(vb->pfns[0]) * n);
-	ret = virtqueue_add_outbuf(vq, &sg, 1, vb, GFP_KERNEL);
-	if (ret)
-		return ret;
-	virtqueue_kick(vq);
-	wait_event(vb->acked, virtqueue_get_buf(vq, &len));
+	for (off = 0; off < n; off += BALLOON_VIRTIO_DESC_PFNS) {
+		len = min(n - off, BALLOON_VIRTIO_DESC_PFNS);
+		sg_init_one(&sg, vb->pfns + off, sizeof(vb->pfns[0]) * len);
+		/* No allocation: indirect descriptors are off (validate). */
+		ret = virtqueue_add_outbuf(vq, &sg, 1, vb,
+					   GFP_NOWAIT | __GFP_NOWARN);
+		if (ret)
+			break;
+		sent++;
+		told = off + len;
+	}
+	if (sent)
+		virtqueue_kick(vq);
+	for (; sent; sent--)
+		wait_event(vb->acked, virtqueue_get_buf(vq, &len));
+	if (!ret)
+		return 0;
+	if (!told)
+		return ret;	/* the whole command failed */
+
+	/* The pages of the buffers that did not go are refused one by one. */
+	for (i = 0, off = 0; i < batch->count; i++) {
+		if (batch->status[i])
+			continue;
+		if (off >= told)
+			batch->status[i] = ret;
+		off += BALLOON_CORE_UNITS_PER_PAGE;
+	}
 	return 0;
 }
 
@@ -183,13 +217,14 @@ static int balloon_virtio_start_device(struct balloon_virtio *vb)
 		goto err_live;
 	/* Publish @bdev to the config-change interrupt. */
 	smp_store_release(&vb->registered, true);
+	vb->live = true;
 	return 0;
 
 err_live:
 	balloon_virtio_reporting_stop(vb);
 	balloon_virtio_stats_stop(vb);
-	virtio_reset_device(vdev);
 err_vqs:
+	virtio_reset_device(vdev);
 	vdev->config->del_vqs(vdev);
 	memset(vb->vqs, 0, sizeof(vb->vqs));
 	return ret;
@@ -204,6 +239,10 @@ static void balloon_virtio_stop_device(struct balloon_virtio *vb)
 {
 	struct virtio_device *vdev = vb->vdev;
 
+	/* A restore that failed left nothing to stop; the core is gone. */
+	if (!vb->live)
+		return;
+	vb->live = false;
 	balloon_virtio_reporting_stop(vb);
 	balloon_virtio_stats_stop(vb);
 	/* Config changes from here on need no kick: the core is going. */
