@@ -239,9 +239,14 @@ static void balloon_virtio_stop_device(struct balloon_virtio *vb)
 {
 	struct virtio_device *vdev = vb->vdev;
 
-	/* A restore that failed left nothing to stop; the core is gone. */
-	if (!vb->live)
+	/*
+	 * A restore that failed left nothing to stop but the device, which
+	 * the virtio core expects reset when its driver goes.
+	 */
+	if (!vb->live) {
+		virtio_reset_device(vdev);
 		return;
+	}
 	vb->live = false;
 	balloon_virtio_reporting_stop(vb);
 	balloon_virtio_stats_stop(vb);
