@@ -358,6 +358,21 @@ static int balloon_vmw_get_target(struct balloon_core_dev *bdev, u64 *target)
 }
 
 /*
+ * One page's status into its &balloon_core_batch.status entry (left 0 when
+ * the page went through: a page the host says it does not hold is free to
+ * go on unlock).  Returns true when the host needs no more pages.
+ */
+static bool balloon_vmw_page_result(unsigned long status, bool lock,
+				    int *result)
+{
+	if (status == BALLOON_VMW_SUCCESS ||
+	    (!lock && status == BALLOON_VMW_ERROR_PPN_UNLOCKED))
+		return false;
+	*result = balloon_vmw_errno(status) ?: -EIO;
+	return status == BALLOON_VMW_ERROR_PPN_NOTNEEDED;
+}
+
+/*
  * One page with the protocol-2 commands.  Their PFN is 32 bits wide: a
  * page above 16 TiB is refused here, without asking the host.
  */
@@ -374,19 +389,13 @@ static int balloon_vmw_single(struct balloon_vmw *b,
 	status = balloon_vmw_cmd(b, lock ? BALLOON_VMW_CMD_LOCK :
 				 BALLOON_VMW_CMD_UNLOCK, pfn, 1, NULL);
 	switch (status) {
-	case BALLOON_VMW_SUCCESS:
-		return 0;
 	case BALLOON_VMW_ERROR_RESET:
 	case BALLOON_VMW_ERROR_BUSY:
 	case BALLOON_VMW_ERROR_CMD_INVALID:
 		return balloon_vmw_errno(status);	/* the command failed */
-	case BALLOON_VMW_ERROR_PPN_UNLOCKED:
-		if (!lock)
-			return 0;	/* the host does not hold it: free */
-		fallthrough;
 	default:
-		batch->status[0] = balloon_vmw_errno(status) ?: -EIO;
-		return status == BALLOON_VMW_ERROR_PPN_NOTNEEDED ? -EAGAIN : 0;
+		return balloon_vmw_page_result(status, lock, &batch->status[0]) ?
+		       -EAGAIN : 0;
 	}
 }
 
@@ -418,19 +427,10 @@ static int balloon_vmw_batched(struct balloon_vmw *b,
 
 	for (i = 0; i < batch->count; i++) {
 		status = b->batch[i] & BALLOON_VMW_ENTRY_STATUS;
-		switch (status) {
-		case BALLOON_VMW_SUCCESS:
-			break;
-		case BALLOON_VMW_ERROR_RESET:
+		if (status == BALLOON_VMW_ERROR_RESET)
 			return -BALLOON_CORE_ERESET;
-		case BALLOON_VMW_ERROR_PPN_UNLOCKED:
-			if (!lock)
-				break;	/* the host does not hold it: free */
-			fallthrough;
-		default:
-			batch->status[i] = balloon_vmw_errno(status) ?: -EIO;
-			again |= status == BALLOON_VMW_ERROR_PPN_NOTNEEDED;
-		}
+		again |= balloon_vmw_page_result(status, lock,
+						 &batch->status[i]);
 	}
 	return lock && again ? -EAGAIN : 0;
 }
