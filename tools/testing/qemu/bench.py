@@ -92,13 +92,6 @@ def _qemu_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100.0
 
 
-def _qemu_rss(pid: int) -> int:
-    for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if ln.startswith("VmRSS:"):
-            return int(ln.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
 def one_run(kimg, initrd, driver: str, variant: str, mem: int, size: int,
             workdir: Path) -> Run:
     """Boot a guest with *driver* and measure one inflate/deflate."""
@@ -109,18 +102,16 @@ def one_run(kimg, initrd, driver: str, variant: str, mem: int, size: int,
     with Guest(kimg, initrd, spec, workdir) as g:
         pid = g.proc.pid
         # Make QEMU back most of the guest, as a guest that ran a while.
-        g.check("mount -o remount,size=90% /tmp && dd if=/dev/zero "
-                f"of=/tmp/fill bs=1M count={mem - 400} 2>/dev/null && "
-                "rm /tmp/fill && sync && echo 3 > /proc/sys/vm/drop_caches",
-                timeout=600)
+        g.fill_and_free(mem - 400, timeout=600)
+        g.check("sync && echo 3 > /proc/sys/vm/drop_caches")
         time.sleep(1)
-        rss0, qcpu0, gcpu0 = _qemu_rss(pid), _qemu_cpu_s(pid), _guest_busy_s(g)
+        rss0, qcpu0, gcpu0 = g.qemu_rss(), _qemu_cpu_s(pid), _guest_busy_s(g)
         g.qmp.balloon(target)
         up = g.qmp.wait_balloon(target, timeout=300, tolerance=MIB,
                                 interval=0.05)
         qcpu1, gcpu1 = _qemu_cpu_s(pid), _guest_busy_s(g)
         time.sleep(0.5)
-        rss1 = _qemu_rss(pid)
+        rss1 = g.qemu_rss()
         g.qmp.balloon(full)
         down = g.qmp.wait_balloon(full, timeout=300, tolerance=MIB,
                                   interval=0.05)

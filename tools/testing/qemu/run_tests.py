@@ -356,14 +356,6 @@ def _has(features: str, bit: int) -> bool:
     return len(features) > bit and features[bit] == "1"
 
 
-def _qemu_rss(ctx: Context) -> int:
-    """Resident memory of the QEMU process, in bytes."""
-    status = Path(f"/proc/{ctx.guest.proc.pid}/status").read_text()
-    kib = next(ln.split()[1] for ln in status.splitlines()
-               if ln.startswith("VmRSS:"))
-    return int(kib) * 1024
-
-
 def _fresh_stats(ctx: Context, newer_than: int, timeout: float = 20):
     """Wait for QMP guest stats updated after *newer_than* (epoch s)."""
     deadline = time.monotonic() + timeout
@@ -455,13 +447,6 @@ def test_ours_virtio_flapping_target(ctx: Context) -> None:
              f"settled at {final // MIB} MiB {settle:.1f} s later")
 
 
-def _fill_and_free(ctx: Context, mib: int) -> None:
-    """Dirty *mib* MiB of guest memory through tmpfs, then free it."""
-    ctx.guest.check("mount -o remount,size=90% /tmp && "
-                    f"dd if=/dev/zero of=/tmp/fill bs=1M count={mib} "
-                    "2>/dev/null && rm /tmp/fill", timeout=300)
-
-
 @rigtest(mode="ours", needs_modules=True, mem_mib=2048,
          expect_driver="balloon_virtio",
          balloon_props={"free-page-reporting": "on"})
@@ -472,12 +457,12 @@ def test_ours_virtio_free_page_reporting(ctx: Context) -> None:
     feats = _balloon_features(ctx)
     expect(_has(feats, F_REPORTING), f"REPORTING not accepted: {feats}")
     expect(not _has(feats, F_PAGE_POISON), f"PAGE_POISON accepted: {feats}")
-    before = _qemu_rss(ctx)
-    _fill_and_free(ctx, 1024)
-    filled = _qemu_rss(ctx)
+    before = ctx.guest.qemu_rss()
+    ctx.guest.fill_and_free(1024)
+    filled = ctx.guest.qemu_rss()
     t0 = time.monotonic()
     while True:
-        now = _qemu_rss(ctx)
+        now = ctx.guest.qemu_rss()
         if filled - now >= 768 * MIB:
             break
         expect(time.monotonic() - t0 < 60,
@@ -500,13 +485,13 @@ def test_ours_virtio_page_poison(ctx: Context) -> None:
     feats = _balloon_features(ctx)
     expect(_has(feats, F_PAGE_POISON) and _has(feats, F_REPORTING),
            f"PAGE_POISON and REPORTING not both accepted: {feats}")
-    before = _qemu_rss(ctx)
-    _fill_and_free(ctx, 512)
-    filled = _qemu_rss(ctx)
+    before = ctx.guest.qemu_rss()
+    ctx.guest.fill_and_free(512)
+    filled = ctx.guest.qemu_rss()
     time.sleep(15)  # reports go out within a few seconds of the free
-    kept = _qemu_rss(ctx)
+    kept = ctx.guest.qemu_rss()
     # Allocate it all again: every page is checked for the poison pattern.
-    _fill_and_free(ctx, 1024)
+    ctx.guest.fill_and_free(1024)
     bad = [ln for ln in g.dmesg().splitlines() if "corruption" in ln]
     expect(not bad, "poisoned pages came back changed: " + " | ".join(bad[:3]))
     ctx.info(f"QEMU RSS {before // MIB} -> {filled // MIB} -> {kept // MIB} "

@@ -359,6 +359,20 @@ class Guest:
         """Return the contents of a guest file."""
         return self.check(f"cat {shlex.quote(path)}")
 
+    def qemu_rss(self) -> int:
+        """Resident memory of the QEMU process, in bytes."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        kib = next(ln.split()[1] for ln in status.splitlines()
+                   if ln.startswith("VmRSS:"))
+        return int(kib) * 1024
+
+    def fill_and_free(self, mib: int, timeout: float = 300) -> None:
+        """Dirty *mib* MiB of guest memory through tmpfs, then free it,
+        so that QEMU has that much of the guest resident."""
+        self.check("mount -o remount,size=90% /tmp && "
+                   f"dd if=/dev/zero of=/tmp/fill bs=1M count={mib} "
+                   "2>/dev/null && rm /tmp/fill", timeout=timeout)
+
     def meminfo(self) -> dict[str, int]:
         """Return /proc/meminfo; ``kB`` values are converted to bytes."""
         info = {}
