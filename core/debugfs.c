@@ -134,6 +134,24 @@ void balloon_core_debugfs_remove(struct balloon_core_dev *bdev)
 }
 
 /**
+ * balloon_core_debugfs_dir() - a balloon's debugfs directory
+ * @bdev: the balloon, registered.
+ *
+ * For a transport's own files, next to the core's.  They go when
+ * balloon_core_unregister() removes the directory with all it holds.
+ *
+ * Context: Process context, between balloon_core_register() and
+ * balloon_core_unregister().
+ * Return: the directory; an error pointer when debugfs is unavailable,
+ * which debugfs_create_file() and friends accept and ignore.
+ */
+struct dentry *balloon_core_debugfs_dir(struct balloon_core_dev *bdev)
+{
+	return bdev->debugfs;
+}
+EXPORT_SYMBOL_NS_GPL(balloon_core_debugfs_dir, BALLOON_CORE_NS);
+
+/**
  * balloon_core_debugfs_init() - create /sys/kernel/debug/balloon
  *
  * Context: Module init.

@@ -344,5 +344,6 @@ void balloon_core_kick(struct balloon_core_dev *bdev);
 void balloon_core_request_reset(struct balloon_core_dev *bdev);
 void balloon_core_update_target(struct balloon_core_dev *bdev, u64 target);
 u64 balloon_core_size(struct balloon_core_dev *bdev);
+struct dentry *balloon_core_debugfs_dir(struct balloon_core_dev *bdev);
 
 #endif /* _BALLOON_CORE_H */
