@@ -29,6 +29,7 @@
 
 #include <kunit/visibility.h>
 
+#include <linux/shrinker.h>
 #include <linux/virtio_balloon.h>
 #include <linux/virtio_config.h>
 
@@ -101,6 +102,100 @@ static inline int balloon_compat_find_vqs(struct virtio_device *vdev,
 		callbacks[i] = info[i].callback;
 	}
 	return virtio_find_vqs(vdev, nvqs, vqs, callbacks, names, NULL);
+#endif
+}
+
+/**
+ * struct balloon_compat_shrinker - a shrinker across kernel versions
+ * @shrinker: the shrinker.  Linux 6.7 made shrinkers objects the kernel
+ *	allocates, with a private data pointer (BALLOON_COMPAT_SHRINKER_ALLOC);
+ *	before, their owner embedded them.
+ * @private_data: what balloon_compat_shrinker_data() returns, before 6.7.
+ */
+struct balloon_compat_shrinker {
+#ifdef BALLOON_COMPAT_SHRINKER_ALLOC
+	struct shrinker *shrinker;
+#else
+	struct shrinker shrinker;
+	void *private_data;
+#endif
+};
+
+/**
+ * balloon_compat_shrinker_register() - register a shrinker
+ * @bs: the shrinker, unregistered.
+ * @name: its name, for the shrinker debugfs.
+ * @count: its count_objects callback.
+ * @scan: its scan_objects callback.
+ * @data: what balloon_compat_shrinker_data() gives the callbacks.
+ *
+ * The shrinker costs the default number of seeks per object.
+ *
+ * Context: Process context; may sleep.
+ * Return: 0 or a negative errno.
+ */
+static inline int
+balloon_compat_shrinker_register(struct balloon_compat_shrinker *bs,
+				 const char *name,
+				 unsigned long (*count)(struct shrinker *,
+							struct shrink_control *),
+				 unsigned long (*scan)(struct shrinker *,
+						       struct shrink_control *),
+				 void *data)
+{
+#ifdef BALLOON_COMPAT_SHRINKER_ALLOC
+	bs->shrinker = shrinker_alloc(0, "%s", name);
+	if (!bs->shrinker)
+		return -ENOMEM;
+	bs->shrinker->count_objects = count;
+	bs->shrinker->scan_objects = scan;
+	bs->shrinker->private_data = data;
+	shrinker_register(bs->shrinker);
+	return 0;
+#else
+	bs->shrinker = (struct shrinker) {
+		.count_objects = count,
+		.scan_objects = scan,
+		.seeks = DEFAULT_SEEKS,
+	};
+	bs->private_data = data;
+	return register_shrinker(&bs->shrinker, "%s", name);
+#endif
+}
+
+/**
+ * balloon_compat_shrinker_unregister() - unregister a shrinker
+ * @bs: the shrinker, registered.
+ *
+ * Returns once no callback runs any more.
+ *
+ * Context: Process context; may sleep.
+ */
+static inline void
+balloon_compat_shrinker_unregister(struct balloon_compat_shrinker *bs)
+{
+#ifdef BALLOON_COMPAT_SHRINKER_ALLOC
+	shrinker_free(bs->shrinker);
+	bs->shrinker = NULL;
+#else
+	unregister_shrinker(&bs->shrinker);
+#endif
+}
+
+/**
+ * balloon_compat_shrinker_data() - a shrinker callback's data
+ * @shrinker: the shrinker the callback was called for.
+ *
+ * Context: Any context.
+ * Return: the @data given to balloon_compat_shrinker_register().
+ */
+static inline void *balloon_compat_shrinker_data(struct shrinker *shrinker)
+{
+#ifdef BALLOON_COMPAT_SHRINKER_ALLOC
+	return shrinker->private_data;
+#else
+	return container_of(shrinker, struct balloon_compat_shrinker,
+			    shrinker)->private_data;
 #endif
 }
 
