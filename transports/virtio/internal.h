@@ -8,6 +8,8 @@
 #ifndef _BALLOON_VIRTIO_INTERNAL_H
 #define _BALLOON_VIRTIO_INTERNAL_H
 
+#include <linux/log2.h>
+#include <linux/mmzone.h>
 #include <linux/page_reporting.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
@@ -28,6 +30,15 @@
 #define BALLOON_VIRTIO_PFNS		2048
 #define BALLOON_VIRTIO_DESC_PFNS	256U
 
+/*
+ * Free page hints go out in blocks of the largest order the buddy allocator
+ * hands out (4 MiB with 4 KiB pages), as the in-tree driver's do.
+ * MAX_ORDER_NR_PAGES means that block on every supported kernel, whichever
+ * way MAX_ORDER counted.
+ */
+#define BALLOON_VIRTIO_HINT_PAGES	MAX_ORDER_NR_PAGES
+#define BALLOON_VIRTIO_HINT_ORDER	ilog2(BALLOON_VIRTIO_HINT_PAGES)
+
 /* Stats tags 0 to 15: every one the protocol defines today. */
 #define BALLOON_VIRTIO_STATS_MAX	16
 
@@ -46,13 +57,54 @@ enum balloon_virtio_vq {
 };
 
 /**
+ * struct balloon_virtio_hint - free page hinting state (hinting.c)
+ * @wq: the hinting work's queue, freezable and unbound: a run may take
+ *	all the guest's free memory, block by block.
+ * @work: answers the host's commands: hint free pages, or give them back.
+ * @lock: protects @on, @blocks and @nr_blocks; taken in the config
+ *	interrupt.
+ * @on: config changes queue @work; cleared first when the device stops.
+ * @changed: bit 0 set when the config changed since @cmd_id was read.
+ * @cmd_id: the host's command id, as last read from the config.
+ * @active: the command id of the last run, as sent on the wire.
+ * @stop: %VIRTIO_BALLOON_CMD_ID_STOP, as sent on the wire.
+ * @blocks: blocks handed to the host, held until it is done with them.
+ * @nr_blocks: number of entries on @blocks.
+ * @shrinker: gives @blocks back to the guest under memory pressure.
+ * @runs: runs started, one per new command id.
+ * @hinted: blocks handed to the host, over all runs.
+ * @shrunk: blocks the shrinker gave back early.
+ * @stalls: runs ended because the host did not take buffers back.
+ *
+ * Only @work uses the free page queue, and only it writes @cmd_id,
+ * @active and @stop.
+ */
+struct balloon_virtio_hint {
+	struct workqueue_struct *wq;
+	struct work_struct work;
+	spinlock_t lock;		/* see above */
+	bool on;
+	unsigned long changed;
+	u32 cmd_id;
+	__virtio32 active;
+	__virtio32 stop;
+	struct list_head blocks;
+	unsigned long nr_blocks;
+	struct balloon_compat_shrinker shrinker;
+	unsigned long runs;
+	unsigned long hinted;
+	unsigned long shrunk;
+	unsigned long stalls;
+};
+
+/**
  * struct balloon_virtio - one virtio balloon device
  * @bdev: the core's balloon, embedded.
  * @vdev: the virtio device.
  * @vqs: the virtqueues, indexed by &enum balloon_virtio_vq; %NULL for
  *	those the device does not have.
- * @acked: woken when the device hands back an inflate, deflate or
- *	reporting buffer.
+ * @acked: woken when the device hands back an inflate, deflate,
+ *	reporting or free page buffer.
  * @registered: set once @bdev is registered; config changes before that
  *	are picked up by the core's first cycle.
  * @live: the device is started (queues, stats, reporting, @bdev); stop
@@ -69,11 +121,13 @@ enum balloon_virtio_vq {
  * @events: scratch space for the VM event counters, used with @stats.
  * @reporting: free page reporting is registered for this device.
  * @pr_dev_info: the free page reporting device.
+ * @hint: free page hinting, when the device does it.
  *
  * Lock order: the core's locks are the core's; @stats_lock is taken alone.
  * The inflate/deflate queues are used by the core's work loop only, the
  * stats queue by @stats_work only, the reporting queue by the page
- * reporting worker only, so each queue has a single user at a time.
+ * reporting worker only, the free page queue by the hinting work only, so
+ * each queue has a single user at a time.
  */
 struct balloon_virtio {
 	struct balloon_core_dev bdev;
@@ -92,6 +146,8 @@ struct balloon_virtio {
 
 	bool reporting;
 	struct page_reporting_dev_info pr_dev_info;
+
+	struct balloon_virtio_hint hint;
 };
 
 /* stats.c */
@@ -108,6 +164,19 @@ void balloon_virtio_reporting_start(struct balloon_virtio *vb);
 void balloon_virtio_reporting_stop(struct balloon_virtio *vb);
 #if IS_ENABLED(CONFIG_KUNIT)
 bool balloon_virtio_free_page_content(u32 *poison_val);
+#endif
+
+/* hinting.c */
+void balloon_virtio_hint_init(struct balloon_virtio *vb);
+int balloon_virtio_hint_start(struct balloon_virtio *vb);
+void balloon_virtio_hint_debugfs(struct balloon_virtio *vb);
+void balloon_virtio_hint_changed(struct balloon_virtio *vb);
+void balloon_virtio_hint_stop(struct balloon_virtio *vb);
+void balloon_virtio_hint_free(struct balloon_virtio *vb);
+#if IS_ENABLED(CONFIG_KUNIT)
+struct page *balloon_virtio_hint_alloc(void);
+unsigned long balloon_virtio_hint_shrink(struct balloon_virtio *vb,
+					 unsigned long nr_pages);
 #endif
 
 #endif /* _BALLOON_VIRTIO_INTERNAL_H */

@@ -60,10 +60,7 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_virtio_free_page_content);
  *
  * Drops PAGE_POISON when free pages hold nothing the guest relies on, and
  * REPORTING when they do but the device cannot keep the pattern, or when
- * this kernel has no page reporting.  Also drops REPORTING when the
- * device offers free page hinting, which this driver does not accept: a
- * device that lays out its queues by the features it offers (QEMU does)
- * has a hinting queue where the driver would put its reporting queue.
+ * this kernel has no page reporting.
  *
  * Context: Process context, from the virtio driver's validate hook.
  */
@@ -77,13 +74,6 @@ void balloon_virtio_features_validate(struct virtio_device *vdev)
 		__virtio_clear_bit(vdev, VIRTIO_BALLOON_F_REPORTING);
 
 	if (!IS_ENABLED(CONFIG_PAGE_REPORTING))
-		__virtio_clear_bit(vdev, VIRTIO_BALLOON_F_REPORTING);
-	/*
-	 * Hinting is never accepted (and virtio_has_feature() would BUG on
-	 * a bit missing from the feature table): ask what the device offers.
-	 */
-	if (vdev->config->get_features(vdev) &
-	    BIT_ULL(VIRTIO_BALLOON_F_FREE_PAGE_HINT))
 		__virtio_clear_bit(vdev, VIRTIO_BALLOON_F_REPORTING);
 }
 

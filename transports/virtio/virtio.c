@@ -4,13 +4,12 @@
  *
  * Speaks the virtio balloon device's wire protocol only: PFN arrays on the
  * inflate and deflate virtqueues, num_pages read from and actual written to
- * the config space, memory statistics on the stats queue (stats.c), and
- * free page reporting with the page poison rules (reporting.c).  Every
- * balloon policy decision is balloon_core's.  Interrupts only schedule
- * work: a config change kicks the core's work loop, a stats request the
- * stats work.
- *
- * Free page hinting (VIRTIO_BALLOON_F_FREE_PAGE_HINT) is not offered.
+ * the config space, memory statistics on the stats queue (stats.c), free
+ * page reporting with the page poison rules (reporting.c), and free page
+ * hinting for live migration (hinting.c).  Every balloon policy decision
+ * is balloon_core's.  Interrupts only schedule work: a config change kicks
+ * the core's work loop and the hinting work, a stats request the stats
+ * work.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -172,12 +171,13 @@ static void balloon_virtio_config_changed(struct virtio_device *vdev)
 	/* Pairs with the release in probe: see an initialised @bdev. */
 	if (smp_load_acquire(&vb->registered))
 		balloon_core_kick(&vb->bdev);
+	balloon_virtio_hint_changed(vb);
 }
 
 /*
  * Bring the device up: queues, the first stats buffer and the poison value,
- * DRIVER_OK, then free page reporting and the core balloon, whose first
- * cycle may use the queues at once.  For probe and restore.
+ * DRIVER_OK, then free page reporting and hinting, and the core balloon,
+ * whose first cycle may use the queues at once.  For probe and restore.
  */
 static int balloon_virtio_start_device(struct balloon_virtio *vb)
 {
@@ -192,6 +192,9 @@ static int balloon_virtio_start_device(struct balloon_virtio *vb)
 	if (virtio_has_feature(vdev, VIRTIO_BALLOON_F_STATS_VQ))
 		vq_info[BALLOON_VIRTIO_VQ_STATS] = (struct balloon_compat_vq) {
 			"stats", balloon_virtio_stats_request };
+	if (virtio_has_feature(vdev, VIRTIO_BALLOON_F_FREE_PAGE_HINT))
+		vq_info[BALLOON_VIRTIO_VQ_FREE_PAGE] = (struct balloon_compat_vq) {
+			"free_page", balloon_virtio_ack };
 	if (virtio_has_feature(vdev, VIRTIO_BALLOON_F_REPORTING))
 		vq_info[BALLOON_VIRTIO_VQ_REPORTING] = (struct balloon_compat_vq) {
 			"reporting", balloon_virtio_ack };
@@ -210,30 +213,36 @@ static int balloon_virtio_start_device(struct balloon_virtio *vb)
 	if (vb->vqs[BALLOON_VIRTIO_VQ_STATS])
 		virtqueue_kick(vb->vqs[BALLOON_VIRTIO_VQ_STATS]);
 	balloon_virtio_reporting_start(vb);
+	ret = balloon_virtio_hint_start(vb);
+	if (ret)
+		goto err_live;
 
 	ret = balloon_core_register(&vb->bdev, &balloon_virtio_ops,
 				    &vdev->dev, dev_name(&vdev->dev));
 	if (ret)
 		goto err_live;
+	balloon_virtio_hint_debugfs(vb);
 	/* Publish @bdev to the config-change interrupt. */
 	smp_store_release(&vb->registered, true);
 	vb->live = true;
 	return 0;
 
 err_live:
+	balloon_virtio_hint_stop(vb);
 	balloon_virtio_reporting_stop(vb);
 	balloon_virtio_stats_stop(vb);
 err_vqs:
 	virtio_reset_device(vdev);
+	balloon_virtio_hint_free(vb);
 	vdev->config->del_vqs(vdev);
 	memset(vb->vqs, 0, sizeof(vb->vqs));
 	return ret;
 }
 
 /*
- * Take it down: no more reports or stats, the core gives every page back
- * through the queues, then the device is reset and the queues go.  For
- * remove and freeze.
+ * Take it down: no more hints, reports or stats, the core gives every page
+ * back through the queues, then the device is reset, the hinted blocks go
+ * back to the guest, and the queues go.  For remove and freeze.
  */
 static void balloon_virtio_stop_device(struct balloon_virtio *vb)
 {
@@ -248,12 +257,14 @@ static void balloon_virtio_stop_device(struct balloon_virtio *vb)
 		return;
 	}
 	vb->live = false;
+	balloon_virtio_hint_stop(vb);
 	balloon_virtio_reporting_stop(vb);
 	balloon_virtio_stats_stop(vb);
 	/* Config changes from here on need no kick: the core is going. */
 	smp_store_release(&vb->registered, false);
 	balloon_core_unregister(&vb->bdev);
 	virtio_reset_device(vdev);
+	balloon_virtio_hint_free(vb);
 	vdev->config->del_vqs(vdev);
 	memset(vb->vqs, 0, sizeof(vb->vqs));
 }
@@ -274,6 +285,7 @@ static int balloon_virtio_probe(struct virtio_device *vdev)
 	vb->vdev = vdev;
 	init_waitqueue_head(&vb->acked);
 	balloon_virtio_stats_init(vb);
+	balloon_virtio_hint_init(vb);
 	vdev->priv = vb;
 
 	ret = balloon_virtio_start_device(vb);
@@ -310,8 +322,8 @@ static int balloon_virtio_restore(struct virtio_device *vdev)
 
 /*
  * Settle the features before the device sees them: the free page rules
- * (reporting.c), and no indirect descriptors, so that a free page report
- * never needs memory to be sent.  Like the in-tree driver, the balloon
+ * (reporting.c), and no indirect descriptors, so that no free page report
+ * or hint needs memory to be sent.  Like the in-tree driver, the balloon
  * does not go through the DMA API (ACCESS_PLATFORM): the device works on
  * guest-physical page numbers.
  */
@@ -327,6 +339,7 @@ static unsigned int balloon_virtio_features[] = {
 	VIRTIO_BALLOON_F_MUST_TELL_HOST,
 	VIRTIO_BALLOON_F_STATS_VQ,
 	VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
+	VIRTIO_BALLOON_F_FREE_PAGE_HINT,
 	VIRTIO_BALLOON_F_PAGE_POISON,
 	VIRTIO_BALLOON_F_REPORTING,
 };
