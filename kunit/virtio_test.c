@@ -18,10 +18,17 @@
  * not what it holds, a stats buffer with a repeated tag, a queue the
  * driver calls by another name...) is recorded and fails the test.
  *
+ * Free page hinting is played as QEMU plays it: a command id in the config
+ * (shown while requested, 0 once started or stopped, 1 when done), a run
+ * that starts when the driver echoes the id and stops at its next id, and
+ * hints taken only while started.  The device may stop a run after a given
+ * number of blocks, or keep the blocks it was given (a stalled host).
+ *
  * Suites: balloon_virtio_wire (PFN arrays, ordering, actual, legacy and
  * modern devices), balloon_virtio_stats, balloon_virtio_features (page
- * poison, free page reporting, queue layout) and balloon_virtio_life
- * (removal, freeze and restore, untrusted and flapping targets).
+ * poison, free page reporting, queue layout), balloon_virtio_life
+ * (removal, freeze and restore, untrusted and flapping targets) and
+ * balloon_virtio_hinting (free page hinting and its shrinker).
  */
 #include <kunit/static_stub.h>
 #include <kunit/test.h>
@@ -47,6 +54,7 @@
 
 #define FAKE_RING		128	/* entries per queue, as QEMU's */
 #define FAKE_REPORT_RING	32	/* QEMU's reporting queue */
+#define FAKE_HINT_MAX		64	/* blocks the fake remembers */
 #define FAKE_MAX_DESC		64
 #define FAKE_WAIT_MS		5000
 #define FAKE_LOG		256
@@ -69,6 +77,14 @@ static const char * const fake_role_names[FAKE_ROLES] = {
 	[FAKE_STATS] = "stats",
 	[FAKE_HINT] = "free_page",
 	[FAKE_REPORT] = "reporting",
+};
+
+/* QEMU's free page hint states. */
+enum fake_hint_state {
+	FAKE_HINT_S_STOP,
+	FAKE_HINT_S_REQUESTED,
+	FAKE_HINT_S_START,
+	FAKE_HINT_S_DONE,
 };
 
 /* Events in the order the device saw them. */
@@ -144,6 +160,24 @@ struct fake_balloon {
 	/* free page reports */
 	unsigned int reports;
 	unsigned long reported_pages;
+
+	/* free page hinting */
+	enum fake_hint_state hint_state;
+	u32 hint_id;
+	unsigned int hint_ring;
+	unsigned int hint_stop_after;	/* the host stops a run (0: never) */
+	bool hint_hold;			/* the host keeps hinted buffers */
+	unsigned int hint_pressure_at;	/* the guest shrinks after this many */
+	u16 hint_held[FAKE_RING];
+	unsigned int nr_hint_held;
+	u32 hint_ids[8];		/* command ids the driver sent */
+	unsigned int nr_hint_ids;
+	unsigned int hinted;		/* blocks taken while started */
+	unsigned int hinted_run;
+	unsigned int hint_ignored;	/* blocks outside a run */
+	struct page *hint_pages[FAKE_HINT_MAX];
+	unsigned int nr_hint_pages;
+	unsigned int hint_live_at_reset;
 
 	/* allocations the core may still make (static stub) */
 	unsigned int allocs_left;
@@ -316,6 +350,88 @@ static void fake_stats(struct fake_balloon *fb, int n)
 	fb->stats_bufs++;
 }
 
+/* The free page hint config field, as QEMU shows it in each state. */
+static void fake_hint_config(struct fake_balloon *fb)
+{
+	u32 id = 0;
+
+	if (fb->hint_state == FAKE_HINT_S_REQUESTED)
+		id = fb->hint_id;
+	else if (fb->hint_state == FAKE_HINT_S_DONE)
+		id = VIRTIO_BALLOON_CMD_ID_DONE;
+	WRITE_ONCE(fb->config.free_page_hint_cmd_id, cpu_to_le32(id));
+}
+
+static void fake_config_irq(struct fake_balloon *fb)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	virtio_config_changed(&fb->v->vdev);
+	local_irq_restore(flags);
+}
+
+/*
+ * A free page queue buffer: a command id the driver reads, or blocks the
+ * device may write.  As QEMU: the requested id starts a run, any id during
+ * a run stops it, blocks count only during a run.  Returns true when the
+ * device keeps the buffer.
+ */
+static bool fake_hint(struct fake_balloon *fb, int n)
+{
+	struct virtio_device *vdev = &fb->v->vdev;
+	unsigned int block = PAGE_SIZE << BALLOON_VIRTIO_HINT_ORDER;
+	struct fake_desc *d = &fb->desc[0];
+	struct page *page;
+	u32 id;
+
+	if (n != 1) {
+		fake_error(fb, "free page buffer of %d descriptors", n);
+		return false;
+	}
+	if (!d->write) {
+		if (d->len != sizeof(id)) {
+			fake_error(fb, "command id of %u bytes", d->len);
+			return false;
+		}
+		id = virtio32_to_cpu(vdev, *(__virtio32 *)d->buf);
+		if (fb->nr_hint_ids < ARRAY_SIZE(fb->hint_ids))
+			fb->hint_ids[fb->nr_hint_ids++] = id;
+		if (fb->hint_state == FAKE_HINT_S_REQUESTED && id == fb->hint_id) {
+			fb->hint_state = FAKE_HINT_S_START;
+			fb->hinted_run = 0;
+		} else if (fb->hint_state == FAKE_HINT_S_START) {
+			fb->hint_state = FAKE_HINT_S_STOP;
+		}
+		fake_hint_config(fb);
+		return false;
+	}
+
+	page = virt_to_page(d->buf);
+	if (d->len != block || !IS_ALIGNED(virt_to_phys(d->buf), block))
+		fake_error(fb, "hint of %u bytes", d->len);
+	/* The driver owns what it hints, until the host is done. */
+	else if (!page_ref_count(page))
+		fake_error(fb, "hinted block is free");
+	if (fb->hint_state != FAKE_HINT_S_START) {
+		fb->hint_ignored++;
+		return false;
+	}
+	fb->hinted++;
+	fb->hinted_run++;
+	if (fb->nr_hint_pages < FAKE_HINT_MAX)
+		fb->hint_pages[fb->nr_hint_pages++] = page;
+	/* Memory pressure while the device takes its hints. */
+	if (fb->hinted_run == fb->hint_pressure_at)
+		balloon_virtio_hint_shrink(fb->vb, 1);
+	if (fb->hint_stop_after && fb->hinted_run == fb->hint_stop_after) {
+		fb->hint_state = FAKE_HINT_S_STOP;
+		fake_hint_config(fb);
+		fake_config_irq(fb);
+	}
+	return fb->hint_hold;
+}
+
 /* A free page report: device-writable runs of free pages. */
 static void fake_report(struct fake_balloon *fb, int n)
 {
@@ -380,6 +496,12 @@ static bool fake_notify(struct virtqueue *vq)
 			continue;
 		case FAKE_REPORT:
 			fake_report(fb, n);
+			break;
+		case FAKE_HINT:
+			if (fake_hint(fb, n)) {
+				fb->hint_held[fb->nr_hint_held++] = head;
+				continue;
+			}
 			break;
 		default:
 			fake_error(fb, "buffer on the %s queue",
@@ -464,12 +586,16 @@ static void fake_set_status(struct virtio_device *vdev, u8 status)
 static void fake_reset(struct virtio_device *vdev)
 {
 	struct fake_balloon *fb = to_fake(vdev);
+	unsigned int i;
 
 	mutex_lock(&fb->lock);
 	WRITE_ONCE(fb->status, 0);
 	fb->resets++;
 	fb->held_at_reset = max(fb->held_at_reset, fb->nr_held);
 	fb->config.poison_val = 0;
+	fb->nr_hint_held = 0;
+	for (i = 0, fb->hint_live_at_reset = 0; i < fb->nr_hint_pages; i++)
+		fb->hint_live_at_reset += !!page_ref_count(fb->hint_pages[i]);
 	fake_log(fb, FAKE_EV_RESET, fb->nr_held);
 	mutex_unlock(&fb->lock);
 }
@@ -526,7 +652,9 @@ static int fake_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 				   q, fake_role_names[fq->role],
 				   vqs_info[i].name);
 		fq->vq = vring_create_virtqueue(q, fq->role == FAKE_REPORT ?
-						fb->report_ring : FAKE_RING,
+						fb->report_ring :
+						fq->role == FAKE_HINT ?
+						fb->hint_ring : FAKE_RING,
 						SMP_CACHE_BYTES, vdev, true,
 						false, vqs_info[i].ctx,
 						fake_notify,
@@ -586,6 +714,7 @@ static int fake_init(struct kunit *test)
 		      BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) |
 		      FAKE_F(MUST_TELL_HOST) | FAKE_F(STATS_VQ);
 	fb->report_ring = FAKE_REPORT_RING;
+	fb->hint_ring = FAKE_RING;
 	test->priv = fb;
 	return 0;
 }
@@ -651,14 +780,9 @@ static u32 fake_actual(struct fake_balloon *fb)
 /* Set the host's target; with @irq, raise a config-change interrupt. */
 static void fake_target(struct fake_balloon *fb, u32 pages, bool irq)
 {
-	unsigned long flags;
-
 	WRITE_ONCE(fb->config.num_pages, cpu_to_le32(pages));
-	if (!irq)
-		return;
-	local_irq_save(flags);
-	virtio_config_changed(&fb->v->vdev);
-	local_irq_restore(flags);
+	if (irq)
+		fake_config_irq(fb);
 }
 
 /* Wait for the driver to report @pages as the balloon's size. */
@@ -1120,10 +1244,16 @@ static const struct fake_feature_case feature_cases[] = {
 	{ "free pages unused, device has reporting only",
 	  FAKE_F(REPORTING), FAKE_FREE_ANY, FAKE_F(REPORTING), false, 0 },
 	{ "device has hinting and reporting",
-	  FAKE_F(FREE_PAGE_HINT) | FAKE_F(REPORTING), FAKE_FREE_ANY, 0,
-	  false, 0 },
+	  FAKE_F(FREE_PAGE_HINT) | FAKE_F(REPORTING), FAKE_FREE_ANY,
+	  FAKE_F(FREE_PAGE_HINT) | FAKE_F(REPORTING), false, 0 },
 	{ "device has hinting only",
-	  FAKE_F(FREE_PAGE_HINT), FAKE_FREE_ANY, 0, false, 0 },
+	  FAKE_F(FREE_PAGE_HINT), FAKE_FREE_ANY, FAKE_F(FREE_PAGE_HINT),
+	  false, 0 },
+	{ "page_poison, device has hinting, poison and reporting",
+	  FAKE_F(FREE_PAGE_HINT) | FAKE_F(PAGE_POISON) | FAKE_F(REPORTING),
+	  FAKE_FREE_POISONED,
+	  FAKE_F(FREE_PAGE_HINT) | FAKE_F(PAGE_POISON) | FAKE_F(REPORTING),
+	  true, 0xaaaaaaaa },
 };
 
 static void feature_case_desc(const struct fake_feature_case *c, char *desc)
@@ -1151,6 +1281,8 @@ static void features_follow_free_page_rules(struct kunit *test)
 			!!(c->accepted & FAKE_F(REPORTING)));
 	KUNIT_EXPECT_EQ(test, !!fb->vb->vqs[BALLOON_VIRTIO_VQ_REPORTING],
 			!!(c->accepted & FAKE_F(REPORTING)));
+	KUNIT_EXPECT_EQ(test, !!fb->vb->vqs[BALLOON_VIRTIO_VQ_FREE_PAGE],
+			!!(c->accepted & FAKE_F(FREE_PAGE_HINT)));
 	/* The balloon itself works whatever was negotiated. */
 	fake_move(test, fb, 300);
 	expect_clean(test, fb);
@@ -1373,8 +1505,351 @@ static struct kunit_suite balloon_virtio_life_suite = {
 	.test_cases = balloon_virtio_life_cases,
 };
 
+/* -- balloon_virtio_hinting ------------------------------------------------ */
+
+#define FAKE_HINT_ID	0x80000000U	/* QEMU's first command id */
+
+/* The host moves to @state (with @id when requesting); with @irq, says so. */
+static void fake_hint_host(struct fake_balloon *fb, enum fake_hint_state state,
+			   u32 id, bool irq)
+{
+	mutex_lock(&fb->lock);
+	fb->hint_state = state;
+	if (state == FAKE_HINT_S_REQUESTED)
+		fb->hint_id = id;
+	fake_hint_config(fb);
+	mutex_unlock(&fb->lock);
+	if (irq)
+		fake_config_irq(fb);
+}
+
+/* The host hands back every hint buffer it kept. */
+static void fake_hint_release(struct fake_balloon *fb)
+{
+	struct virtqueue *vq = NULL;
+	unsigned int i;
+
+	mutex_lock(&fb->lock);
+	for (i = 0; i < fb->nq; i++)
+		if (fb->q[i].role == FAKE_HINT)
+			vq = fb->q[i].vq;
+	for (i = 0; vq && i < fb->nr_hint_held; i++)
+		fake_use(fb, vq, fb->hint_held[i]);
+	fb->nr_hint_held = 0;
+	mutex_unlock(&fb->lock);
+	if (vq)
+		fake_interrupt(vq);
+}
+
+static unsigned long fake_hint_held(struct fake_balloon *fb)
+{
+	return READ_ONCE(fb->vb->hint.nr_blocks);
+}
+
+/* Blocks of the last run that are free again, as seen from their pages. */
+static unsigned int fake_hint_freed(struct fake_balloon *fb)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < fb->nr_hint_pages; i++)
+		n += !page_ref_count(fb->hint_pages[i]);
+	return n;
+}
+
+/* Plug a hinting device whose host stops each run after @stop_after blocks. */
+static void fake_plug_hinting(struct kunit *test, struct fake_balloon *fb,
+			      unsigned int stop_after)
+{
+	fb->offered |= FAKE_F(FREE_PAGE_HINT);
+	fb->hint_stop_after = stop_after;
+	fake_plug(test, fb);
+	KUNIT_ASSERT_TRUE(test, fb->features & FAKE_F(FREE_PAGE_HINT));
+	KUNIT_ASSERT_NOT_NULL(test, fb->vb->hint.wq);
+	/* start() reads the config once, for a request made before probe. */
+	flush_work(&fb->vb->hint.work);
+}
+
+/* Request a run with @id and wait until the driver has stopped it. */
+static void fake_hint_run(struct kunit *test, struct fake_balloon *fb, u32 id)
+{
+	unsigned int ids = fb->nr_hint_ids;
+	bool ended;
+
+	fake_hint_host(fb, FAKE_HINT_S_REQUESTED, id, true);
+	/* The driver echoes the id, then ends with STOP. */
+	ended = fake_wait_for(READ_ONCE(fb->nr_hint_ids) >= ids + 2);
+	flush_work(&fb->vb->hint.work);
+	KUNIT_ASSERT_TRUE_MSG(test, ended, "%u ids sent; device error: \"%s\"",
+			      fb->nr_hint_ids - ids, fb->error);
+	KUNIT_EXPECT_EQ(test, fb->hint_ids[ids], id);
+	KUNIT_EXPECT_EQ(test, fb->hint_ids[ids + 1],
+			(u32)VIRTIO_BALLOON_CMD_ID_STOP);
+}
+
+static void hint_run_sends_id_blocks_then_stop(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+
+	fake_plug_hinting(test, fb, 12);
+	/* inflate, deflate, stats, free page: as QEMU lays them out. */
+	KUNIT_EXPECT_EQ(test, fb->nq, 4U);
+	fake_hint_run(test, fb, FAKE_HINT_ID);
+
+	KUNIT_EXPECT_EQ(test, fb->hinted, 12U);
+	KUNIT_EXPECT_EQ(test, fb->hint_ignored, 0U);
+	KUNIT_EXPECT_EQ(test, fb->hint_state, FAKE_HINT_S_STOP);
+	/* Held, still allocated, until the host is done with them. */
+	KUNIT_EXPECT_EQ(test, fake_hint_held(fb), 12UL);
+	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 0U);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.runs, 1UL);
+
+	fake_hint_host(fb, FAKE_HINT_S_DONE, 0, true);
+	KUNIT_EXPECT_TRUE(test, fake_wait_for(fake_hint_held(fb) == 0));
+	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 12U);
+	/* The balloon itself is untouched by all this. */
+	fake_move(test, fb, 300);
+	expect_clean(test, fb);
+}
+
+static void hint_same_id_once_new_id_again(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	unsigned int ids;
+
+	fake_plug_hinting(test, fb, 4);
+	fake_hint_run(test, fb, FAKE_HINT_ID);
+	/* The same id again (any config change can show it): no new run. */
+	ids = fb->nr_hint_ids;
+	fake_hint_host(fb, FAKE_HINT_S_REQUESTED, FAKE_HINT_ID, true);
+	flush_work(&fb->vb->hint.work);
+	KUNIT_EXPECT_EQ(test, fb->nr_hint_ids, ids);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.runs, 1UL);
+	/* A stopped host, and one done before any run, change nothing. */
+	fake_hint_host(fb, FAKE_HINT_S_STOP, 0, true);
+	flush_work(&fb->vb->hint.work);
+	KUNIT_EXPECT_EQ(test, fb->nr_hint_ids, ids);
+
+	/* A new pass: a new run; the blocks of both stay held. */
+	fake_hint_run(test, fb, FAKE_HINT_ID + 1);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.runs, 2UL);
+	KUNIT_EXPECT_EQ(test, fb->hinted, 8U);
+	KUNIT_EXPECT_EQ(test, fake_hint_held(fb), 8UL);
+	fake_hint_host(fb, FAKE_HINT_S_DONE, 0, true);
+	KUNIT_EXPECT_TRUE(test, fake_wait_for(fake_hint_held(fb) == 0));
+	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 8U);
+	expect_clean(test, fb);
+}
+
+static void hint_requested_before_probe(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	bool ended;
+
+	/* The host asked before the driver came: it is answered at once. */
+	fb->hint_state = FAKE_HINT_S_REQUESTED;
+	fb->hint_id = FAKE_HINT_ID + 7;
+	fake_hint_config(fb);
+	fake_plug_hinting(test, fb, 3);
+
+	ended = fake_wait_for(READ_ONCE(fb->nr_hint_ids) >= 2);
+	flush_work(&fb->vb->hint.work);
+	KUNIT_EXPECT_TRUE(test, ended);
+	KUNIT_EXPECT_EQ(test, fb->hint_ids[0], FAKE_HINT_ID + 7);
+	KUNIT_EXPECT_EQ(test, fb->hinted, 3U);
+	expect_clean(test, fb);
+}
+
+static void hint_stalled_host_ends_run(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+
+	/* The host never stops the run, and never hands buffers back. */
+	fb->hint_ring = 8;
+	fb->hint_hold = true;
+	fake_plug_hinting(test, fb, 0);
+	fake_hint_run(test, fb, FAKE_HINT_ID);
+
+	/* All descriptors but the one kept for STOP, then one stall. */
+	KUNIT_EXPECT_EQ(test, fb->hinted, 7U);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.stalls, 1UL);
+	KUNIT_EXPECT_EQ(test, fb->hint_state, FAKE_HINT_S_STOP);
+	KUNIT_EXPECT_EQ(test, fake_hint_held(fb), 7UL);
+
+	/* Once the host catches up, the next run has room again. */
+	fake_hint_release(fb);
+	fb->hint_hold = false;
+	fb->hint_stop_after = 2;
+	fake_hint_run(test, fb, FAKE_HINT_ID + 1);
+	KUNIT_EXPECT_EQ(test, fb->hinted, 9U);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.stalls, 1UL);
+	expect_clean(test, fb);
+}
+
+static struct page *fake_hint_alloc(void)
+{
+	struct fake_balloon *fb = kunit_get_current_test()->priv;
+
+	if (!fb->allocs_left)
+		return NULL;
+	fb->allocs_left--;
+	return alloc_pages(GFP_KERNEL, BALLOON_VIRTIO_HINT_ORDER);
+}
+
+static void hint_run_ends_without_free_blocks(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	struct balloon_virtio *vb;
+
+	fake_plug_hinting(test, fb, 0);
+	vb = fb->vb;
+	/*
+	 * Only 5 free blocks: the test runs the hinting work itself, so that
+	 * the allocation stub applies, and raises no interrupt.
+	 */
+	kunit_activate_static_stub(test, balloon_virtio_hint_alloc,
+				   fake_hint_alloc);
+	fb->allocs_left = 5;
+	fake_hint_host(fb, FAKE_HINT_S_REQUESTED, FAKE_HINT_ID, false);
+	set_bit(0, &vb->hint.changed);
+	vb->hint.work.func(&vb->hint.work);
+
+	KUNIT_EXPECT_EQ(test, fb->hinted, 5U);
+	KUNIT_EXPECT_EQ(test, fb->nr_hint_ids, 2U);
+	KUNIT_EXPECT_EQ(test, fb->hint_state, FAKE_HINT_S_STOP);
+	KUNIT_EXPECT_EQ(test, fake_hint_held(fb), 5UL);
+	expect_clean(test, fb);
+}
+
+static void hint_shrinker_gives_blocks_back(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	struct shrink_control sc = { .gfp_mask = GFP_KERNEL };
+	struct shrinker *shrinker;
+
+	fake_plug_hinting(test, fb, 10);
+	fake_hint_run(test, fb, FAKE_HINT_ID);
+	KUNIT_ASSERT_EQ(test, fake_hint_held(fb), 10UL);
+	/* The shrinker the kernel calls, with the data it was given. */
+#ifdef BALLOON_COMPAT_SHRINKER_ALLOC
+	shrinker = fb->vb->hint.shrinker.shrinker;
+#else
+	shrinker = &fb->vb->hint.shrinker.shrinker;
+#endif
+
+	/* Counted in pages; taken in whole blocks, rounded up. */
+	KUNIT_EXPECT_EQ(test, shrinker->count_objects(shrinker, &sc),
+			10UL * BALLOON_VIRTIO_HINT_PAGES);
+	sc.nr_to_scan = 1;
+	KUNIT_EXPECT_EQ(test, shrinker->scan_objects(shrinker, &sc),
+			(unsigned long)BALLOON_VIRTIO_HINT_PAGES);
+	sc.nr_to_scan = 3UL * BALLOON_VIRTIO_HINT_PAGES + 1;
+	KUNIT_EXPECT_EQ(test, shrinker->scan_objects(shrinker, &sc),
+			4UL * BALLOON_VIRTIO_HINT_PAGES);
+	KUNIT_EXPECT_EQ(test, fake_hint_held(fb), 5UL);
+	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 5U);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.shrunk, 5UL);
+	/* More than is held: what is left, then nothing to do. */
+	sc.nr_to_scan = 100UL * BALLOON_VIRTIO_HINT_PAGES;
+	KUNIT_EXPECT_EQ(test, shrinker->scan_objects(shrinker, &sc),
+			5UL * BALLOON_VIRTIO_HINT_PAGES);
+	KUNIT_EXPECT_EQ(test, shrinker->count_objects(shrinker, &sc), 0UL);
+	KUNIT_EXPECT_EQ(test, shrinker->scan_objects(shrinker, &sc),
+			SHRINK_STOP);
+	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 10U);
+
+	/* DONE finds nothing left to give back. */
+	fake_hint_host(fb, FAKE_HINT_S_DONE, 0, true);
+	flush_work(&fb->vb->hint.work);
+	KUNIT_EXPECT_EQ(test, fake_hint_held(fb), 0UL);
+	expect_clean(test, fb);
+}
+
+static void hint_pressure_ends_run(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+
+	/* The host would take 40 blocks; the guest shrinks after the 3rd. */
+	fb->hint_pressure_at = 3;
+	fake_plug_hinting(test, fb, 40);
+	fake_hint_run(test, fb, FAKE_HINT_ID);
+
+	/* No block taken again after the shrinker ran: the run ended. */
+	KUNIT_EXPECT_EQ(test, fb->hinted, 3U);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.shrunk, 1UL);
+	KUNIT_EXPECT_EQ(test, fake_hint_held(fb), 2UL);
+	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 1U);
+	/* The next pass hints again. */
+	fb->hint_pressure_at = 0;
+	fb->hint_stop_after = 2;
+	fake_hint_run(test, fb, FAKE_HINT_ID + 1);
+	KUNIT_EXPECT_EQ(test, fb->hinted, 5U);
+	expect_clean(test, fb);
+}
+
+static void hint_remove_frees_blocks_after_reset(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+
+	fake_plug_hinting(test, fb, 6);
+	fake_hint_run(test, fb, FAKE_HINT_ID);
+	KUNIT_ASSERT_EQ(test, fake_hint_held(fb), 6UL);
+	fake_unplug(fb);
+
+	/* The device could write them until its reset; then they are free. */
+	KUNIT_EXPECT_EQ(test, fb->hint_live_at_reset, 6U);
+	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 6U);
+	expect_clean(test, fb);
+}
+
+static void hint_freeze_restore(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	struct virtio_device *vdev;
+
+	if (!IS_ENABLED(CONFIG_PM_SLEEP))
+		kunit_skip(test, "no CONFIG_PM_SLEEP");
+	fake_plug_hinting(test, fb, 6);
+	vdev = &fb->v->vdev;
+	fake_hint_run(test, fb, FAKE_HINT_ID);
+
+	KUNIT_ASSERT_EQ(test, virtio_device_freeze(vdev), 0);
+	KUNIT_EXPECT_EQ(test, fb->hint_live_at_reset, 6U);
+	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 6U);
+	KUNIT_EXPECT_NULL(test, fb->vb->hint.wq);
+
+	KUNIT_ASSERT_EQ(test, virtio_device_restore(vdev), 0);
+	flush_work(&fb->vb->hint.work);
+	/* A restored device hints afresh, under its next command id. */
+	fb->nr_hint_pages = 0;
+	fake_hint_run(test, fb, FAKE_HINT_ID + 1);
+	KUNIT_EXPECT_EQ(test, fb->hinted, 12U);
+	KUNIT_EXPECT_EQ(test, fake_hint_held(fb), 6UL);
+	expect_clean(test, fb);
+}
+
+static struct kunit_case balloon_virtio_hinting_cases[] = {
+	KUNIT_CASE(hint_run_sends_id_blocks_then_stop),
+	KUNIT_CASE(hint_same_id_once_new_id_again),
+	KUNIT_CASE(hint_requested_before_probe),
+	KUNIT_CASE_SLOW(hint_stalled_host_ends_run),
+	KUNIT_CASE(hint_run_ends_without_free_blocks),
+	KUNIT_CASE(hint_shrinker_gives_blocks_back),
+	KUNIT_CASE(hint_pressure_ends_run),
+	KUNIT_CASE(hint_remove_frees_blocks_after_reset),
+	KUNIT_CASE(hint_freeze_restore),
+	{ }
+};
+
+static struct kunit_suite balloon_virtio_hinting_suite = {
+	.name = "balloon_virtio_hinting",
+	.init = fake_init,
+	.exit = fake_exit,
+	.test_cases = balloon_virtio_hinting_cases,
+};
+
 kunit_test_suites(&balloon_virtio_wire_suite, &balloon_virtio_stats_suite,
-		  &balloon_virtio_features_suite, &balloon_virtio_life_suite);
+		  &balloon_virtio_features_suite, &balloon_virtio_life_suite,
+		  &balloon_virtio_hinting_suite);
 
 MODULE_DESCRIPTION("KUnit tests for balloon_virtio against a fake virtio device");
 MODULE_LICENSE("GPL");
