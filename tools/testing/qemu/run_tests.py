@@ -181,9 +181,9 @@ def _cycle_info(ctx: Context, c: Cycle) -> str:
             f"(recovered after {c.recover_s:.1f} s)")
 
 
-def _debugfs_stats(ctx: Context) -> dict[str, int]:
-    """Read our balloon's debugfs "stats" file as a dict."""
-    text = ctx.guest.check("cat /sys/kernel/debug/balloon/*/stats")
+def _debugfs_stats(ctx: Context, name: str = "stats") -> dict[str, int]:
+    """Read one of our balloon's "key value" debugfs files as a dict."""
+    text = ctx.guest.check(f"cat /sys/kernel/debug/balloon/*/{name}")
     return {k: int(v) for k, v in (ln.split() for ln in text.splitlines()
                                    if ln.strip())}
 
@@ -447,6 +447,26 @@ def test_ours_virtio_flapping_target(ctx: Context) -> None:
              f"settled at {final // MIB} MiB {settle:.1f} s later")
 
 
+def _expect_reporting_returns(ctx: Context, mib: int) -> str:
+    """Fill and free *mib* MiB; QEMU's RSS must drop by 3/4 of it within
+    60 s, through free page reports alone.  Returns what it saw."""
+    before = ctx.guest.qemu_rss()
+    ctx.guest.fill_and_free(mib)
+    filled = ctx.guest.qemu_rss()
+    t0 = time.monotonic()
+    while True:
+        now = ctx.guest.qemu_rss()
+        if filled - now >= mib * MIB * 3 // 4:
+            break
+        expect(time.monotonic() - t0 < 60,
+               f"QEMU RSS {before // MIB} -> {filled // MIB} MiB after "
+               f"filling {mib} MiB, still {now // MIB} MiB 60 s after "
+               "freeing it")
+        time.sleep(1)
+    return (f"QEMU RSS {before // MIB} -> {filled // MIB} -> {now // MIB} "
+            f"MiB, {time.monotonic() - t0:.1f} s after freeing {mib} MiB")
+
+
 @rigtest(mode="ours", needs_modules=True, mem_mib=2048,
          expect_driver="balloon_virtio",
          balloon_props={"free-page-reporting": "on"})
@@ -457,20 +477,7 @@ def test_ours_virtio_free_page_reporting(ctx: Context) -> None:
     feats = _balloon_features(ctx)
     expect(_has(feats, F_REPORTING), f"REPORTING not accepted: {feats}")
     expect(not _has(feats, F_PAGE_POISON), f"PAGE_POISON accepted: {feats}")
-    before = ctx.guest.qemu_rss()
-    ctx.guest.fill_and_free(1024)
-    filled = ctx.guest.qemu_rss()
-    t0 = time.monotonic()
-    while True:
-        now = ctx.guest.qemu_rss()
-        if filled - now >= 768 * MIB:
-            break
-        expect(time.monotonic() - t0 < 60,
-               f"QEMU RSS {before // MIB} -> {filled // MIB} MiB after "
-               f"filling 1 GiB, still {now // MIB} MiB 60 s after freeing it")
-        time.sleep(1)
-    ctx.info(f"QEMU RSS {before // MIB} -> {filled // MIB} -> {now // MIB} "
-             f"MiB, {time.monotonic() - t0:.1f} s after freeing 1 GiB")
+    ctx.info(_expect_reporting_returns(ctx, 1024))
 
 
 @rigtest(mode="ours", needs_modules=True, mem_mib=2048,
@@ -511,20 +518,120 @@ def test_ours_virtio_no_reporting_without_poison(ctx: Context) -> None:
     _move_balloon(ctx, GIB, "deflate")
 
 
-@rigtest(mode="ours", needs_modules=True, mem_mib=1024,
-         expect_driver="balloon_virtio",
-         balloon_props={"free-page-hint": "on", "iothread": "iot0",
-                        "free-page-reporting": "on"},
-         qemu_args=("-object", "iothread,id=iot0"))
-def test_ours_virtio_hinting_device(ctx: Context) -> None:
-    """A device that offers free page hinting (not supported here) and
-    reporting: neither is accepted, since QEMU would put its hinting queue
-    where the driver puts its reporting queue; the balloon still works."""
+#: A balloon device that hints free pages; QEMU needs an iothread for it.
+HINT_DEVICE = {"balloon_props": {"free-page-hint": "on", "iothread": "iot0"},
+               "qemu_args": ("-object", "iothread,id=iot0")}
+
+
+def _migrate_to_null(ctx: Context, bandwidth: int) -> int:
+    """Migrate the guest into /dev/null, let it run on; return how many
+    bytes of ordinary (not all-zero) pages QEMU copied."""
+    qmp = ctx.guest.qmp
+    qmp.migrate_to_null(bandwidth)
+    info = qmp.wait_migration()
+    expect(info["status"] == "completed", f"migration {info['status']}: "
+           f"{info.get('error-desc', '')}")
+    qmp.execute("cont")
+    return int(info["ram"]["normal-bytes"])
+
+
+def _wait_hints_back(ctx: Context, timeout: float = 30) -> dict[str, int]:
+    """Wait until the driver holds no hinted block; return the counters."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = _debugfs_stats(ctx, "hinting")
+        if st["held"] == 0:
+            return st
+        expect(time.monotonic() < deadline, f"{st['held']} hinted blocks "
+               f"still held {timeout:.0f} s after the host said DONE: {st}")
+        time.sleep(0.5)
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio", **HINT_DEVICE)
+def test_ours_virtio_free_page_hinting(ctx: Context) -> None:
+    """Free page hinting: a live migration does not copy the guest's free
+    memory.  The guest dirties and frees 1 GiB and migrates, twice: first
+    without balloon_virtio (the control), then with it.  With it QEMU copies
+    far less, and once the host says DONE the guest has every hinted block
+    back."""
+    g = ctx.guest
     feats = _balloon_features(ctx)
-    expect(not _has(feats, F_FREE_PAGE_HINT) and not _has(feats, F_REPORTING)
-           and _has(feats, F_STATS_VQ), f"features {feats}")
-    _move_balloon(ctx, 512 * MIB, "inflate")
-    _move_balloon(ctx, GIB, "deflate")
+    expect(_has(feats, F_FREE_PAGE_HINT), f"FREE_PAGE_HINT not accepted: "
+           f"{feats}")
+    g.check("rmmod balloon_virtio")
+    g.fill_and_free(1024, nonzero=True)
+    control = _migrate_to_null(ctx, 256 * MIB)
+    expect(control >= 900 * MIB, f"the control migration copied only "
+           f"{control // MIB} MiB: it cannot show what hinting saves")
+
+    g.check("modprobe balloon_virtio")
+    expect(g.balloon_driver() == "balloon_virtio", "balloon_virtio did not "
+           "bind again")
+    g.fill_and_free(1024, nonzero=True)
+    free = g.meminfo()["MemFree"]
+    hinted = _migrate_to_null(ctx, 256 * MIB)
+    st = _wait_hints_back(ctx)
+    expect(hinted <= 0.6 * control, f"with hinting QEMU copied "
+           f"{hinted // MIB} MiB, without {control // MIB} MiB")
+    hinted_mib = st["hinted"] * st["block_kib"] // 1024
+    expect(st["runs"] >= 1 and hinted_mib >= 512,
+           f"hinted {hinted_mib} MiB in {st['runs']} runs: {st}")
+    after = g.meminfo()["MemFree"]
+    expect(after >= free - 128 * MIB, f"MemFree {free // MIB} MiB before "
+           f"the migration, {after // MIB} MiB after the blocks came back")
+    ctx.info(f"QEMU copied {control // MIB} MiB without hinting, "
+             f"{hinted // MIB} MiB with; {st['runs']} runs hinted "
+             f"{hinted_mib} MiB, all given back (MemFree {free // MIB} -> "
+             f"{after // MIB} MiB)")
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio", **HINT_DEVICE)
+def test_ours_virtio_hinting_under_pressure(ctx: Context) -> None:
+    """While a slow migration runs, the hinted blocks hold nearly all the
+    guest's free memory.  A guest that then needs 1 GiB gets it (the
+    shrinker hands blocks back) with no OOM kill, and cancelling the
+    migration gives back the rest."""
+    g, qmp = ctx.guest, ctx.guest.qmp
+    qmp.migrate_to_null(8 * MIB)
+    deadline = time.monotonic() + 60
+    while True:
+        st = _debugfs_stats(ctx, "hinting")
+        held_mib = st["held"] * st["block_kib"] // 1024
+        if held_mib >= 1024:
+            break
+        expect(time.monotonic() < deadline, f"only {held_mib} MiB hinted "
+               f"60 s into the migration: {st}")
+        time.sleep(0.5)
+    g.fill_and_free(1024)
+    during = _debugfs_stats(ctx, "hinting")
+    killed = _oom_kills(ctx)
+    expect(not killed, "the OOM killer ran: " + " | ".join(killed[:3]))
+    expect(during["shrunk"] > 0, f"no block given back under pressure: "
+           f"{during}")
+    qmp.execute("migrate_cancel")
+    info = qmp.wait_migration()
+    expect(info["status"] == "cancelled", f"migration {info['status']}")
+    st = _wait_hints_back(ctx)
+    ctx.info(f"held {held_mib} MiB; filling 1 GiB took back "
+             f"{during['shrunk'] * st['block_kib'] // 1024} MiB through the "
+             f"shrinker; the rest came back on cancel")
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio",
+         balloon_props={**HINT_DEVICE["balloon_props"],
+                        "free-page-reporting": "on"},
+         qemu_args=HINT_DEVICE["qemu_args"])
+def test_ours_virtio_hinting_and_reporting(ctx: Context) -> None:
+    """A device with both free page hinting and reporting: both accepted,
+    and reports reach QEMU's reporting queue, which comes after the
+    hinting queue (QEMU's RSS drops), so the queues line up."""
+    feats = _balloon_features(ctx)
+    expect(_has(feats, F_FREE_PAGE_HINT) and _has(feats, F_REPORTING) and
+           _has(feats, F_STATS_VQ), f"features {feats}")
+    ctx.info(_expect_reporting_returns(ctx, 512))
 
 
 @rigtest(mode="none", needs_modules=True, mem_mib=1024)

@@ -366,11 +366,16 @@ class Guest:
                    if ln.startswith("VmRSS:"))
         return int(kib) * 1024
 
-    def fill_and_free(self, mib: int, timeout: float = 300) -> None:
+    def fill_and_free(self, mib: int, timeout: float = 300,
+                      nonzero: bool = False) -> None:
         """Dirty *mib* MiB of guest memory through tmpfs, then free it,
-        so that QEMU has that much of the guest resident."""
+        so that QEMU has that much of the guest resident.  With *nonzero*
+        the pages hold 0xff bytes, which a migration must copy (QEMU sends
+        zero pages as a flag)."""
+        src = ("tr '\\0' '\\377' </dev/zero | dd iflag=fullblock"
+               if nonzero else "dd if=/dev/zero")
         self.check("mount -o remount,size=90% /tmp && "
-                   f"dd if=/dev/zero of=/tmp/fill bs=1M count={mib} "
+                   f"{src} of=/tmp/fill bs=1M count={mib} "
                    "2>/dev/null && rm /tmp/fill", timeout=timeout)
 
     def meminfo(self) -> dict[str, int]:

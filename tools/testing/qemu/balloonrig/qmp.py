@@ -172,6 +172,31 @@ class QMP:
         return self.execute("qom-get", path=BALLOON_QOM,
                             property="guest-stats")
 
+    # -- migration helpers ----------------------------------------------
+
+    def migrate_to_null(self, max_bandwidth: int) -> None:
+        """Start a live migration into /dev/null at *max_bandwidth*
+        bytes/s: QEMU runs every precopy pass (and its free page hinting)
+        as it would towards a real destination."""
+        self.execute("migrate-set-parameters", **{"max-bandwidth":
+                                                   int(max_bandwidth)})
+        self.execute("migrate", uri="exec:cat > /dev/null")
+
+    def wait_migration(self, timeout: float = 300.0) -> dict[str, Any]:
+        """Poll query-migrate until the migration has ended; return it.
+
+        Raises :class:`QMPError` when it does not end in *timeout* s.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.execute("query-migrate")
+            if info.get("status") in ("completed", "failed", "cancelled"):
+                return info
+            if time.monotonic() > deadline:
+                raise QMPError(f"migration still {info.get('status')} "
+                               f"after {timeout:.0f} s")
+            time.sleep(0.2)
+
     def quit(self) -> None:
         """Terminate QEMU; a connection closed before the reply is fine."""
         try:
