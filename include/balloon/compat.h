@@ -125,18 +125,18 @@ struct balloon_compat_shrinker {
  * balloon_compat_shrinker_register() - register a shrinker
  * @bs: the shrinker, unregistered.
  * @name: its name, for the shrinker debugfs.
+ * @seeks: the cost of recreating an object (%DEFAULT_SEEKS); 0 for objects
+ *	that cost nothing, which reclaim trims by half each time.
  * @count: its count_objects callback.
  * @scan: its scan_objects callback.
  * @data: what balloon_compat_shrinker_data() gives the callbacks.
- *
- * The shrinker costs the default number of seeks per object.
  *
  * Context: Process context; may sleep.
  * Return: 0 or a negative errno.
  */
 static inline int
 balloon_compat_shrinker_register(struct balloon_compat_shrinker *bs,
-				 const char *name,
+				 const char *name, unsigned int seeks,
 				 unsigned long (*count)(struct shrinker *,
 							struct shrink_control *),
 				 unsigned long (*scan)(struct shrinker *,
@@ -149,6 +149,7 @@ balloon_compat_shrinker_register(struct balloon_compat_shrinker *bs,
 		return -ENOMEM;
 	bs->shrinker->count_objects = count;
 	bs->shrinker->scan_objects = scan;
+	bs->shrinker->seeks = seeks;
 	bs->shrinker->private_data = data;
 	shrinker_register(bs->shrinker);
 	return 0;
@@ -156,7 +157,7 @@ balloon_compat_shrinker_register(struct balloon_compat_shrinker *bs,
 	bs->shrinker = (struct shrinker) {
 		.count_objects = count,
 		.scan_objects = scan,
-		.seeks = DEFAULT_SEEKS,
+		.seeks = seeks,
 	};
 	bs->private_data = data;
 	return register_shrinker(&bs->shrinker, "%s", name);

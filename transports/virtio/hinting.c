@@ -13,7 +13,9 @@
  * that the guest does not write to it behind the host's back, until the
  * host says DONE (1), or the device goes away.  Memory pressure may take
  * blocks back sooner, through a shrinker: a page the guest writes after
- * the hint is in the host's dirty log, and is copied again.
+ * the hint is in the host's dirty log, and is copied again.  The blocks are
+ * free memory, cheap to hint again, so the shrinker gives back half of what
+ * it holds each time reclaim asks (no seek cost).
  *
  * Config reads are cached: the driver reads the id once per config
  * interrupt, as the in-tree driver does.  It matters with QEMU, whose
@@ -45,13 +47,13 @@
 
 /*
  * Blocks come from the free memory that is there, never from reclaim: no
- * direct reclaim, no kswapd, no emergency reserves.  They come from the
- * movable free lists (but never ZONE_MOVABLE, which needs __GFP_HIGHMEM
- * too), so that taking and returning whole blocks does not turn movable
- * pageblocks unmovable.
+ * direct reclaim, no kswapd, no emergency reserves; the in-tree driver's
+ * flags.  Not __GFP_MOVABLE: the blocks cannot move, and a movable request
+ * may take them from a CMA area, which cma_alloc() could then not have
+ * until the host is done.
  */
-#define BALLOON_VIRTIO_HINT_GFP		(__GFP_MOVABLE | __GFP_NORETRY | \
-					 __GFP_NOWARN | __GFP_NOMEMALLOC)
+#define BALLOON_VIRTIO_HINT_GFP		(__GFP_NORETRY | __GFP_NOWARN | \
+					 __GFP_NOMEMALLOC)
 
 /**
  * balloon_virtio_hint_alloc() - take one free block to hint
@@ -87,9 +89,9 @@ static unsigned long balloon_virtio_hint_give_back(struct balloon_virtio *vb,
 		list_move(h->blocks.next, &freed);
 		n++;
 	}
-	h->nr_blocks -= n;
+	WRITE_ONCE(h->nr_blocks, h->nr_blocks - n);
 	if (shrunk)
-		h->shrunk += n;
+		WRITE_ONCE(h->shrunk, h->shrunk + n);
 	spin_unlock_irq(&h->lock);
 
 	list_for_each_entry_safe(page, next, &freed, lru) {
@@ -139,55 +141,80 @@ static u32 balloon_virtio_hint_cmd_id(struct balloon_virtio *vb)
 {
 	struct balloon_virtio_hint *h = &vb->hint;
 
-	if (test_and_clear_bit(0, &h->changed))
+	u32 id;
+
+	if (test_and_clear_bit(0, &h->changed)) {
 		virtio_cread_le(vb->vdev, struct virtio_balloon_config,
-				free_page_hint_cmd_id, &h->cmd_id);
+				free_page_hint_cmd_id, &id);
+		WRITE_ONCE(h->cmd_id, id);
+	}
 	return h->cmd_id;
 }
 
-/* Detach the buffers the host is done with; returns the free descriptors. */
-static unsigned int balloon_virtio_hint_reap(struct virtqueue *vq)
+/*
+ * Detach the buffers the host is done with, noting when it has read the
+ * run's id; returns the free descriptors.
+ */
+static unsigned int balloon_virtio_hint_reap(struct balloon_virtio *vb,
+					     struct virtqueue *vq)
 {
 	unsigned int len;
+	void *buf;
 
-	while (virtqueue_get_buf(vq, &len))
-		;
+	while ((buf = virtqueue_get_buf(vq, &len)))
+		if (buf == &vb->hint.active)
+			vb->hint.active_queued = false;
 	return vq->num_free;
 }
 
+/* The host has handed back the last run's id buffer. */
+static bool balloon_virtio_hint_id_back(struct balloon_virtio *vb)
+{
+	balloon_virtio_hint_reap(vb, vb->vqs[BALLOON_VIRTIO_VQ_FREE_PAGE]);
+	return !vb->hint.active_queued;
+}
+
+/* A block fits, with a descriptor to spare for STOP. */
+static bool balloon_virtio_hint_has_room(struct balloon_virtio *vb)
+{
+	return balloon_virtio_hint_reap(vb,
+					vb->vqs[BALLOON_VIRTIO_VQ_FREE_PAGE]) > 1;
+}
+
 /*
- * Wait until a block fits with a descriptor to spare for STOP.  False when
- * the device is stopping, or the host took nothing back in time.
+ * Wait until @ready, the device stops or the config changes, for at most
+ * BALLOON_VIRTIO_HINT_WAIT.  Returns 1 when @ready, 0 when something else
+ * came first (the caller looks again), -ETIMEDOUT when the host handed
+ * nothing back in time.
  */
-static bool balloon_virtio_hint_room(struct balloon_virtio *vb,
-				     struct virtqueue *vq)
+static int balloon_virtio_hint_wait(struct balloon_virtio *vb,
+				    bool (*ready)(struct balloon_virtio *vb))
 {
 	struct balloon_virtio_hint *h = &vb->hint;
 	long left;
 
-	left = wait_event_timeout(vb->acked,
-				  balloon_virtio_hint_reap(vq) > 1 ||
-				  !READ_ONCE(h->on),
+	left = wait_event_timeout(vb->acked, ready(vb) || !READ_ONCE(h->on) ||
+				  test_bit(0, &h->changed),
 				  BALLOON_VIRTIO_HINT_WAIT);
-	if (!READ_ONCE(h->on))
-		return false;
-	if (!left) {
-		WRITE_ONCE(h->stalls, h->stalls + 1);
-		dev_warn_ratelimited(&vb->vdev->dev,
-				     "free page hinting: the host took no buffer back in %u ms; run ended\n",
-				     jiffies_to_msecs(BALLOON_VIRTIO_HINT_WAIT));
-		return false;
-	}
-	return true;
+	if (ready(vb))
+		return 1;
+	if (left)
+		return 0;
+	WRITE_ONCE(h->stalls, h->stalls + 1);
+	dev_warn_ratelimited(&vb->vdev->dev,
+			     "free page hinting: the host took no buffer back in %u ms; run ended\n",
+			     jiffies_to_msecs(BALLOON_VIRTIO_HINT_WAIT));
+	return -ETIMEDOUT;
 }
 
 /* Queue a command id (the run's, or STOP) for the device to read. */
-static int balloon_virtio_hint_send_id(struct virtqueue *vq, __virtio32 *id)
+static int balloon_virtio_hint_send_id(struct balloon_virtio *vb,
+				       struct virtqueue *vq, __virtio32 *id)
 {
 	struct scatterlist sg;
 	int ret;
 
-	balloon_virtio_hint_reap(vq);
+	balloon_virtio_hint_reap(vb, vq);
 	sg_init_one(&sg, id, sizeof(*id));
 	/* No allocation: indirect descriptors are off (validate). */
 	ret = virtqueue_add_outbuf(vq, &sg, 1, id, GFP_NOWAIT | __GFP_NOWARN);
@@ -218,8 +245,8 @@ static bool balloon_virtio_hint_block(struct balloon_virtio *vb,
 	}
 	spin_lock_irq(&h->lock);
 	list_add(&page->lru, &h->blocks);
-	h->nr_blocks++;
-	h->hinted++;
+	WRITE_ONCE(h->nr_blocks, h->nr_blocks + 1);
+	WRITE_ONCE(h->hinted, h->hinted + 1);
 	spin_unlock_irq(&h->lock);
 	virtqueue_kick(vq);
 	return true;
@@ -247,23 +274,42 @@ static void balloon_virtio_hint_run(struct balloon_virtio *vb, u32 id)
 	unsigned long shrunk = balloon_virtio_hint_shrunk(h);
 	int ret;
 
+	/*
+	 * The last run's id buffer must be back before it is rewritten: the
+	 * host would otherwise read the new id from it and take the blocks
+	 * that follow it for the new pass.
+	 */
+	do {
+		ret = balloon_virtio_hint_wait(vb, balloon_virtio_hint_id_back);
+	} while (!ret && READ_ONCE(h->on) &&
+		 balloon_virtio_hint_cmd_id(vb) == id);
+	if (ret <= 0)
+		return;
 	WRITE_ONCE(h->runs, h->runs + 1);
 	h->active = cpu_to_virtio32(vb->vdev, id);
-	ret = balloon_virtio_hint_send_id(vq, &h->active);
+	ret = balloon_virtio_hint_send_id(vb, vq, &h->active);
 	if (ret) {
 		dev_warn_ratelimited(&vb->vdev->dev,
 				     "cannot start free page hinting: %d\n",
 				     ret);
 		return;
 	}
+	h->active_queued = true;
 	while (READ_ONCE(h->on) && balloon_virtio_hint_cmd_id(vb) == id &&
-	       balloon_virtio_hint_shrunk(h) == shrunk &&
-	       balloon_virtio_hint_room(vb, vq) &&
-	       balloon_virtio_hint_block(vb, vq))
+	       balloon_virtio_hint_shrunk(h) == shrunk) {
+		/* Room for a block, with a descriptor kept for STOP. */
+		ret = balloon_virtio_hint_wait(vb, balloon_virtio_hint_has_room);
+		if (ret < 0)
+			break;
+		if (!ret)
+			continue;	/* the id may have changed: look again */
+		if (!balloon_virtio_hint_block(vb, vq))
+			break;
 		cond_resched();
+	}
 
 	/* The descriptor kept for it is there, unless the device stalled. */
-	ret = balloon_virtio_hint_send_id(vq, &h->stop);
+	ret = balloon_virtio_hint_send_id(vb, vq, &h->stop);
 	if (ret)
 		dev_warn_ratelimited(&vb->vdev->dev,
 				     "cannot end free page hinting: %d\n", ret);
@@ -275,6 +321,8 @@ static void balloon_virtio_hint_work(struct work_struct *work)
 		container_of(work, struct balloon_virtio, hint.work);
 	u32 id = balloon_virtio_hint_cmd_id(vb);
 
+	if (!READ_ONCE(vb->hint.on))
+		return;
 	if (id == VIRTIO_BALLOON_CMD_ID_DONE)
 		balloon_virtio_hint_give_back(vb, ULONG_MAX, false);
 	else if (id != VIRTIO_BALLOON_CMD_ID_STOP &&
@@ -301,6 +349,8 @@ void balloon_virtio_hint_changed(struct balloon_virtio *vb)
 		queue_work(h->wq, &h->work);
 	}
 	spin_unlock_irqrestore(&h->lock, flags);
+	/* A run waiting on the host looks at the new id. */
+	wake_up(&vb->acked);
 }
 
 /**
@@ -347,7 +397,7 @@ int balloon_virtio_hint_start(struct balloon_virtio *vb)
 	h->wq = alloc_workqueue("%s-hint", WQ_FREEZABLE | WQ_UNBOUND, 1, name);
 	if (!h->wq)
 		return -ENOMEM;
-	ret = balloon_compat_shrinker_register(&h->shrinker, name,
+	ret = balloon_compat_shrinker_register(&h->shrinker, name, 0,
 					       balloon_virtio_hint_count,
 					       balloon_virtio_hint_scan, vb);
 	if (ret) {
@@ -356,6 +406,7 @@ int balloon_virtio_hint_start(struct balloon_virtio *vb)
 		return ret;
 	}
 	h->cmd_id = VIRTIO_BALLOON_CMD_ID_STOP;
+	h->active_queued = false;
 	h->active = cpu_to_virtio32(vb->vdev, VIRTIO_BALLOON_CMD_ID_STOP);
 	h->stop = cpu_to_virtio32(vb->vdev, VIRTIO_BALLOON_CMD_ID_STOP);
 	spin_lock_irq(&h->lock);
@@ -390,8 +441,10 @@ void balloon_virtio_hint_stop(struct balloon_virtio *vb)
 
 /**
  * balloon_virtio_hint_free() - give every block back, and tear down
- * @vb: the balloon device, stopped and reset: the device no longer owns
- *	any buffer.
+ * @vb: the balloon device, stopped and reset.  A device may write its
+ *	device-writable buffers until then (QEMU never writes hints, which is
+ *	why DONE and the shrinker may free blocks it still has queued, as the
+ *	in-tree driver does).
  *
  * Context: Process context; may sleep.
  */

@@ -67,6 +67,7 @@ enum balloon_virtio_vq {
  * @changed: bit 0 set when the config changed since @cmd_id was read.
  * @cmd_id: the host's command id, as last read from the config.
  * @active: the command id of the last run, as sent on the wire.
+ * @active_queued: @active is on the queue, not yet handed back.
  * @stop: %VIRTIO_BALLOON_CMD_ID_STOP, as sent on the wire.
  * @blocks: blocks handed to the host, held until it is done with them.
  * @nr_blocks: number of entries on @blocks.
@@ -77,7 +78,7 @@ enum balloon_virtio_vq {
  * @stalls: runs ended because the host did not take buffers back.
  *
  * Only @work uses the free page queue, and only it writes @cmd_id,
- * @active and @stop.
+ * @active, @active_queued and @stop.
  */
 struct balloon_virtio_hint {
 	struct workqueue_struct *wq;
@@ -87,6 +88,7 @@ struct balloon_virtio_hint {
 	unsigned long changed;
 	u32 cmd_id;
 	__virtio32 active;
+	bool active_queued;
 	__virtio32 stop;
 	struct list_head blocks;
 	unsigned long nr_blocks;
