@@ -167,6 +167,7 @@ struct fake_balloon {
 	unsigned int hint_ring;
 	unsigned int hint_stop_after;	/* the host stops a run (0: never) */
 	bool hint_hold;			/* the host keeps hinted buffers */
+	bool hint_hold_ids;		/* ... and command id buffers */
 	unsigned int hint_pressure_at;	/* the guest shrinks after this many */
 	u16 hint_held[FAKE_RING];
 	unsigned int nr_hint_held;
@@ -404,7 +405,7 @@ static bool fake_hint(struct fake_balloon *fb, int n)
 			fb->hint_state = FAKE_HINT_S_STOP;
 		}
 		fake_hint_config(fb);
-		return false;
+		return fb->hint_hold_ids;
 	}
 
 	page = virt_to_page(d->buf);
@@ -1589,6 +1590,7 @@ static void fake_hint_run(struct kunit *test, struct fake_balloon *fb, u32 id)
 static void hint_run_sends_id_blocks_then_stop(struct kunit *test)
 {
 	struct fake_balloon *fb = test->priv;
+	unsigned long free;
 
 	fake_plug_hinting(test, fb, 12);
 	/* inflate, deflate, stats, free page: as QEMU lays them out. */
@@ -1603,9 +1605,13 @@ static void hint_run_sends_id_blocks_then_stop(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 0U);
 	KUNIT_EXPECT_EQ(test, fb->vb->hint.runs, 1UL);
 
+	/* Whole blocks go back: the free page count says so, not just heads. */
+	free = global_zone_page_state(NR_FREE_PAGES);
 	fake_hint_host(fb, FAKE_HINT_S_DONE, 0, true);
 	KUNIT_EXPECT_TRUE(test, fake_wait_for(fake_hint_held(fb) == 0));
 	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 12U);
+	KUNIT_EXPECT_GE(test, global_zone_page_state(NR_FREE_PAGES),
+			free + 11 * BALLOON_VIRTIO_HINT_PAGES);
 	/* The balloon itself is untouched by all this. */
 	fake_move(test, fb, 300);
 	expect_clean(test, fb);
@@ -1786,6 +1792,84 @@ static void hint_pressure_ends_run(struct kunit *test)
 	expect_clean(test, fb);
 }
 
+/* Start a run on a host that keeps every buffer; wait until it is full. */
+static void fake_hint_fill_ring(struct kunit *test, struct fake_balloon *fb)
+{
+	bool full;
+
+	fb->hint_ring = 8;
+	fb->hint_hold = true;
+	fake_plug_hinting(test, fb, 0);
+	fake_hint_host(fb, FAKE_HINT_S_REQUESTED, FAKE_HINT_ID, true);
+	full = fake_wait_for(READ_ONCE(fb->hinted) == 7);
+	KUNIT_ASSERT_TRUE_MSG(test, full, "hinted %u; device error: \"%s\"",
+			      fb->hinted, fb->error);
+}
+
+static void hint_remove_while_waiting_on_host(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	unsigned long t0;
+
+	fake_hint_fill_ring(test, fb);
+	/* The run waits for room; removal ends it at once, not after 1 s. */
+	t0 = jiffies;
+	fake_unplug(fb);
+	KUNIT_EXPECT_LT(test, jiffies_to_msecs(jiffies - t0), 500U);
+	KUNIT_EXPECT_EQ(test, fb->hint_live_at_reset, 7U);
+	KUNIT_EXPECT_EQ(test, fake_hint_freed(fb), 7U);
+	/* It still ended with STOP, in the descriptor kept for it. */
+	KUNIT_EXPECT_EQ(test, fb->nr_hint_ids, 2U);
+	expect_clean(test, fb);
+}
+
+static void hint_done_while_waiting_on_host(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	unsigned long t0;
+	bool back;
+
+	fake_hint_fill_ring(test, fb);
+	/* The migration ends while the run waits: no stall, blocks back. */
+	t0 = jiffies;
+	fake_hint_host(fb, FAKE_HINT_S_DONE, 0, true);
+	back = fake_wait_for(fake_hint_held(fb) == 0);
+	KUNIT_EXPECT_TRUE(test, back);
+	KUNIT_EXPECT_LT(test, jiffies_to_msecs(jiffies - t0), 500U);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.stalls, 0UL);
+	KUNIT_EXPECT_EQ(test, fb->nr_hint_ids, 2U);
+	fake_hint_release(fb);
+	expect_clean(test, fb);
+}
+
+static void hint_id_buffer_not_rewritten_while_queued(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	unsigned int ids;
+
+	/* The host keeps the id buffer of the first run. */
+	fb->hint_hold_ids = true;
+	fake_plug_hinting(test, fb, 2);
+	fake_hint_run(test, fb, FAKE_HINT_ID);
+	KUNIT_ASSERT_EQ(test, fb->hinted, 2U);
+
+	/* A new pass cannot start until the host hands the old id back. */
+	ids = fb->nr_hint_ids;
+	fake_hint_host(fb, FAKE_HINT_S_REQUESTED, FAKE_HINT_ID + 1, true);
+	flush_work(&fb->vb->hint.work);
+	KUNIT_EXPECT_EQ(test, fb->nr_hint_ids, ids);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.runs, 1UL);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.stalls, 1UL);
+
+	/* Once it has, the next request runs. */
+	fb->hint_hold_ids = false;
+	fake_hint_release(fb);
+	fake_hint_run(test, fb, FAKE_HINT_ID + 2);
+	KUNIT_EXPECT_EQ(test, fb->vb->hint.runs, 2UL);
+	KUNIT_EXPECT_EQ(test, fb->hinted, 4U);
+	expect_clean(test, fb);
+}
+
 static void hint_remove_frees_blocks_after_reset(struct kunit *test)
 {
 	struct fake_balloon *fb = test->priv;
@@ -1835,6 +1919,9 @@ static struct kunit_case balloon_virtio_hinting_cases[] = {
 	KUNIT_CASE(hint_run_ends_without_free_blocks),
 	KUNIT_CASE(hint_shrinker_gives_blocks_back),
 	KUNIT_CASE(hint_pressure_ends_run),
+	KUNIT_CASE(hint_remove_while_waiting_on_host),
+	KUNIT_CASE(hint_done_while_waiting_on_host),
+	KUNIT_CASE_SLOW(hint_id_buffer_not_rewritten_while_queued),
 	KUNIT_CASE(hint_remove_frees_blocks_after_reset),
 	KUNIT_CASE(hint_freeze_restore),
 	{ }
