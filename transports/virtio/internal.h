@@ -152,6 +152,9 @@ struct balloon_virtio {
 	struct balloon_virtio_hint hint;
 };
 
+/* virtio.c */
+int balloon_virtio_wait_used(struct balloon_virtio *vb, struct virtqueue *vq);
+
 /* stats.c */
 void balloon_virtio_stats_init(struct balloon_virtio *vb);
 int balloon_virtio_stats_start(struct balloon_virtio *vb);

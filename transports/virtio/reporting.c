@@ -110,7 +110,6 @@ static int balloon_virtio_report(struct page_reporting_dev_info *pr_dev_info,
 	struct balloon_virtio *vb =
 		container_of(pr_dev_info, struct balloon_virtio, pr_dev_info);
 	struct virtqueue *vq = vb->vqs[BALLOON_VIRTIO_VQ_REPORTING];
-	unsigned int len;
 	int ret;
 
 	/*
@@ -127,8 +126,7 @@ static int balloon_virtio_report(struct page_reporting_dev_info *pr_dev_info,
 		return ret;
 	}
 	virtqueue_kick(vq);
-	wait_event(vb->acked, virtqueue_get_buf(vq, &len));
-	return 0;
+	return balloon_virtio_wait_used(vb, vq);
 }
 
 /**

@@ -37,6 +37,39 @@ static void balloon_virtio_ack(struct virtqueue *vq)
 	wake_up(&vb->acked);
 }
 
+/**
+ * balloon_virtio_wait_used() - wait for the device to hand back a buffer
+ * @vb: the balloon device.
+ * @vq: a queue with a buffer in flight, whose callback wakes @vb->acked.
+ *
+ * A device the virtio core has marked broken (surprise removal,
+ * virtio_error()) never hands anything back and raises no interrupt, so
+ * the wait looks again every second and gives up on a broken queue.  A
+ * live device is waited for as long as it takes: the buffer is its own.
+ *
+ * Context: Process context; sleeps.
+ * Return: 0 with the buffer detached, or -%EIO on a broken device.
+ */
+int balloon_virtio_wait_used(struct balloon_virtio *vb, struct virtqueue *vq)
+{
+	unsigned int len;
+	void *buf = NULL;
+
+	for (;;) {
+		wait_event_timeout(vb->acked,
+				   (buf = virtqueue_get_buf(vq, &len)) ||
+				   virtqueue_is_broken(vq), HZ);
+		if (buf)
+			return 0;
+		if (virtqueue_is_broken(vq)) {
+			dev_err_ratelimited(&vb->vdev->dev,
+					    "%s queue is broken; giving up on it\n",
+					    vq->name);
+			return -EIO;
+		}
+	}
+}
+
 static int balloon_virtio_start(struct balloon_core_dev *bdev,
 				struct balloon_core_caps *caps)
 {
@@ -85,7 +118,7 @@ static int balloon_virtio_tell_host(struct balloon_virtio *vb,
 	struct virtqueue *vq = vb->vqs[which];
 	unsigned int i, j, n = 0, off, len, sent = 0, told = 0;
 	struct scatterlist sg;
-	int ret = 0;
+	int ret = 0, err;
 
 	for (i = 0; i < batch->count; i++) {
 		u64 pfn = (u64)page_to_pfn(batch->pages[i]) *
@@ -112,8 +145,12 @@ static int balloon_virtio_tell_host(struct balloon_virtio *vb,
 	}
 	if (sent)
 		virtqueue_kick(vq);
-	for (; sent; sent--)
-		wait_event(vb->acked, virtqueue_get_buf(vq, &len));
+	for (; sent; sent--) {
+		/* A broken device took nothing, as far as the guest can know. */
+		err = balloon_virtio_wait_used(vb, vq);
+		if (err)
+			return err;
+	}
 	if (!ret)
 		return 0;
 	if (!told)
