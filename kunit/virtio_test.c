@@ -137,6 +137,7 @@ struct fake_balloon {
 	struct virtio_balloon_config config;
 	unsigned int report_ring;
 	bool no_vqs;			/* find_vqs fails, as with no vectors */
+	bool hold_pfns;			/* inflate/deflate never completed */
 	enum fake_role layout[FAKE_ROLES];
 	unsigned int nr_layout;
 	struct fake_queue q[FAKE_ROLES];	/* by queue index */
@@ -486,6 +487,8 @@ static bool fake_notify(struct virtqueue *vq)
 		case FAKE_INFLATE:
 		case FAKE_DEFLATE:
 			fake_pfns(fb, fq->role, n);
+			if (fb->hold_pfns)
+				continue;
 			break;
 		case FAKE_STATS:
 			if (fq->holding)
@@ -1429,6 +1432,42 @@ static void failed_restore_then_remove(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fb->nr_held, 0UL);
 }
 
+static void broken_device_ends_waits(struct kunit *test)
+{
+	struct fake_balloon *fb = test->priv;
+	struct balloon_core_dev *bdev;
+	unsigned long t0;
+	bool queued;
+
+	/* A device that takes requests and never answers, then breaks. */
+	fake_plug(test, fb);
+	bdev = &fb->vb->bdev;
+	fb->hold_pfns = true;
+	fake_target(fb, 3000, true);
+	queued = fake_wait_for(READ_ONCE(fb->inflates) > 0);
+	KUNIT_ASSERT_TRUE(test, queued);
+	/* Gone: what it held is moot, and it hears of nothing any more. */
+	mutex_lock(&fb->lock);
+	xa_destroy(&fb->held);
+	fb->nr_held = 0;
+	mutex_unlock(&fb->lock);
+	virtio_break_device(&fb->v->vdev);
+
+	/* The work loop's wait ends within its one-second look. */
+	t0 = jiffies;
+	flush_delayed_work(&bdev->work);
+	KUNIT_EXPECT_LT(test, jiffies_to_msecs(jiffies - t0), 2500U);
+	KUNIT_EXPECT_EQ(test, bdev->size, 0);
+	KUNIT_EXPECT_GE(test, balloon_core_stat_read(bdev,
+						     BALLOON_CORE_STAT_INFLATE_FAIL), 1);
+
+	/* Removal does not hang on the dead device either. */
+	t0 = jiffies;
+	fake_unplug(fb);
+	KUNIT_EXPECT_LT(test, jiffies_to_msecs(jiffies - t0), 5000U);
+	KUNIT_EXPECT_STREQ(test, fb->error, "");
+}
+
 static struct page *fake_alloc_page(gfp_t gfp, unsigned int order)
 {
 	struct fake_balloon *fb = kunit_get_current_test()->priv;
@@ -1494,6 +1533,7 @@ static struct kunit_case balloon_virtio_life_cases[] = {
 	KUNIT_CASE(remove_returns_every_page_then_resets),
 	KUNIT_CASE(freeze_restore_starts_afresh),
 	KUNIT_CASE(failed_restore_then_remove),
+	KUNIT_CASE_SLOW(broken_device_ends_waits),
 	KUNIT_CASE(target_all_ones_clamped_and_bounded),
 	KUNIT_CASE(target_flapping_settles),
 	{ }
