@@ -140,7 +140,6 @@ static unsigned long balloon_virtio_hint_scan(struct shrinker *shrinker,
 static u32 balloon_virtio_hint_cmd_id(struct balloon_virtio *vb)
 {
 	struct balloon_virtio_hint *h = &vb->hint;
-
 	u32 id;
 
 	if (test_and_clear_bit(0, &h->changed)) {
@@ -252,17 +251,6 @@ static bool balloon_virtio_hint_block(struct balloon_virtio *vb,
 	return true;
 }
 
-/* The shrinker's count, to see whether it ran. */
-static unsigned long balloon_virtio_hint_shrunk(struct balloon_virtio_hint *h)
-{
-	unsigned long shrunk;
-
-	spin_lock_irq(&h->lock);
-	shrunk = h->shrunk;
-	spin_unlock_irq(&h->lock);
-	return shrunk;
-}
-
 /*
  * One run: the id, free blocks while the host still wants them and the
  * guest can spare them, STOP.
@@ -271,7 +259,8 @@ static void balloon_virtio_hint_run(struct balloon_virtio *vb, u32 id)
 {
 	struct virtqueue *vq = vb->vqs[BALLOON_VIRTIO_VQ_FREE_PAGE];
 	struct balloon_virtio_hint *h = &vb->hint;
-	unsigned long shrunk = balloon_virtio_hint_shrunk(h);
+	/* The shrinker's count, to see whether it runs meanwhile. */
+	unsigned long shrunk = READ_ONCE(h->shrunk);
 	int ret;
 
 	/*
@@ -296,7 +285,7 @@ static void balloon_virtio_hint_run(struct balloon_virtio *vb, u32 id)
 	}
 	h->active_queued = true;
 	while (READ_ONCE(h->on) && balloon_virtio_hint_cmd_id(vb) == id &&
-	       balloon_virtio_hint_shrunk(h) == shrunk) {
+	       READ_ONCE(h->shrunk) == shrunk) {
 		/* Room for a block, with a descriptor kept for STOP. */
 		ret = balloon_virtio_hint_wait(vb, balloon_virtio_hint_has_room);
 		if (ret < 0)
