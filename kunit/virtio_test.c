@@ -693,6 +693,18 @@ static void fake_release(struct device *dev)
 
 /* -- test helpers --------------------------------------------------------- */
 
+/* The device's queue playing @role, or %NULL when the driver set none up. */
+static struct fake_queue *fake_queue(struct fake_balloon *fb,
+				     enum fake_role role)
+{
+	unsigned int q;
+
+	for (q = 0; q < fb->nq; q++)
+		if (fb->q[q].role == role)
+			return &fb->q[q];
+	return NULL;
+}
+
 #define FAKE_F(bit)	BIT_ULL(VIRTIO_BALLOON_F_##bit)
 
 /* Poll for a condition the driver's work items bring about. */
@@ -1007,22 +1019,6 @@ static unsigned long fake_stat_tags(struct fake_balloon *fb)
 	return tags;
 }
 
-/*
- * The device asks for fresh stats: it hands the buffer back, from its
- * interrupt.  Returns whether the new buffer was already there when the
- * interrupt returned (it must not be: stats are not built in interrupt
- * context).
- */
-static struct fake_queue *fake_stats_queue(struct fake_balloon *fb)
-{
-	unsigned int q;
-
-	for (q = 0; q < fb->nq; q++)
-		if (fb->q[q].role == FAKE_STATS)
-			return &fb->q[q];
-	return NULL;
-}
-
 /* Wait for the @n-th stats buffer. */
 static void fake_wait_stats(struct kunit *test, struct fake_balloon *fb,
 			    unsigned int n)
@@ -1033,9 +1029,15 @@ static void fake_wait_stats(struct kunit *test, struct fake_balloon *fb,
 			      fb->stats_bufs, n);
 }
 
+/*
+ * The device asks for fresh stats: it hands the buffer back, from its
+ * interrupt.  Returns whether the new buffer was already there when the
+ * interrupt returned (it must not be: stats are not built in interrupt
+ * context).
+ */
 static bool fake_request_stats(struct fake_balloon *fb)
 {
-	struct fake_queue *fq = fake_stats_queue(fb);
+	struct fake_queue *fq = fake_queue(fb, FAKE_STATS);
 	unsigned int before = fb->stats_bufs;
 	unsigned long flags;
 	bool early;
@@ -1066,7 +1068,7 @@ static void stats_queued_before_driver_ok_sent_after(struct kunit *test)
 
 	/* fake_notify fails the test if the kick came before DRIVER_OK. */
 	KUNIT_EXPECT_EQ(test, fb->stats_bufs, 1U);
-	KUNIT_EXPECT_TRUE(test, fake_stats_queue(fb)->holding);
+	KUNIT_EXPECT_TRUE(test, fake_queue(fb, FAKE_STATS)->holding);
 	KUNIT_EXPECT_EQ(test, fake_stat_tags(fb), fake_expected_tags());
 	KUNIT_EXPECT_EQ(test, fake_stat(fb, VIRTIO_BALLOON_S_MEMTOT), total);
 	KUNIT_EXPECT_LE(test, fake_stat(fb, VIRTIO_BALLOON_S_MEMFREE), total);
@@ -1089,7 +1091,7 @@ static void stats_refreshed_on_each_request(struct kunit *test)
 		KUNIT_EXPECT_FALSE_MSG(test, fake_request_stats(fb),
 				       "stats built in interrupt context");
 		fake_wait_stats(test, fb, before + 1);
-		KUNIT_EXPECT_TRUE(test, fake_stats_queue(fb)->holding);
+		KUNIT_EXPECT_TRUE(test, fake_queue(fb, FAKE_STATS)->holding);
 	}
 	KUNIT_EXPECT_EQ(test, fb->stats_bufs, 4U);
 
@@ -1567,13 +1569,11 @@ static void fake_hint_host(struct fake_balloon *fb, enum fake_hint_state state,
 /* The host hands back every hint buffer it kept. */
 static void fake_hint_release(struct fake_balloon *fb)
 {
-	struct virtqueue *vq = NULL;
+	struct fake_queue *fq = fake_queue(fb, FAKE_HINT);
+	struct virtqueue *vq = fq ? fq->vq : NULL;
 	unsigned int i;
 
 	mutex_lock(&fb->lock);
-	for (i = 0; i < fb->nq; i++)
-		if (fb->q[i].role == FAKE_HINT)
-			vq = fb->q[i].vq;
 	for (i = 0; vq && i < fb->nr_hint_held; i++)
 		fake_use(fb, vq, fb->hint_held[i]);
 	fb->nr_hint_held = 0;
