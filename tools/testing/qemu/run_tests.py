@@ -535,16 +535,28 @@ def _migrate_to_null(ctx: Context, bandwidth: int) -> int:
     return int(info["ram"]["normal-bytes"])
 
 
-def _wait_hints_back(ctx: Context, timeout: float = 30) -> dict[str, int]:
-    """Wait until the driver holds no hinted block; return the counters."""
+def _held_mib(st: dict[str, int]) -> int:
+    return st["held"] * st["block_kib"] // 1024
+
+
+def _wait_hinting(ctx: Context, done: Callable[[dict[str, int]], bool],
+                  timeout: float, what: str) -> dict[str, int]:
+    """Poll the driver's hinting counters until *done(counters)*; return
+    them.  Fails with *what* and the counters after *timeout* s."""
     deadline = time.monotonic() + timeout
     while True:
         st = _debugfs_stats(ctx, "hinting")
-        if st["held"] == 0:
+        if done(st):
             return st
-        expect(time.monotonic() < deadline, f"{st['held']} hinted blocks "
-               f"still held {timeout:.0f} s after the host said DONE: {st}")
+        expect(time.monotonic() < deadline, f"{what} after {timeout:.0f} s "
+               f"({_held_mib(st)} MiB held): {st}")
         time.sleep(0.5)
+
+
+def _wait_hints_back(ctx: Context) -> dict[str, int]:
+    """Wait until the driver holds no hinted block; return the counters."""
+    return _wait_hinting(ctx, lambda st: st["held"] == 0, 30,
+                         "hinted blocks still held after the host said DONE")
 
 
 @rigtest(mode="ours", needs_modules=True, mem_mib=2048,
@@ -595,15 +607,9 @@ def test_ours_virtio_hinting_under_pressure(ctx: Context) -> None:
     migration gives back the rest."""
     g, qmp = ctx.guest, ctx.guest.qmp
     qmp.migrate_to_null(8 * MIB)
-    deadline = time.monotonic() + 60
-    while True:
-        st = _debugfs_stats(ctx, "hinting")
-        held_mib = st["held"] * st["block_kib"] // 1024
-        if held_mib >= 1024:
-            break
-        expect(time.monotonic() < deadline, f"only {held_mib} MiB hinted "
-               f"60 s into the migration: {st}")
-        time.sleep(0.5)
+    held_mib = _held_mib(_wait_hinting(
+        ctx, lambda st: _held_mib(st) >= 1024, 60,
+        "less than 1024 MiB hinted into the migration"))
     g.fill_and_free(1024)
     during = _debugfs_stats(ctx, "hinting")
     killed = _oom_kills(ctx)
