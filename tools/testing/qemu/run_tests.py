@@ -250,19 +250,25 @@ def test_ours_virtio_compaction(ctx: Context) -> None:
     size, the guest's counters show the moves, nothing is lost."""
     g, qmp = ctx.guest, ctx.guest.qmp
     full = g.spec.mem_mib * MIB
-    # The allocator hands out high memory first, where compaction's free
-    # scanner works, not its migrate scanner.  Park a file up there, put
-    # the balloon below it, then free the file: now compaction must move
-    # ballooned pages up to make contiguous free memory below.  Compaction
-    # is heuristic, so allow a few rounds before calling it a failure.
-    target = full - 700 * MIB
+    # Interleave the balloon with files, 64 MiB of each at a time, then
+    # free the files: ballooned pages now sit between free holes all over
+    # memory, so compaction's migrate scanner (from the bottom) meets some
+    # while its free scanner (from the top) finds room above them, wherever
+    # the allocator put things.  (One 700 MiB file above the balloon relied
+    # on the allocator handing out high memory first; on 6.1 it often did
+    # not, and nothing moved.)  Compaction is heuristic, so allow a few
+    # rounds before calling it a failure.
+    chunks = 10
+    target = full - chunks * 64 * MIB
     first = _debugfs_stats(ctx)
     for rounds in range(1, 4):
         if rounds > 1:
             _move_balloon(ctx, full, "deflate before another round")
-        g.check("dd if=/dev/zero of=/tmp/park bs=1M count=700 2>/dev/null")
-        _move_balloon(ctx, target, "inflate")
-        g.check("rm /tmp/park")
+        for i in range(1, chunks + 1):
+            g.check(f"dd if=/dev/zero of=/tmp/park{i} bs=1M count=64 "
+                    "2>/dev/null")
+            _move_balloon(ctx, full - i * 64 * MIB, "inflate")
+        g.check("rm /tmp/park*")
         before = _debugfs_stats(ctx)
         for _ in range(3):
             g.check("echo 1 > /proc/sys/vm/compact_memory", timeout=120)
