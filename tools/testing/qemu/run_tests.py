@@ -455,10 +455,13 @@ def test_ours_virtio_flapping_target(ctx: Context) -> None:
 
 def _expect_reporting_returns(ctx: Context, mib: int) -> str:
     """Fill and free *mib* MiB; QEMU's RSS must drop by 3/4 of it within
-    60 s, through free page reports alone.  Returns what it saw."""
+    60 s, through free page reports alone.  The filled level is read while
+    the guest still holds the memory, so reports that go out as soon as it
+    is freed cannot race the reading.  Returns what it saw."""
     before = ctx.guest.qemu_rss()
-    ctx.guest.fill_and_free(mib)
+    ctx.guest.fill(mib)
     filled = ctx.guest.qemu_rss()
+    ctx.guest.free_fill()
     t0 = time.monotonic()
     while True:
         now = ctx.guest.qemu_rss()
@@ -499,8 +502,9 @@ def test_ours_virtio_page_poison(ctx: Context) -> None:
     expect(_has(feats, F_PAGE_POISON) and _has(feats, F_REPORTING),
            f"PAGE_POISON and REPORTING not both accepted: {feats}")
     before = ctx.guest.qemu_rss()
-    ctx.guest.fill_and_free(512)
+    ctx.guest.fill(512)
     filled = ctx.guest.qemu_rss()
+    ctx.guest.free_fill()
     time.sleep(15)  # reports go out within a few seconds of the free
     kept = ctx.guest.qemu_rss()
     # Allocate it all again: every page is checked for the poison pattern.

@@ -366,17 +366,31 @@ class Guest:
                    if ln.startswith("VmRSS:"))
         return int(kib) * 1024
 
-    def fill_and_free(self, mib: int, timeout: float = 300,
-                      nonzero: bool = False) -> None:
-        """Dirty *mib* MiB of guest memory through tmpfs, then free it,
-        so that QEMU has that much of the guest resident.  With *nonzero*
-        the pages hold 0xff bytes, which a migration must copy (QEMU sends
-        zero pages as a flag)."""
+    #: The tmpfs file that fill() writes and free_fill() removes.
+    FILL = "/tmp/fill"
+
+    def fill(self, mib: int, timeout: float = 300,
+             nonzero: bool = False) -> None:
+        """Dirty *mib* MiB of guest memory in a tmpfs file, which holds it
+        (and QEMU has it resident) until free_fill().  With *nonzero* the
+        pages hold 0xff bytes, which a migration must copy (QEMU sends zero
+        pages as a flag)."""
         src = ("tr '\\0' '\\377' </dev/zero | dd iflag=fullblock"
                if nonzero else "dd if=/dev/zero")
         self.check("mount -o remount,size=90% /tmp && "
-                   f"{src} of=/tmp/fill bs=1M count={mib} "
-                   "2>/dev/null && rm /tmp/fill", timeout=timeout)
+                   f"{src} of={self.FILL} bs=1M count={mib} 2>/dev/null",
+                   timeout=timeout)
+
+    def free_fill(self) -> None:
+        """Free what fill() wrote."""
+        self.check(f"rm -f {self.FILL}")
+
+    def fill_and_free(self, mib: int, timeout: float = 300,
+                      nonzero: bool = False) -> None:
+        """fill(), then free_fill(): QEMU is left with *mib* MiB of the
+        guest resident that the guest no longer uses."""
+        self.fill(mib, timeout, nonzero)
+        self.free_fill()
 
     def meminfo(self) -> dict[str, int]:
         """Return /proc/meminfo; ``kB`` values are converted to bytes."""
