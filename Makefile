@@ -22,14 +22,10 @@
 KDIR ?= /lib/modules/$(shell uname -r)/build
 PWD := $(shell pwd)
 
-# Out of a kernel tree nobody runs Kconfig: choose the modules here.
-BALLOON_CONFIG := CONFIG_BALLOON_CORE=m CONFIG_BALLOON_VMW=m \
-		  CONFIG_BALLOON_VIRTIO=m
-
 all: modules
 
 modules:
-	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) modules
+	$(MAKE) -C $(KDIR) M=$(PWD) modules
 
 # Distribution header packages carry no System.map, so kbuild skips depmod
 # after modules_install: run it here.  The release is the one the modules'
@@ -58,7 +54,7 @@ install: modules
 	$(if $(MOK_KEY),for m in $(BUILT); do \
 		$(KDIR)/scripts/sign-file $(SIG_HASH) $(MOK_KEY) $(MOK_CERT) $$m || exit 1; \
 	done)
-	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) INSTALL_MOD_DIR=updates \
+	$(MAKE) -C $(KDIR) M=$(PWD) INSTALL_MOD_DIR=updates \
 		modules_install
 	install -D -m 0644 $(MODPROBE_CONF) $(MODPROBE_DIR)/$(notdir $(MODPROBE_CONF))
 	$(DEPMOD)
@@ -73,7 +69,7 @@ uninstall:
 	$(DEPMOD)
 
 clean:
-	$(MAKE) -C $(KDIR) M=$(PWD) $(BALLOON_CONFIG) clean
+	$(MAKE) -C $(KDIR) M=$(PWD) clean
 
 check:
 	scripts/check.sh
