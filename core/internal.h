@@ -85,6 +85,7 @@ static inline u64 balloon_core_stat_read(struct balloon_core_dev *bdev,
 }
 
 /* rate.c */
+void balloon_core_params_settle(void);
 void balloon_core_limits_get(struct balloon_core_limits *l);
 void balloon_core_rate_init(struct balloon_core_rate *r,
 			    const struct balloon_core_limits *l);

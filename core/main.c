@@ -1304,6 +1304,7 @@ EXPORT_SYMBOL_NS_GPL(balloon_core_unregister, BALLOON_CORE_NS);
 
 static int __init balloon_core_init(void)
 {
+	balloon_core_params_settle();
 	return balloon_core_debugfs_init();
 }
 module_init(balloon_core_init);

@@ -25,6 +25,7 @@
 
 /**
  * struct balloon_core_tunable - a module parameter with a validated range
+ * @name: the parameter's name, for the log.
  * @val: the current value.
  * @min: lowest accepted value.
  * @max: highest accepted value.
@@ -32,6 +33,7 @@
  * @ge: a tunable this one must not fall below, or %NULL.
  */
 struct balloon_core_tunable {
+	const char *name;
 	unsigned int val;
 	unsigned int min;
 	unsigned int max;
@@ -39,47 +41,68 @@ struct balloon_core_tunable {
 	struct balloon_core_tunable *ge;
 };
 
+#define BALLOON_CORE_TUNABLE(_name, _val, _min, _max)			\
+	.name = #_name, .val = (_val), .min = (_min), .max = (_max)
+
 static struct balloon_core_tunable alloc_min, free_min;
 
 static struct balloon_core_tunable nosleep_max = {
-	.val = 16384, .min = 1, .max = 65536,
+	BALLOON_CORE_TUNABLE(nosleep_max, 16384, 1, 65536),
 };
 
 static struct balloon_core_tunable alloc_max = {
-	.val = 2048, .min = 1, .max = 65536, .ge = &alloc_min,
+	BALLOON_CORE_TUNABLE(alloc_max, 2048, 1, 65536), .ge = &alloc_min,
 };
 
 static struct balloon_core_tunable alloc_min = {
-	.val = 512, .min = 1, .max = 65536, .le = &alloc_max,
+	BALLOON_CORE_TUNABLE(alloc_min, 512, 1, 65536), .le = &alloc_max,
 };
 
 static struct balloon_core_tunable free_max = {
-	.val = 16384, .min = 1, .max = 262144, .ge = &free_min,
+	BALLOON_CORE_TUNABLE(free_max, 16384, 1, 262144), .ge = &free_min,
 };
 
 static struct balloon_core_tunable free_min = {
-	.val = 512, .min = 1, .max = 262144, .le = &free_max,
+	BALLOON_CORE_TUNABLE(free_min, 512, 1, 262144), .le = &free_max,
 };
 
 static struct balloon_core_tunable rate_inc = {
-	.val = 16, .min = 0, .max = 4096,
+	BALLOON_CORE_TUNABLE(rate_inc, 16, 0, 4096),
 };
 
 static struct balloon_core_tunable slow_cycles = {
-	.val = 4, .min = 0, .max = 100,
+	BALLOON_CORE_TUNABLE(slow_cycles, 4, 0, 100),
 };
 
 static struct balloon_core_tunable max_refused = {
-	.val = 16, .min = 1, .max = 1024,
+	BALLOON_CORE_TUNABLE(max_refused, 16, 1, 1024),
 };
 
 static struct balloon_core_tunable oom_pages = {
-	.val = 256, .min = 1, .max = 65536,
+	BALLOON_CORE_TUNABLE(oom_pages, 256, 1, 65536),
 };
 
 static struct balloon_core_tunable pressure_holdoff_ms = {
-	.val = 30000, .min = 0, .max = 3600000,
+	BALLOON_CORE_TUNABLE(pressure_holdoff_ms, 30000, 0, 3600000),
 };
+
+static struct balloon_core_tunable * const balloon_core_tunables[] = {
+	&nosleep_max, &alloc_min, &alloc_max, &free_min, &free_max,
+	&rate_inc, &slow_cycles, &max_refused, &oom_pages,
+	&pressure_holdoff_ms,
+};
+
+/*
+ * Values given at load time (modprobe.d, the modprobe command line, the
+ * kernel command line for a built-in core) arrive one at a time, in the
+ * order they were written, before the module's init runs.  Until then a
+ * value is only brought into its own range, and balloon_core_params_settle()
+ * judges each _min/_max pair once both are in, so that the order does not
+ * matter and no value can make the module fail to load.  After it, a write
+ * (sysfs) is judged at once, against the current values, and a bad one is
+ * refused.  Written under kernel_param_lock(), which sysfs writes hold.
+ */
+static bool balloon_core_params_live;
 
 /* Returns 0 if @v is acceptable for @t, else the errno a write gets. */
 static int balloon_core_tunable_check(const struct balloon_core_tunable *t,
@@ -93,6 +116,25 @@ static int balloon_core_tunable_check(const struct balloon_core_tunable *t,
 	return 0;
 }
 
+/* A value given at load time: clamp it or ignore it, never fail. */
+static void balloon_core_tunable_load(struct balloon_core_tunable *t,
+				      const char *val)
+{
+	unsigned int v;
+
+	if (kstrtouint(val, 0, &v)) {
+		pr_warn("%s: ignored \"%.*s\", not a number: keeping %u\n",
+			t->name, (int)strcspn(val, "\n"), val, t->val);
+		return;
+	}
+	if (v < t->min || v > t->max) {
+		pr_warn("%s=%u is outside %u..%u: using %u\n", t->name, v,
+			t->min, t->max, clamp(v, t->min, t->max));
+		v = clamp(v, t->min, t->max);
+	}
+	WRITE_ONCE(t->val, v);
+}
+
 static int balloon_core_tunable_set(const char *val,
 				    const struct kernel_param *kp)
 {
@@ -100,6 +142,10 @@ static int balloon_core_tunable_set(const char *val,
 	unsigned int v;
 	int ret;
 
+	if (!balloon_core_params_live) {
+		balloon_core_tunable_load(t, val);
+		return 0;
+	}
 	ret = kstrtouint(val, 0, &v);
 	if (!ret)
 		ret = balloon_core_tunable_check(t, v);
@@ -173,30 +219,44 @@ MODULE_PARM_DESC(pressure_holdoff_ms,
  */
 int balloon_core_param_check(const char *name, unsigned int val)
 {
-	static const struct {
-		const char *name;
-		const struct balloon_core_tunable *t;
-	} table[] = {
-		{ "nosleep_max", &nosleep_max },
-		{ "alloc_min", &alloc_min },
-		{ "alloc_max", &alloc_max },
-		{ "free_min", &free_min },
-		{ "free_max", &free_max },
-		{ "rate_inc", &rate_inc },
-		{ "slow_cycles", &slow_cycles },
-		{ "max_refused", &max_refused },
-		{ "oom_pages", &oom_pages },
-		{ "pressure_holdoff_ms", &pressure_holdoff_ms },
-	};
 	unsigned int i;
 
-	for (i = 0; i < ARRAY_SIZE(table); i++)
-		if (!strcmp(name, table[i].name))
-			return balloon_core_tunable_check(table[i].t, val);
+	for (i = 0; i < ARRAY_SIZE(balloon_core_tunables); i++)
+		if (!strcmp(name, balloon_core_tunables[i]->name))
+			return balloon_core_tunable_check(balloon_core_tunables[i],
+							  val);
 	return -ENOENT;
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_param_check);
 #endif
+
+/**
+ * balloon_core_params_settle() - judge the load-time parameters together
+ *
+ * A _min above its _max (whichever was given, in whatever order) is
+ * lowered to the _max, with one line in the log.  From then on parameter
+ * writes are checked one by one and refused when bad.
+ *
+ * Context: Module init, process context; takes kernel_param_lock().
+ */
+void balloon_core_params_settle(void)
+{
+	unsigned int i;
+
+	kernel_param_lock(THIS_MODULE);
+	for (i = 0; i < ARRAY_SIZE(balloon_core_tunables); i++) {
+		struct balloon_core_tunable *t = balloon_core_tunables[i];
+
+		if (t->le && t->val > t->le->val) {
+			pr_warn("%s=%u is above %s=%u: using %s=%u\n", t->name,
+				t->val, t->le->name, t->le->val, t->name,
+				t->le->val);
+			WRITE_ONCE(t->val, t->le->val);
+		}
+	}
+	balloon_core_params_live = true;
+	kernel_param_unlock(THIS_MODULE);
+}
 
 /**
  * balloon_core_limits_get() - snapshot the rate parameters

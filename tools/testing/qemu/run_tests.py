@@ -699,6 +699,52 @@ def test_ours_load_unload(ctx: Context) -> None:
     ctx.log("taint: " + g.read_file("/proc/sys/kernel/tainted").strip())
 
 
+PARAMS = "/sys/module/balloon_core/parameters"
+
+
+@rigtest(mode="none", needs_modules=True, mem_mib=1024)
+def test_ours_load_parameters(ctx: Context) -> None:
+    """Parameters given at load are judged together, whatever their order:
+    a bad one is clamped or ignored with one log line and the module
+    loads.  Later, a bad write through sysfs is refused."""
+    g = ctx.guest
+    # (modprobe arguments, values then, warnings logged), from defaults
+    # alloc_min 512, alloc_max 2048, range 1..65536.
+    cases = (
+        ("alloc_min=4096 alloc_max=8192", (4096, 8192), 0),
+        ("alloc_max=8192 alloc_min=4096", (4096, 8192), 0),
+        ("alloc_min=4096", (2048, 2048), 1),
+        ("alloc_min=4096 alloc_max=100000", (4096, 65536), 1),
+        ("alloc_min=lots alloc_max=8192", (512, 8192), 1),
+    )
+    for n, (args, want, warned) in enumerate(cases):
+        mark = f"balloon-test: load {n}"
+        g.check(f"echo '{mark}' > /dev/kmsg && modprobe balloon_core {args}")
+        got = tuple(int(g.read_file(f"{PARAMS}/{p}"))
+                    for p in ("alloc_min", "alloc_max"))
+        log = g.dmesg().split(mark, 1)[1]
+        # (Not the taint lines the first load of the module logs.)
+        lines = [ln for ln in log.splitlines()
+                 if "balloon_core: alloc_" in ln]
+        g.check("rmmod balloon_core")
+        expect(got == want, f"modprobe balloon_core {args}: alloc_min, "
+               f"alloc_max = {got}, expected {want}")
+        expect(len(lines) == warned, f"modprobe balloon_core {args}: "
+               f"{len(lines)} log lines, expected {warned}: {lines}")
+        ctx.log(f"{args} -> {got} {lines}")
+
+    g.check("modprobe balloon_core")
+    rc, _ = g.run(f"echo 70000 > {PARAMS}/alloc_max")
+    expect(rc != 0, "a write of alloc_max=70000 was accepted")
+    rc, _ = g.run(f"echo 4096 > {PARAMS}/alloc_min")
+    expect(rc != 0, "a write of alloc_min=4096 above alloc_max was accepted")
+    got = g.read_file(f"{PARAMS}/alloc_max").strip()
+    expect(got == "2048", f"alloc_max is {got} after refused writes")
+    g.check("rmmod balloon_core")
+    ctx.info(f"{len(cases)} load-time combinations loaded; bad sysfs "
+             "writes refused")
+
+
 TRACE_EVENTS = ("balloon_core_target", "balloon_core_inflate",
                 "balloon_core_deflate", "balloon_core_refused",
                 "balloon_core_reset", "balloon_core_pressure")
