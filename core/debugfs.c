@@ -57,9 +57,9 @@ static int balloon_core_vmmemctl_show(struct seq_file *f, void *unused)
 		   "current:            %8llu pages\n",
 		   READ_ONCE(bdev->target), READ_ONCE(bdev->size));
 	seq_printf(f,
-		   "rateNoSleepAlloc:   %8u pages/sec\n"
-		   "rateSleepAlloc:     %8u pages/sec\n"
-		   "rateFree:           %8u pages/sec\n",
+		   "rateNoSleepAlloc:   %8u pages/cycle (limit)\n"
+		   "rateSleepAlloc:     %8u pages/cycle\n"
+		   "rateFree:           %8u pages/cycle\n",
 		   l.nosleep_max, READ_ONCE(bdev->rate.alloc),
 		   READ_ONCE(bdev->rate.free));
 	/* guestType: the guest identification is part of the start handshake. */

@@ -20,6 +20,8 @@
  * balloon_core_run_cycle() too; both go through the core's work lock.
  */
 #include <kunit/test.h>
+#include <linux/debugfs.h>
+#include <linux/dcache.h>
 #include <linux/delay.h>
 #include <linux/err.h>
 #include <linux/memblock.h>
@@ -889,6 +891,51 @@ static void unload_full_balloon_leaves_host_empty(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, m->db_created);
 }
 
+/* Is there a /sys/kernel/debug/vmmemctl, and is it ours (a link)? */
+static bool old_vmmemctl_is_link(bool *exists)
+{
+	struct dentry *d = debugfs_lookup("vmmemctl", NULL);
+	bool link;
+
+	*exists = !IS_ERR_OR_NULL(d);
+	if (!*exists)
+		return false;
+	link = d_is_symlink(d);
+	dput(d);
+	return link;
+}
+
+static void vmmemctl_old_path_links_ours(struct kunit *test)
+{
+	struct vmw_model *m = test->priv;
+	bool exists;
+
+	vmw_up(test);
+	KUNIT_EXPECT_TRUE(test, old_vmmemctl_is_link(&exists));
+	KUNIT_EXPECT_TRUE(test, exists);
+	vmw_down(m);
+	old_vmmemctl_is_link(&exists);
+	KUNIT_EXPECT_FALSE(test, exists);
+}
+
+static void vmmemctl_old_path_taken_is_left_alone(struct kunit *test)
+{
+	struct vmw_model *m = test->priv;
+	struct dentry *theirs;
+	bool exists;
+
+	/* The in-tree vmw_balloon's file, there first. */
+	theirs = debugfs_create_file("vmmemctl", 0400, NULL, NULL, NULL);
+	KUNIT_ASSERT_FALSE(test, IS_ERR_OR_NULL(theirs));
+	vmw_up(test);
+	KUNIT_EXPECT_FALSE(test, old_vmmemctl_is_link(&exists));
+	KUNIT_EXPECT_TRUE(test, exists);
+	vmw_down(m);
+	old_vmmemctl_is_link(&exists);
+	KUNIT_EXPECT_TRUE(test, exists);
+	debugfs_remove(theirs);
+}
+
 static void migrate_at_target_unlocks_then_locks(struct kunit *test)
 {
 	struct vmw_model *m = test->priv;
@@ -1007,6 +1054,8 @@ static struct kunit_case balloon_vmw_protocol_cases[] = {
 	KUNIT_CASE(doorbell_kicks_the_core),
 	KUNIT_CASE(no_vmci_polls_alone),
 	KUNIT_CASE(unload_full_balloon_leaves_host_empty),
+	KUNIT_CASE(vmmemctl_old_path_links_ours),
+	KUNIT_CASE(vmmemctl_old_path_taken_is_left_alone),
 	KUNIT_CASE(migrate_at_target_unlocks_then_locks),
 	KUNIT_CASE_PARAM(hypercalls_per_gib, vmw_gib_gen_params),
 	{}

@@ -15,6 +15,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/debugfs.h>
 #include <linux/err.h>
 #include <linux/gfp.h>
 #include <linux/init.h>
@@ -485,6 +486,20 @@ static const struct balloon_core_ops balloon_vmw_ops = {
 	.detach = balloon_vmw_detach,
 };
 
+/*
+ * VMware's tools and scripts read the in-tree vmw_balloon's
+ * /sys/kernel/debug/vmmemctl; ours is balloon/<name>/vmmemctl.  Offer the
+ * old path as a link where nothing else owns it (the in-tree driver, if it
+ * got there first, keeps it).
+ */
+static void balloon_vmw_link_vmmemctl(struct balloon_vmw *b)
+{
+	char target[64];
+
+	snprintf(target, sizeof(target), "balloon/%s/vmmemctl", b->bdev.name);
+	b->vmmemctl = debugfs_create_symlink("vmmemctl", NULL, target);
+}
+
 /**
  * balloon_vmw_create() - set up the balloon and hand it to the core
  *
@@ -515,6 +530,7 @@ VISIBLE_IF_KUNIT struct balloon_vmw *balloon_vmw_create(void)
 	ret = balloon_core_register(&b->bdev, &balloon_vmw_ops, NULL, "vmw");
 	if (ret)
 		goto err_register;
+	balloon_vmw_link_vmmemctl(b);
 	return b;
 
 err_register:
@@ -538,6 +554,7 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_vmw_create);
  */
 VISIBLE_IF_KUNIT void balloon_vmw_destroy(struct balloon_vmw *b)
 {
+	debugfs_remove(b->vmmemctl);
 	balloon_core_unregister(&b->bdev);
 	if (b->db_created)
 		balloon_vmw_doorbell_destroy(b->db_context, b->db_resource);

@@ -149,6 +149,9 @@ extern const struct balloon_vmw_host *balloon_vmw_host;
  * @db_context: the VMCI doorbell's context ID, or %VMCI_INVALID_ID.
  * @db_resource: the VMCI doorbell's resource ID.
  * @db_created: the doorbell exists and may ring.
+ * @vmmemctl: /sys/kernel/debug/vmmemctl, the in-tree vmw_balloon's path,
+ *	a link to the core's vmmemctl file; an error pointer when that path
+ *	was taken or debugfs is missing.
  *
  * @caps and @batch are only touched from the core's methods, which the
  * core serialises under its work lock, and from create and destroy, when
@@ -161,6 +164,7 @@ struct balloon_vmw {
 	u32 db_context;
 	u32 db_resource;
 	bool db_created;
+	struct dentry *vmmemctl;
 };
 
 #if IS_ENABLED(CONFIG_KUNIT)
