@@ -6,12 +6,25 @@
 # size, alternating, several runs each (tools/testing/qemu/bench.py), then
 # the VMware protocol's hypercalls per GiB and pages per second through
 # the core in each mode, from the KUnit host model.  Prints a table with
-# the ratios ours / in-tree and writes a PNG plot of the balloon's size
-# over time.  Exits 1 when a target is missed.  Run it on an otherwise
-# idle machine: a build beside it halves the guest's speed.
+# the ratios ours / in-tree and ours / the host's own cost of the same
+# work, and writes a PNG plot of the balloon's size over time.  It
+# reports, it does not judge: it exits 0 when everything was measured,
+# whatever the figures, and non-zero only when something could not be.
+# Run it on an otherwise idle machine: a build beside it halves the
+# guest's speed.
 #
 #   scripts/bench.sh [6.12|6.1] [bench.py options, e.g. --reps 5]
+#   scripts/bench.sh -h|--help
+#
+# The series comes first (6.12 by default); every other argument goes to
+# bench.py, which gets --series and --modules from this script.  --help
+# prints this and bench.py's options, and installs or builds nothing.
 set -euo pipefail
+
+balloon_help_more() {
+	echo
+	python3 "$(dirname "$0")/../tools/testing/qemu/bench.py" --help
+}
 . "$(dirname "$0")/lib.sh"
 
 series=6.12
@@ -27,22 +40,16 @@ balloon_make "$series" >"$BALLOON_CACHE/bench-build.log" 2>&1 || {
 	exit 1
 }
 
-rc=0
 python3 "$BALLOON_REPO/tools/testing/qemu/bench.py" --series "$series" \
-	--modules "$BALLOON_REPO/build/modules/$kver" "$@" || rc=$?
-[ "$rc" -le 1 ] || exit "$rc"
+	--modules "$BALLOON_REPO/build/modules/$kver" "$@"
 
 echo
 echo "VMware, from the KUnit host model (UML; hypercalls per GiB inflated):"
 log="$BALLOON_CACHE/bench-vmw.log"
-if "$BALLOON_REPO/scripts/kunit.sh" default \
+if ! "$BALLOON_REPO/scripts/kunit.sh" default \
 	'balloon_vmw_protocol.hypercalls_per_gib' >"$log" 2>&1; then
-	grep -o 'hypercalls_per_gib: .*per GiB.*' "$BALLOON_CACHE/kunit-default/test.log" |
-		sed 's/^hypercalls_per_gib: /  /'
-	grep -q 'batched 2 MiB: 1 lock ' "$BALLOON_CACHE/kunit-default/test.log" ||
-		{ echo "  target missed: batched 2 MiB is not 1 hypercall per GiB"; rc=1; }
-else
 	echo "  the KUnit run failed, see $log"
-	rc=1
+	exit 1
 fi
-exit "$rc"
+grep -o 'hypercalls_per_gib: .*per GiB.*' "$BALLOON_CACHE/kunit-default/test.log" |
+	sed 's/^hypercalls_per_gib: /  /'
