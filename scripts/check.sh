@@ -11,10 +11,14 @@
 # the count, "N passed, N failed, N skipped".  Exits non-zero on failure.
 #
 #   scripts/check.sh [--no-kunit] [--no-qemu]
+#   scripts/check.sh -h|--help
 #
-# Logs go to build/check/.  Caches (kernel source, KUnit build dirs,
-# kernel images, initramfs) live in $BALLOON_CACHE.
+# --no-kunit leaves out the KUnit runs, --no-qemu the QEMU guests (each is
+# then one SKIP line).  Logs go to build/check/.  Caches (kernel source,
+# KUnit build dirs, kernel images, initramfs) live in $BALLOON_CACHE, else
+# $XDG_CACHE_HOME/balloon-drv, else ~/.cache/balloon-drv.
 set -uo pipefail
+
 . "$(dirname "$0")/lib.sh"
 
 do_kunit=1
@@ -23,7 +27,7 @@ for arg; do
 	case "$arg" in
 	--no-kunit) do_kunit= ;;
 	--no-qemu) do_qemu= ;;
-	*) echo "usage: $0 [--no-kunit] [--no-qemu]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--no-kunit] [--no-qemu] [--help]" >&2; exit 2 ;;
 	esac
 done
 

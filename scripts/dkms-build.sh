@@ -15,7 +15,9 @@
 # on any failure, printing dkms's make.log.
 #
 #   scripts/dkms-build.sh [6.12|6.1]...
+#   scripts/dkms-build.sh -h|--help
 set -euo pipefail
+
 . "$(dirname "$0")/lib.sh"
 
 command -v dkms >/dev/null || { echo "dkms: not installed (scripts/deps.sh)" >&2; exit 1; }

@@ -8,14 +8,18 @@
 #                                       optionally only suites.cases matching
 #                                       GLOB (kunit.py's filter_glob)
 #   scripts/kunit.sh --unwire           undo the wiring in the source tree
+#   scripts/kunit.sh -h|--help          print this
 #
-# The project is wired in without copying it: a symlink drivers/balloon ->
-# this repository, plus one line each appended to drivers/Kconfig and
-# drivers/Makefile.  Each variant keeps its own build directory in the
-# cache, because changing the config of a build directory forces a
-# near-full rebuild.  The "debug" variant adds KASAN, lockdep, atomic-sleep
-# checks and fault injection (kunit/debug.kunitconfig).
+# "make kunit" runs the default variant.  The project is wired in without
+# copying it: a symlink drivers/balloon -> this repository, plus one line
+# each appended to drivers/Kconfig and drivers/Makefile.  Each variant
+# keeps its own build directory in the cache ($BALLOON_CACHE, else
+# $XDG_CACHE_HOME/balloon-drv, else ~/.cache/balloon-drv), because
+# changing the config of a build directory forces a near-full rebuild.
+# The "debug" variant adds KASAN, lockdep, atomic-sleep checks and fault
+# injection (kunit/debug.kunitconfig).
 set -euo pipefail
+
 . "$(dirname "$0")/lib.sh"
 
 src=$(balloon_kernel_source)
@@ -78,7 +82,7 @@ debug)
 		 --kunitconfig="$BALLOON_REPO/kunit/debug.kunitconfig")
 	;;
 *)
-	echo "usage: $0 [default|debug|--unwire]" >&2
+	echo "usage: $0 [default|debug] [GLOB] | --unwire | --help" >&2
 	exit 2
 	;;
 esac

@@ -1,6 +1,22 @@
 # SPDX-License-Identifier: GPL-2.0
-# Shared by the scripts in this directory: where caches live and how to
-# find the kernel source tree.  Source it; do not run it.
+# Shared by the scripts in this directory: their --help, where caches live
+# and how to find the kernel source tree.  Source it; do not run it.
+
+# -h or --help among the calling script's arguments: print its header
+# comment (from its fourth line to the first line of code), then what its
+# balloon_help_more function adds if it has one, and exit before anything
+# is installed, built or created.
+for arg; do
+	case "$arg" in
+	-h | --help)
+		sed -n '4,/^[^#]/s/^# \{0,1\}//p' "$0"
+		if declare -F balloon_help_more >/dev/null; then
+			balloon_help_more
+		fi
+		exit 0
+		;;
+	esac
+done
 
 BALLOON_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BALLOON_CACHE=${BALLOON_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/balloon-drv}
