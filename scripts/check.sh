@@ -99,6 +99,25 @@ for series in 6.12 6.1; do
 		KDIR="/usr/src/linux-headers-$kver" W=1 C=2
 done
 
+# --- the kernel developer's build, through kbuild alone: no Makefile of
+# ours, no variable on the command line, and all three modules.
+kbuild_only() {
+	local kver=$1 tree="$BALLOON_REPO/build/kbuild-$1" ko rc=0
+
+	balloon_tree "$tree" || return
+	make -C "/usr/src/linux-headers-$kver" M="$tree" || return
+	for ko in core/balloon_core.ko transports/balloon_vmw.ko \
+		transports/balloon_virtio.ko; do
+		[ -f "$tree/$ko" ] || { echo "no $ko built"; rc=1; }
+	done
+	return $rc
+}
+for series in 6.12 6.1; do
+	kver=$(balloon_kernel_release "$series")
+	step "kbuild-only build/$series (make -C <headers> M=...)" \
+		"kbuild-$series" "$warn" kbuild_only "$kver"
+done
+
 # --- DKMS: the real dkms builds dkms.conf against each kernel's headers, in
 # a private tree (scripts/dkms-build.sh changes nothing on this machine).
 for series in 6.12 6.1; do

@@ -61,22 +61,30 @@ balloon_kernel_release() {
 		resolve "$1" --headers
 }
 
-# Build the modules for a series in build/<kver>/, a tree of symlinks to
-# the sources, so that the two kernels' objects never mix and the
-# repository itself stays clean (an in-tree object would shadow the KUnit
-# build).  Extra arguments go to make (W=1, C=2...).  The modules are
-# then copied to build/modules/<kver>/.  Prints nothing but make's output.
+# Make DIR (emptied first) a tree of symlinks to the sources, for a build
+# that leaves the repository itself clean (an in-tree object would shadow
+# the KUnit build) and keeps each kernel's objects apart.
+balloon_tree() {
+	local tree=$1 f
+
+	rm -rf "$tree" && mkdir -p "$tree" || return
+	for f in Kbuild Makefile Kconfig dkms.conf etc include core \
+		transports kunit; do
+		cp -rs "$BALLOON_REPO/$f" "$tree/$f" || return
+	done
+}
+
+# Build the modules for a series in build/<kver>/ (balloon_tree).  Extra
+# arguments go to make (W=1, C=2...).  The modules are then copied to
+# build/modules/<kver>/.  Prints nothing but make's output.
 balloon_make() {
-	local series=$1 kver tree f
+	local series=$1 kver tree
 	shift
 
 	kver=$(balloon_kernel_release "$series") || return
 	tree="$BALLOON_REPO/build/$kver"
-	rm -rf "$tree" && mkdir -p "$tree" "$BALLOON_REPO/build/modules/$kver"
-	for f in Kbuild Makefile Kconfig dkms.conf etc include core \
-		transports kunit; do
-		cp -rs "$BALLOON_REPO/$f" "$tree/$f"
-	done
+	balloon_tree "$tree" || return
+	mkdir -p "$BALLOON_REPO/build/modules/$kver"
 	make -C "$tree" KDIR="/usr/src/linux-headers-$kver" "$@" || return
 	find "$tree" -name '*.ko' -exec cp {} "$BALLOON_REPO/build/modules/$kver/" \;
 }
