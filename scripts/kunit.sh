@@ -68,6 +68,24 @@ clean_inplace_objects() {
 	fi
 }
 
+# make rebuilds an object only when a source is newer than it, which is
+# not enough when the wired repository changes (another checkout, a fresh
+# clone): an object built from one tree would be taken for another tree's
+# older file.  Our objects are removed whenever our sources differ from
+# those of the last build in the directory.
+drop_stale_objects() {
+	local build=$1 sum
+
+	sum=$(cd "$BALLOON_REPO" && find Kbuild Kconfig include core \
+		transports kunit -type f -print0 | sort -z |
+		xargs -0 sha1sum | sha1sum)
+	if [ "$sum" != "$(cat "$build/.balloon-sources" 2>/dev/null)" ]; then
+		rm -rf "$build/drivers/balloon"
+		mkdir -p "$build"
+		echo "$sum" >"$build/.balloon-sources"
+	fi
+}
+
 variant=${1:-default}
 case "$variant" in
 --unwire)
@@ -89,6 +107,7 @@ esac
 
 balloon_heavy_lock
 clean_inplace_objects
+drop_stale_objects "$BALLOON_CACHE/kunit-$variant"
 wire
 cd "$src"
 exec python3 tools/testing/kunit/kunit.py run "${configs[@]}" \
