@@ -24,6 +24,7 @@
 #include <linux/timer.h>
 
 #include "internal.h"
+#include "ops.h"
 
 #define CREATE_TRACE_POINTS
 #include "trace.h"
@@ -74,13 +75,6 @@ static void balloon_core_free_page(struct balloon_core_dev *bdev,
 	balloon_core_stat_inc(bdev, stat);
 }
 
-static void balloon_core_batch_init(struct balloon_core_dev *bdev,
-				    unsigned int order)
-{
-	bdev->batch.order = order;
-	bdev->batch.count = 0;
-}
-
 /*
  * A page enters (@in) or leaves the balloon: where the transport chose so,
  * the guest's managed page count (MemTotal) follows.
@@ -92,115 +86,6 @@ static void balloon_core_account(struct balloon_core_dev *bdev,
 
 	if (bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED)
 		adjust_managed_page_count(page, in ? -n : n);
-}
-
-/*
- * Transport calls go through these wrappers: they count the call and
- * hold the ops rwsem, so that a method never runs once unregister has
- * cleared @ops.
- */
-static int balloon_core_call_start(struct balloon_core_dev *bdev)
-{
-	struct balloon_core_caps caps = { };
-	int ret = -ENODEV;
-
-	down_read(&bdev->ops_lock);
-	if (bdev->ops)
-		ret = bdev->ops->start(bdev, &caps);
-	up_read(&bdev->ops_lock);
-
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START);
-	if (ret) {
-		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START_FAIL);
-		return ret;
-	}
-	if (!(caps.orders & BIT(0)) || !caps.max_batch ||
-	    ((caps.flags & BALLOON_CORE_CAP_POLL) && !caps.poll_ms)) {
-		dev_err_once(bdev->parent,
-			     "%s: start gave no usable page order, batch size or poll interval\n",
-			     bdev->name);
-		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START_FAIL);
-		return -EPROTO;
-	}
-	caps.orders &= GENMASK(BALLOON_CORE_MAX_ORDER, 0);
-	if (caps.max_batch > BALLOON_CORE_MAX_BATCH) {
-		dev_info_once(bdev->parent,
-			      "%s: host batch of %u pages capped at %u\n",
-			      bdev->name, caps.max_batch,
-			      BALLOON_CORE_MAX_BATCH);
-		caps.max_batch = BALLOON_CORE_MAX_BATCH;
-	}
-	bdev->caps = caps;
-	return 0;
-}
-
-static int balloon_core_call_target(struct balloon_core_dev *bdev, u64 *target)
-{
-	int ret = -ENODEV;
-
-	down_read(&bdev->ops_lock);
-	if (bdev->ops)
-		ret = bdev->ops->get_target(bdev, target);
-	up_read(&bdev->ops_lock);
-
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_TARGET);
-	if (ret)
-		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_TARGET_FAIL);
-	return ret;
-}
-
-static int balloon_core_call_inflate(struct balloon_core_dev *bdev,
-				     struct balloon_core_batch *batch)
-{
-	int ret = -ENODEV;
-
-	memset(batch->status, 0, batch->count * sizeof(*batch->status));
-	down_read(&bdev->ops_lock);
-	if (bdev->ops)
-		ret = bdev->ops->inflate(bdev, batch);
-	up_read(&bdev->ops_lock);
-
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_INFLATE);
-	if (ret && ret != -EAGAIN)
-		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_INFLATE_FAIL);
-	return ret;
-}
-
-static int balloon_core_call_deflate(struct balloon_core_dev *bdev,
-				     struct balloon_core_batch *batch)
-{
-	int ret = 0;
-
-	memset(batch->status, 0, batch->count * sizeof(*batch->status));
-	down_read(&bdev->ops_lock);
-	if (bdev->ops && bdev->ops->deflate) {
-		ret = bdev->ops->deflate(bdev, batch);
-		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_DEFLATE);
-		if (ret)
-			balloon_core_stat_inc(bdev,
-					      BALLOON_CORE_STAT_DEFLATE_FAIL);
-	}
-	up_read(&bdev->ops_lock);
-	return ret;
-}
-
-static int balloon_core_call_detach(struct balloon_core_dev *bdev)
-{
-	int ret = 0;
-
-	down_read(&bdev->ops_lock);
-	if (bdev->ops && bdev->ops->detach)
-		ret = bdev->ops->detach(bdev);
-	up_read(&bdev->ops_lock);
-	return ret;
-}
-
-static void balloon_core_call_size_changed(struct balloon_core_dev *bdev)
-{
-	down_read(&bdev->ops_lock);
-	if (bdev->ops && bdev->ops->size_changed)
-		bdev->ops->size_changed(bdev, bdev->size);
-	up_read(&bdev->ops_lock);
 }
 
 /*
@@ -392,6 +277,50 @@ static void balloon_core_reset(struct balloon_core_dev *bdev)
 	balloon_core_drop_all(bdev);
 	clear_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
 	clear_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+}
+
+/*
+ * The capabilities a transport's @start filled in must make sense before
+ * the core relies on them; within those rules, the core trims what it does
+ * not support (orders above its largest, batches above its arrays).
+ */
+static int balloon_core_caps_check(struct balloon_core_dev *bdev,
+				   struct balloon_core_caps *caps)
+{
+	if (!(caps->orders & BIT(0)) || !caps->max_batch ||
+	    ((caps->flags & BALLOON_CORE_CAP_POLL) && !caps->poll_ms)) {
+		dev_err_once(bdev->parent,
+			     "%s: start gave no usable page order, batch size or poll interval\n",
+			     bdev->name);
+		return -EPROTO;
+	}
+	caps->orders &= GENMASK(BALLOON_CORE_MAX_ORDER, 0);
+	if (caps->max_batch > BALLOON_CORE_MAX_BATCH) {
+		dev_info_once(bdev->parent,
+			      "%s: host batch of %u pages capped at %u\n",
+			      bdev->name, caps->max_batch,
+			      BALLOON_CORE_MAX_BATCH);
+		caps->max_batch = BALLOON_CORE_MAX_BATCH;
+	}
+	return 0;
+}
+
+/* The handshake; capabilities that make no sense make it a failed one. */
+static int balloon_core_start(struct balloon_core_dev *bdev)
+{
+	struct balloon_core_caps caps = { };
+	int ret;
+
+	ret = balloon_core_call_start(bdev, &caps);
+	if (ret)
+		return ret;
+	ret = balloon_core_caps_check(bdev, &caps);
+	if (ret) {
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_START_FAIL);
+		return ret;
+	}
+	bdev->caps = caps;
+	return 0;
 }
 
 /* Host-supplied targets are untrusted: never more than the guest has. */
@@ -823,7 +752,7 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
 		balloon_core_reset(bdev);
 	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags)) {
-		if (balloon_core_call_start(bdev))
+		if (balloon_core_start(bdev))
 			goto out;
 		set_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
 	}
