@@ -64,6 +64,9 @@ struct balloon_core_limits {
 /* Allocations between two cond_resched() calls, as in the seeds. */
 #define BALLOON_CORE_YIELD_EVERY	1024
 
+/* How often reset and unregister say they still wait for isolated pages. */
+#define BALLOON_CORE_ISOLATED_WAIT_MS	10000
+
 /* Bits in &balloon_core_dev.flags. */
 enum {
 	BALLOON_CORE_F_REGISTERED,	/* kicks may queue the work */
@@ -110,6 +113,32 @@ int balloon_core_param_check(const char *name, unsigned int val);
 struct page *balloon_core_alloc_page(gfp_t gfp, unsigned int order);
 bool balloon_core_run_cycle(struct balloon_core_dev *bdev);
 #endif
+
+/* pages.c */
+void balloon_core_pages_init(struct balloon_core_dev *bdev);
+void balloon_core_free_page(struct balloon_core_dev *bdev, struct page *page,
+			    unsigned int order, enum balloon_core_stat stat);
+void balloon_core_account(struct balloon_core_dev *bdev, struct page *page,
+			  unsigned int order, bool in);
+void balloon_core_enqueue(struct balloon_core_dev *bdev, struct page *page,
+			  unsigned int order);
+void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
+			       struct list_head *list);
+unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
+				  unsigned int order, struct list_head *list,
+				  unsigned int n);
+void balloon_core_requeue(struct balloon_core_dev *bdev, unsigned int order,
+			  struct list_head *list, unsigned int n);
+void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
+			       unsigned int order, struct list_head *list,
+			       unsigned int n);
+void balloon_core_free_list(struct balloon_core_dev *bdev,
+			    struct list_head *list, unsigned int order);
+unsigned long balloon_core_isolated(struct balloon_core_dev *bdev);
+void balloon_core_wait_isolated(struct balloon_core_dev *bdev,
+				unsigned long *warn_at);
+void balloon_core_drop_all(struct balloon_core_dev *bdev);
+void balloon_core_release_refused(struct balloon_core_dev *bdev);
 
 /* debugfs.c */
 int balloon_core_debugfs_init(void);

@@ -10,12 +10,10 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/balloon_compaction.h>
 #include <linux/delay.h>
 #include <linux/device.h>
 #include <linux/gfp.h>
 #include <linux/jiffies.h>
-#include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/oom.h>
@@ -28,9 +26,6 @@
 
 #define CREATE_TRACE_POINTS
 #include "trace.h"
-
-/* How often reset and unregister say they still wait for isolated pages. */
-#define BALLOON_CORE_ISOLATED_WAIT_MS	10000
 
 /* 4 KiB pages joining the balloon under one hold of its page lock. */
 #define BALLOON_CORE_ENQUEUE_CHUNK	256
@@ -66,208 +61,6 @@ VISIBLE_IF_KUNIT struct page *balloon_core_alloc_page(gfp_t gfp,
 	return alloc_pages(gfp, order);
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_alloc_page);
-
-static void balloon_core_free_page(struct balloon_core_dev *bdev,
-				   struct page *page, unsigned int order,
-				   enum balloon_core_stat stat)
-{
-	__free_pages(page, order);
-	balloon_core_stat_inc(bdev, stat);
-}
-
-/*
- * A page enters (@in) or leaves the balloon: where the transport chose so,
- * the guest's managed page count (MemTotal) follows.
- */
-static void balloon_core_account(struct balloon_core_dev *bdev,
-				 struct page *page, unsigned int order, bool in)
-{
-	long n = 1L << order;
-
-	if (bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED)
-		adjust_managed_page_count(page, in ? -n : n);
-}
-
-/*
- * 4 KiB pages live in @b_dev_info, where balloon compaction can isolate
- * and migrate them; larger pages on the core's own lists.
- */
-/*
- * Ballooned pages are PageOffline, so that hibernation and kdump do not
- * read them (which would make the host back them again); for 4 KiB pages
- * balloon_page_insert() and balloon_page_finalize() see to it.
- */
-static void balloon_core_mark_offline(struct page *page, unsigned int order,
-				      bool offline)
-{
-	unsigned int i;
-
-	for (i = 0; i < (1U << order); i++) {
-		if (offline)
-			__SetPageOffline(page + i);
-		else
-			__ClearPageOffline(page + i);
-	}
-}
-
-static void balloon_core_enqueue(struct balloon_core_dev *bdev,
-				 struct page *page, unsigned int order)
-{
-	if (order) {
-		balloon_core_mark_offline(page, order, true);
-		list_add(&page->lru, &bdev->pages[order]);
-	} else {
-		balloon_page_enqueue(&bdev->b_dev_info, page);
-	}
-	bdev->nr_pages[order]++;
-}
-
-/* Take up to @n pages of @order out of the balloon, onto @list. */
-static unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
-					 unsigned int order,
-					 struct list_head *list, unsigned int n)
-{
-	struct page *page, *next;
-	unsigned int got = 0;
-
-	if (!order) {
-		got = balloon_page_list_dequeue(&bdev->b_dev_info, list, n);
-	} else {
-		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
-			if (got == n)
-				break;
-			balloon_core_mark_offline(page, order, false);
-			list_move_tail(&page->lru, list);
-			got++;
-		}
-	}
-	bdev->nr_pages[order] -= got;
-	return got;
-}
-
-/* Put pages taken by balloon_core_dequeue() back into the balloon. */
-static void balloon_core_requeue(struct balloon_core_dev *bdev,
-				 unsigned int order, struct list_head *list,
-				 unsigned int n)
-{
-	struct page *page;
-
-	if (order) {
-		list_for_each_entry(page, list, lru)
-			balloon_core_mark_offline(page, order, true);
-		list_splice(list, &bdev->pages[order]);
-	} else {
-		balloon_page_list_enqueue(&bdev->b_dev_info, list);
-	}
-	bdev->nr_pages[order] += n;
-}
-
-/*
- * Pages the host would not give back go to the far end of the balloon,
- * so that the next deflate tries every other page before them.  The
- * kernel's enqueue helpers only add at the head; this is the same
- * insertion, at the tail.
- */
-static void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
-				      unsigned int order,
-				      struct list_head *list, unsigned int n)
-{
-	struct balloon_dev_info *info = &bdev->b_dev_info;
-	struct page *page, *next;
-	unsigned long flags;
-
-	if (order) {
-		list_for_each_entry(page, list, lru)
-			balloon_core_mark_offline(page, order, true);
-		list_splice_tail(list, &bdev->pages[order]);
-		bdev->nr_pages[order] += n;
-		return;
-	}
-
-	spin_lock_irqsave(&info->pages_lock, flags);
-	list_for_each_entry_safe(page, next, list, lru) {
-		/* Ours alone since the dequeue: nobody else holds its lock. */
-		if (WARN_ON_ONCE(!trylock_page(page)))
-			continue;
-		list_del(&page->lru);
-		balloon_page_insert(info, page);
-		list_move_tail(&page->lru, &info->pages);
-		unlock_page(page);
-		__count_vm_event(BALLOON_INFLATE);
-		n--;
-		bdev->nr_pages[0]++;
-	}
-	spin_unlock_irqrestore(&info->pages_lock, flags);
-	if (n)
-		balloon_core_requeue(bdev, 0, list, n);
-}
-
-static void balloon_core_free_list(struct balloon_core_dev *bdev,
-				   struct list_head *list, unsigned int order)
-{
-	struct page *page, *next;
-
-	list_for_each_entry_safe(page, next, list, lru) {
-		list_del(&page->lru);
-		balloon_core_account(bdev, page, order, false);
-		balloon_core_free_page(bdev, page, order,
-				       order ? BALLOON_CORE_STAT_HUGE_FREE :
-					       BALLOON_CORE_STAT_FREE);
-	}
-}
-
-/*
- * A 4 KiB page isolated for migration is off the list for a moment: the
- * migration finds the balloon busy (we hold the work lock) and puts it
- * back.  Wait for that; giving up would leave a page pointing at a
- * balloon that is about to go away.
- */
-static void balloon_core_wait_isolated(struct balloon_core_dev *bdev,
-				       unsigned long *warn_at)
-{
-	if (time_after(jiffies, *warn_at)) {
-		dev_warn(bdev->parent,
-			 "%s: still waiting for %lu pages isolated for migration\n",
-			 bdev->name, READ_ONCE(bdev->b_dev_info.isolated_pages));
-		*warn_at = jiffies + msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
-	}
-	usleep_range(1000, 2000);
-}
-
-/*
- * Drop every page without telling the host: after a reset the host has
- * forgotten them already.
- */
-static void balloon_core_drop_all(struct balloon_core_dev *bdev)
-{
-	unsigned long warn_at = jiffies +
-				msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
-	unsigned int order;
-
-	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++) {
-		while (bdev->nr_pages[order]) {
-			LIST_HEAD(taken);
-
-			if (balloon_core_dequeue(bdev, order, &taken, UINT_MAX))
-				balloon_core_free_list(bdev, &taken, order);
-			else
-				balloon_core_wait_isolated(bdev, &warn_at);
-		}
-	}
-	bdev->size = 0;
-}
-
-/* Refused pages are all 4 KiB: a refused huge page is split, not kept. */
-static void balloon_core_release_refused(struct balloon_core_dev *bdev)
-{
-	struct page *page, *next;
-
-	list_for_each_entry_safe(page, next, &bdev->refused, lru) {
-		list_del(&page->lru);
-		balloon_core_free_page(bdev, page, 0,
-				       BALLOON_CORE_STAT_REFUSED_FREE);
-	}
-}
 
 static void balloon_core_reset(struct balloon_core_dev *bdev)
 {
@@ -478,9 +271,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 				list_add_tail(&page->lru, &taken);
 			/* The page lock keeps interrupts off: not too long. */
 			if (!order && ++queued == BALLOON_CORE_ENQUEUE_CHUNK) {
-				bdev->nr_pages[0] +=
-					balloon_page_list_enqueue(&bdev->b_dev_info,
-								  &taken);
+				balloon_core_enqueue_list(bdev, &taken);
 				queued = 0;
 			}
 			bdev->size += BALLOON_CORE_UNITS_PER_PAGE << order;
@@ -506,8 +297,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 					       BALLOON_CORE_STAT_REFUSED_FREE);
 	}
 	/* One trip through the balloon's page lock per chunk, not per page. */
-	bdev->nr_pages[0] += balloon_page_list_enqueue(&bdev->b_dev_info,
-							&taken);
+	balloon_core_enqueue_list(bdev, &taken);
 	batch->count = 0;
 	if (ret == -EAGAIN)
 		ctx->ret = -EAGAIN;
@@ -841,106 +631,6 @@ static void balloon_core_work(struct work_struct *work)
 	spin_unlock_irq(&bdev->kick_lock);
 }
 
-#ifdef CONFIG_BALLOON_COMPACTION
-/*
- * Balloon compaction moves a ballooned 4 KiB page: the host gives the old
- * page back, then takes the new one.  If it will not give the old one
- * back, nothing changed; if it will not take the new one, the balloon
- * shrinks by that page and the work loop makes it up.  No path leaves a
- * page the host holds with the MM, or one the MM owns in the balloon.  A
- * busy balloon (the work loop, or reclaim entered from its own
- * allocations) makes the migration retry later rather than wait.
- */
-static int balloon_core_migratepage(struct balloon_dev_info *info,
-				    struct page *newpage, struct page *page,
-				    enum migrate_mode mode)
-{
-	struct balloon_core_dev *bdev =
-		container_of(info, struct balloon_core_dev, b_dev_info);
-	struct balloon_core_batch *batch = &bdev->batch;
-	unsigned long flags;
-	bool taken;
-	int ret;
-
-	if (!mutex_trylock(&bdev->lock))
-		goto out_busy;
-	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
-	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {
-		mutex_unlock(&bdev->lock);
-		goto out_busy;
-	}
-
-	/*
-	 * The old page leaves first: a host at its target may refuse a page
-	 * it does not need (VMware does), and one that will not give the old
-	 * page back leaves nothing to undo: the old page simply stays.
-	 */
-	balloon_core_batch_init(bdev, 0);
-	batch->pages[0] = page;
-	batch->count = 1;
-	ret = balloon_core_call_deflate(bdev, batch);
-	if (ret || batch->status[0]) {
-		if (ret == -BALLOON_CORE_ERESET)
-			set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
-		batch->count = 0;
-		mutex_unlock(&bdev->lock);
-		if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
-			balloon_core_kick(bdev);
-		goto out_busy;
-	}
-
-	/* "No more this cycle" (-EAGAIN) still took a page whose status is 0. */
-	batch->pages[0] = newpage;
-	ret = balloon_core_call_inflate(bdev, batch);
-	taken = (!ret || ret == -EAGAIN) && !batch->status[0];
-	batch->count = 0;
-
-	/*
-	 * Either way the old page is no balloon page any more: the MM frees
-	 * it when it drops its own reference, without putting it back.
-	 */
-	spin_lock_irqsave(&info->pages_lock, flags);
-	if (taken) {
-		get_page(newpage);	/* the balloon's reference */
-		balloon_page_insert(info, newpage);
-	}
-	info->isolated_pages--;
-	spin_unlock_irqrestore(&info->pages_lock, flags);
-	balloon_page_finalize(page);
-	put_page(page);			/* the balloon's reference */
-
-	if (taken) {
-		if ((bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED) &&
-		    page_zone(page) != page_zone(newpage)) {
-			adjust_managed_page_count(page, 1);
-			adjust_managed_page_count(newpage, -1);
-		}
-		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE);
-		count_vm_event(BALLOON_MIGRATE);
-		mutex_unlock(&bdev->lock);
-		return MIGRATEPAGE_SUCCESS;
-	}
-
-	/* The host has neither page now: the balloon is one page smaller. */
-	balloon_core_account(bdev, page, 0, false);
-	bdev->nr_pages[0]--;
-	bdev->size -= BALLOON_CORE_UNITS_PER_PAGE;
-	if (ret == -BALLOON_CORE_ERESET)
-		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
-	else
-		balloon_core_call_size_changed(bdev);
-	mutex_unlock(&bdev->lock);
-	/* The next cycle inflates back to the target (or resets). */
-	balloon_core_kick(bdev);
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
-	return -EBUSY;
-
-out_busy:
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
-	return -EAGAIN;
-}
-#endif
-
 /*
  * Deflate under memory pressure, where the host allows it: the kernel is
  * about to kill a process for memory.  Give back up to @oom_pages pages
@@ -1092,7 +782,6 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 			  struct device *parent, const char *name)
 {
 	struct balloon_core_limits l;
-	unsigned int order;
 	int ret;
 
 	if (!ops || !ops->start || !ops->get_target || !ops->inflate || !name)
@@ -1103,14 +792,7 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	mutex_init(&bdev->lock);
 	spin_lock_init(&bdev->kick_lock);
 	INIT_DELAYED_WORK(&bdev->work, balloon_core_work);
-	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++)
-		INIT_LIST_HEAD(&bdev->pages[order]);
-	balloon_devinfo_init(&bdev->b_dev_info);
-#ifdef CONFIG_BALLOON_COMPACTION
-	bdev->b_dev_info.migratepage = balloon_core_migratepage;
-#endif
-	INIT_LIST_HEAD(&bdev->refused);
-	INIT_LIST_HEAD(&bdev->prealloc);
+	balloon_core_pages_init(bdev);
 	balloon_core_limits_get(&l);
 	balloon_core_rate_init(&bdev->rate, &l);
 	bdev->parent = parent;
@@ -1201,7 +883,7 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 			tries = 0;
 			continue;
 		}
-		if (READ_ONCE(bdev->b_dev_info.isolated_pages)) {
+		if (balloon_core_isolated(bdev)) {
 			balloon_core_wait_isolated(bdev, &warn_at);
 			continue;
 		}

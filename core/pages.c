@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The balloon's pages: where they are kept, how they enter and leave the
+ * balloon, and how balloon compaction moves them.
+ *
+ * 4 KiB pages live in &balloon_core_dev.b_dev_info, the kernel's balloon
+ * page list (mm/balloon_compaction.c), where compaction can isolate and
+ * migrate them; larger pages on the core's own lists, one per order.
+ * Every ballooned page is PageOffline, so that hibernation and kdump do not
+ * read it (which would make the host back it again).
+ *
+ * This is the only file of the core that uses the kernel's balloon page
+ * API (balloon_page_*(), balloon_dev_info's lock and counters, the
+ * BALLOON_* vm events): the rest of the core moves pages through the
+ * functions here, and decides nothing about them here.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/balloon_compaction.h>
+#include <linux/delay.h>
+#include <linux/device.h>
+#include <linux/gfp.h>
+#include <linux/jiffies.h>
+#include <linux/migrate.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/vmstat.h>
+
+#include "internal.h"
+#include "ops.h"
+
+/**
+ * balloon_core_free_page() - give a page back to the guest and count it
+ * @bdev: the balloon.
+ * @page: the page, no longer in the balloon.
+ * @order: its order.
+ * @stat: the counter for it.
+ *
+ * Context: Any context that may free pages.
+ */
+void balloon_core_free_page(struct balloon_core_dev *bdev,
+			    struct page *page, unsigned int order,
+			    enum balloon_core_stat stat)
+{
+	__free_pages(page, order);
+	balloon_core_stat_inc(bdev, stat);
+}
+
+/**
+ * balloon_core_account() - a page enters or leaves the balloon
+ * @bdev: the balloon.
+ * @page: the page.
+ * @order: its order.
+ * @in: true when it enters, false when it leaves.
+ *
+ * Where the transport chose so (%BALLOON_CORE_CAP_ADJUST_MANAGED), the
+ * guest's managed page count (MemTotal) follows.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_account(struct balloon_core_dev *bdev,
+			  struct page *page, unsigned int order, bool in)
+{
+	long n = 1L << order;
+
+	if (bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED)
+		adjust_managed_page_count(page, in ? -n : n);
+}
+
+/*
+ * Ballooned pages are PageOffline, so that hibernation and kdump do not
+ * read them (which would make the host back them again); for 4 KiB pages
+ * balloon_page_insert() and balloon_page_finalize() see to it.
+ */
+static void balloon_core_mark_offline(struct page *page, unsigned int order,
+				      bool offline)
+{
+	unsigned int i;
+
+	for (i = 0; i < (1U << order); i++) {
+		if (offline)
+			__SetPageOffline(page + i);
+		else
+			__ClearPageOffline(page + i);
+	}
+}
+
+/**
+ * balloon_core_enqueue() - a page joins the balloon
+ * @bdev: the balloon.
+ * @page: the page, which the host took.
+ * @order: its order.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_enqueue(struct balloon_core_dev *bdev,
+			  struct page *page, unsigned int order)
+{
+	if (order) {
+		balloon_core_mark_offline(page, order, true);
+		list_add(&page->lru, &bdev->pages[order]);
+	} else {
+		balloon_page_enqueue(&bdev->b_dev_info, page);
+	}
+	bdev->nr_pages[order]++;
+}
+
+/**
+ * balloon_core_enqueue_list() - 4 KiB pages join the balloon together
+ * @bdev: the balloon.
+ * @list: the pages, which the host took; emptied.
+ *
+ * One trip through the balloon's page lock for the whole list.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
+			       struct list_head *list)
+{
+	bdev->nr_pages[0] += balloon_page_list_enqueue(&bdev->b_dev_info, list);
+}
+
+/**
+ * balloon_core_dequeue() - take pages of one order out of the balloon
+ * @bdev: the balloon.
+ * @order: their order.
+ * @list: where to put them.
+ * @n: how many at most.
+ *
+ * Pages isolated for migration are not on the lists and are not taken.
+ *
+ * Context: Work lock held.
+ * Return: how many were taken.
+ */
+unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
+				  unsigned int order,
+				  struct list_head *list, unsigned int n)
+{
+	struct page *page, *next;
+	unsigned int got = 0;
+
+	if (!order) {
+		got = balloon_page_list_dequeue(&bdev->b_dev_info, list, n);
+	} else {
+		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
+			if (got == n)
+				break;
+			balloon_core_mark_offline(page, order, false);
+			list_move_tail(&page->lru, list);
+			got++;
+		}
+	}
+	bdev->nr_pages[order] -= got;
+	return got;
+}
+
+/**
+ * balloon_core_requeue() - put pages taken by balloon_core_dequeue() back
+ * @bdev: the balloon.
+ * @order: their order.
+ * @list: the pages.
+ * @n: how many there are.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_requeue(struct balloon_core_dev *bdev,
+			  unsigned int order, struct list_head *list,
+			  unsigned int n)
+{
+	struct page *page;
+
+	if (order) {
+		list_for_each_entry(page, list, lru)
+			balloon_core_mark_offline(page, order, true);
+		list_splice(list, &bdev->pages[order]);
+	} else {
+		balloon_page_list_enqueue(&bdev->b_dev_info, list);
+	}
+	bdev->nr_pages[order] += n;
+}
+
+/**
+ * balloon_core_requeue_kept() - put back pages the host would not release
+ * @bdev: the balloon.
+ * @order: their order.
+ * @list: the pages, taken by balloon_core_dequeue().
+ * @n: how many there are.
+ *
+ * They go to the far end of the balloon, so that the next deflate tries
+ * every other page before them.  The kernel's enqueue helpers only add at
+ * the head; this is the same insertion, at the tail.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
+			       unsigned int order,
+			       struct list_head *list, unsigned int n)
+{
+	struct balloon_dev_info *info = &bdev->b_dev_info;
+	struct page *page, *next;
+	unsigned long flags;
+
+	if (order) {
+		list_for_each_entry(page, list, lru)
+			balloon_core_mark_offline(page, order, true);
+		list_splice_tail(list, &bdev->pages[order]);
+		bdev->nr_pages[order] += n;
+		return;
+	}
+
+	spin_lock_irqsave(&info->pages_lock, flags);
+	list_for_each_entry_safe(page, next, list, lru) {
+		/* Ours alone since the dequeue: nobody else holds its lock. */
+		if (WARN_ON_ONCE(!trylock_page(page)))
+			continue;
+		list_del(&page->lru);
+		balloon_page_insert(info, page);
+		list_move_tail(&page->lru, &info->pages);
+		unlock_page(page);
+		__count_vm_event(BALLOON_INFLATE);
+		n--;
+		bdev->nr_pages[0]++;
+	}
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	if (n)
+		balloon_core_requeue(bdev, 0, list, n);
+}
+
+/**
+ * balloon_core_free_list() - give pages that left the balloon to the guest
+ * @bdev: the balloon.
+ * @list: the pages, taken by balloon_core_dequeue().
+ * @order: their order.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_free_list(struct balloon_core_dev *bdev,
+			    struct list_head *list, unsigned int order)
+{
+	struct page *page, *next;
+
+	list_for_each_entry_safe(page, next, list, lru) {
+		list_del(&page->lru);
+		balloon_core_account(bdev, page, order, false);
+		balloon_core_free_page(bdev, page, order,
+				       order ? BALLOON_CORE_STAT_HUGE_FREE :
+					       BALLOON_CORE_STAT_FREE);
+	}
+}
+
+/**
+ * balloon_core_isolated() - 4 KiB pages isolated for migration right now
+ * @bdev: the balloon.
+ *
+ * Context: Any context; the value may be stale by the time it is used.
+ * Return: the number of pages.
+ */
+unsigned long balloon_core_isolated(struct balloon_core_dev *bdev)
+{
+	return READ_ONCE(bdev->b_dev_info.isolated_pages);
+}
+
+/**
+ * balloon_core_wait_isolated() - wait a moment for isolated pages
+ * @bdev: the balloon.
+ * @warn_at: when to say that we still wait (jiffies); moved on each time.
+ *
+ * A 4 KiB page isolated for migration is off the list for a moment: the
+ * migration finds the balloon busy (we hold the work lock) and puts it
+ * back.  Wait for that; giving up would leave a page pointing at a
+ * balloon that is about to go away.
+ *
+ * Context: Process context, work lock held; sleeps.
+ */
+void balloon_core_wait_isolated(struct balloon_core_dev *bdev,
+				unsigned long *warn_at)
+{
+	if (time_after(jiffies, *warn_at)) {
+		dev_warn(bdev->parent,
+			 "%s: still waiting for %lu pages isolated for migration\n",
+			 bdev->name, balloon_core_isolated(bdev));
+		*warn_at = jiffies + msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
+	}
+	usleep_range(1000, 2000);
+}
+
+/**
+ * balloon_core_drop_all() - free every ballooned page, telling no one
+ * @bdev: the balloon.
+ *
+ * After a reset the host has forgotten the pages already.  Waits for
+ * pages isolated for migration to come back.
+ *
+ * Context: Process context, work lock held; may sleep.
+ */
+void balloon_core_drop_all(struct balloon_core_dev *bdev)
+{
+	unsigned long warn_at = jiffies +
+				msecs_to_jiffies(BALLOON_CORE_ISOLATED_WAIT_MS);
+	unsigned int order;
+
+	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++) {
+		while (bdev->nr_pages[order]) {
+			LIST_HEAD(taken);
+
+			if (balloon_core_dequeue(bdev, order, &taken, UINT_MAX))
+				balloon_core_free_list(bdev, &taken, order);
+			else
+				balloon_core_wait_isolated(bdev, &warn_at);
+		}
+	}
+	bdev->size = 0;
+}
+
+/**
+ * balloon_core_release_refused() - free the pages the host refused
+ * @bdev: the balloon.
+ *
+ * Refused pages are all 4 KiB: a refused huge page is split, not kept.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_release_refused(struct balloon_core_dev *bdev)
+{
+	struct page *page, *next;
+
+	list_for_each_entry_safe(page, next, &bdev->refused, lru) {
+		list_del(&page->lru);
+		balloon_core_free_page(bdev, page, 0,
+				       BALLOON_CORE_STAT_REFUSED_FREE);
+	}
+}
+
+#ifdef CONFIG_BALLOON_COMPACTION
+/*
+ * Balloon compaction moves a ballooned 4 KiB page: the host gives the old
+ * page back, then takes the new one.  If it will not give the old one
+ * back, nothing changed; if it will not take the new one, the balloon
+ * shrinks by that page and the work loop makes it up.  No path leaves a
+ * page the host holds with the MM, or one the MM owns in the balloon.  A
+ * busy balloon (the work loop, or reclaim entered from its own
+ * allocations) makes the migration retry later rather than wait.
+ */
+static int balloon_core_migratepage(struct balloon_dev_info *info,
+				    struct page *newpage, struct page *page,
+				    enum migrate_mode mode)
+{
+	struct balloon_core_dev *bdev =
+		container_of(info, struct balloon_core_dev, b_dev_info);
+	struct balloon_core_batch *batch = &bdev->batch;
+	unsigned long flags;
+	bool taken;
+	int ret;
+
+	if (!mutex_trylock(&bdev->lock))
+		goto out_busy;
+	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
+	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {
+		mutex_unlock(&bdev->lock);
+		goto out_busy;
+	}
+
+	/*
+	 * The old page leaves first: a host at its target may refuse a page
+	 * it does not need (VMware does), and one that will not give the old
+	 * page back leaves nothing to undo: the old page simply stays.
+	 */
+	balloon_core_batch_init(bdev, 0);
+	batch->pages[0] = page;
+	batch->count = 1;
+	ret = balloon_core_call_deflate(bdev, batch);
+	if (ret || batch->status[0]) {
+		if (ret == -BALLOON_CORE_ERESET)
+			set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+		batch->count = 0;
+		mutex_unlock(&bdev->lock);
+		if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+			balloon_core_kick(bdev);
+		goto out_busy;
+	}
+
+	/* "No more this cycle" (-EAGAIN) still took a page whose status is 0. */
+	batch->pages[0] = newpage;
+	ret = balloon_core_call_inflate(bdev, batch);
+	taken = (!ret || ret == -EAGAIN) && !batch->status[0];
+	batch->count = 0;
+
+	/*
+	 * Either way the old page is no balloon page any more: the MM frees
+	 * it when it drops its own reference, without putting it back.
+	 */
+	spin_lock_irqsave(&info->pages_lock, flags);
+	if (taken) {
+		get_page(newpage);	/* the balloon's reference */
+		balloon_page_insert(info, newpage);
+	}
+	info->isolated_pages--;
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	balloon_page_finalize(page);
+	put_page(page);			/* the balloon's reference */
+
+	if (taken) {
+		if ((bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED) &&
+		    page_zone(page) != page_zone(newpage)) {
+			adjust_managed_page_count(page, 1);
+			adjust_managed_page_count(newpage, -1);
+		}
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE);
+		count_vm_event(BALLOON_MIGRATE);
+		mutex_unlock(&bdev->lock);
+		return MIGRATEPAGE_SUCCESS;
+	}
+
+	/* The host has neither page now: the balloon is one page smaller. */
+	balloon_core_account(bdev, page, 0, false);
+	bdev->nr_pages[0]--;
+	bdev->size -= BALLOON_CORE_UNITS_PER_PAGE;
+	if (ret == -BALLOON_CORE_ERESET)
+		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+	else
+		balloon_core_call_size_changed(bdev);
+	mutex_unlock(&bdev->lock);
+	/* The next cycle inflates back to the target (or resets). */
+	balloon_core_kick(bdev);
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
+	return -EBUSY;
+
+out_busy:
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
+	return -EAGAIN;
+}
+#endif
+
+/**
+ * balloon_core_pages_init() - set up an empty balloon's page lists
+ * @bdev: the balloon, being registered.
+ *
+ * Context: Process context, before the balloon is live.
+ */
+void balloon_core_pages_init(struct balloon_core_dev *bdev)
+{
+	unsigned int order;
+
+	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++)
+		INIT_LIST_HEAD(&bdev->pages[order]);
+	balloon_devinfo_init(&bdev->b_dev_info);
+#ifdef CONFIG_BALLOON_COMPACTION
+	bdev->b_dev_info.migratepage = balloon_core_migratepage;
+#endif
+	INIT_LIST_HEAD(&bdev->refused);
+	INIT_LIST_HEAD(&bdev->prealloc);
+}
