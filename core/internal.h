@@ -114,6 +114,10 @@ struct page *balloon_core_alloc_page(gfp_t gfp, unsigned int order);
 bool balloon_core_run_cycle(struct balloon_core_dev *bdev);
 #endif
 
+/* inflate.c */
+bool balloon_core_inflate(struct balloon_core_dev *bdev,
+			  const struct balloon_core_limits *l, bool slow);
+
 /* pages.c */
 void balloon_core_pages_init(struct balloon_core_dev *bdev);
 void balloon_core_free_page(struct balloon_core_dev *bdev, struct page *page,
