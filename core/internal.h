@@ -114,6 +114,11 @@ struct page *balloon_core_alloc_page(gfp_t gfp, unsigned int order);
 bool balloon_core_run_cycle(struct balloon_core_dev *bdev);
 #endif
 
+/* deflate.c */
+bool balloon_core_deflate(struct balloon_core_dev *bdev,
+			  const struct balloon_core_limits *l,
+			  u64 goal_units, bool rate_limited);
+
 /* inflate.c */
 bool balloon_core_inflate(struct balloon_core_dev *bdev,
 			  const struct balloon_core_limits *l, bool slow);

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Deflation: give pages back to the guest, telling the host first.
+ *
+ * Largest pages first, each only while it fits in what is left; a page the
+ * host will not release stays in the balloon (at the far end of it) and
+ * ends the cycle's deflation.  Used by the work loop at the adaptive
+ * deflate rate (core/rate.c), and in full by the OOM notifier and
+ * unregister.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/list.h>
+#include <linux/minmax.h>
+#include <linux/sched.h>
+
+#include "internal.h"
+#include "ops.h"
+#include "trace.h"
+
+/*
+ * Tell the host, then free, up to @max base pages of one order, in whole
+ * pages.  Adds what was freed to @done.  On error the batch goes back to
+ * the balloon untouched.
+ */
+static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
+				      unsigned int order, u64 max, u64 *done,
+				      unsigned int *budget)
+{
+	struct balloon_core_batch *batch = &bdev->batch;
+	unsigned int n = 1U << order;
+	u64 freed = 0;
+	int ret = 0;
+
+	balloon_core_batch_init(bdev, order);
+	while (freed + n <= max && *budget) {
+		unsigned int i = 0, kept, want;
+		struct page *page;
+		LIST_HEAD(taken);
+		LIST_HEAD(stuck);
+
+		want = min_t(u64, min(bdev->caps.max_batch, *budget),
+			     (max - freed) >> order);
+
+		batch->count = balloon_core_dequeue(bdev, order, &taken, want);
+		if (!batch->count)
+			break;
+		list_for_each_entry(page, &taken, lru)
+			batch->pages[i++] = page;
+
+		/* The host hears of it before the guest may reuse the page. */
+		ret = balloon_core_call_deflate(bdev, batch);
+		if (ret) {
+			trace_balloon_core_deflate(bdev, order, batch->count, 0,
+						   ret);
+			balloon_core_requeue(bdev, order, &taken, batch->count);
+			break;
+		}
+		/* Pages the host would not release stay in the balloon. */
+		for (i = 0, kept = 0; i < batch->count; i++) {
+			if (!batch->status[i])
+				continue;
+			list_move_tail(&batch->pages[i]->lru, &stuck);
+			kept++;
+		}
+		if (kept) {
+			balloon_core_requeue_kept(bdev, order, &stuck, kept);
+			ret = -EBUSY;
+		}
+		balloon_core_free_list(bdev, &taken, order);
+		bdev->size -= (u64)(batch->count - kept) * n *
+			      BALLOON_CORE_UNITS_PER_PAGE;
+		freed += (u64)(batch->count - kept) * n;
+		*budget -= batch->count - kept;
+		trace_balloon_core_deflate(bdev, order, batch->count,
+					   batch->count - kept, ret);
+		if (ret)
+			break;
+		cond_resched();
+	}
+	batch->count = 0;
+	*done += freed;
+	return ret;
+}
+
+/**
+ * balloon_core_deflate() - give pages back, telling the host first
+ * @bdev: the balloon.
+ * @l: the limits.
+ * @goal_units: how much to give back, in 4 KiB units.
+ * @rate_limited: at most the deflate rate's worth of pages (a work cycle),
+ *	rather than all of @goal_units (pressure, unregister).
+ *
+ * Context: Process context, work lock held; may sleep.
+ * Return: false when the host failed or kept a page.
+ */
+bool balloon_core_deflate(struct balloon_core_dev *bdev,
+			  const struct balloon_core_limits *l,
+			  u64 goal_units, bool rate_limited)
+{
+	u64 goal = goal_units / BALLOON_CORE_UNITS_PER_PAGE, done = 0;
+	/* The rate counts pages of any size, as the inflate budget does. */
+	unsigned int budget = rate_limited ? bdev->rate.free : UINT_MAX;
+	int order, ret = 0;
+
+	/* Largest pages first, each only while it fits in what is left. */
+	for (order = BALLOON_CORE_MAX_ORDER; order >= 0 && !ret; order--)
+		ret = balloon_core_deflate_order(bdev, order, goal - done, &done,
+						 &budget);
+
+	/*
+	 * What is left is smaller than any page still in the balloon: free
+	 * one of the smallest and let the next cycle inflate back to the
+	 * target in 4 KiB pages, rather than sit above it for good.
+	 */
+	for (order = 0; !ret && budget && done < goal &&
+	     order <= BALLOON_CORE_MAX_ORDER; order++) {
+		if (!bdev->nr_pages[order])
+			continue;
+		ret = balloon_core_deflate_order(bdev, order, 1U << order, &done,
+						 &budget);
+		break;
+	}
+
+	if (ret == -BALLOON_CORE_ERESET)
+		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+	else if (ret)
+		balloon_core_rate_deflate_failed(&bdev->rate, l);
+	else if (rate_limited)
+		balloon_core_rate_deflated(&bdev->rate, l);
+	return !ret;
+}
