@@ -119,6 +119,14 @@ bool balloon_core_deflate(struct balloon_core_dev *bdev,
 			  const struct balloon_core_limits *l,
 			  u64 goal_units, bool rate_limited);
 
+/* main.c */
+void balloon_core_reset(struct balloon_core_dev *bdev);
+
+/* pressure.c */
+int balloon_core_pressure_register(struct balloon_core_dev *bdev);
+void balloon_core_pressure_unregister(struct balloon_core_dev *bdev);
+bool balloon_core_held_off(struct balloon_core_dev *bdev);
+
 /* inflate.c */
 bool balloon_core_inflate(struct balloon_core_dev *bdev,
 			  const struct balloon_core_limits *l, bool slow);

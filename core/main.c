@@ -16,7 +16,6 @@
 #include <linux/jiffies.h>
 #include <linux/mm.h>
 #include <linux/module.h>
-#include <linux/oom.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/timer.h>
@@ -40,7 +39,16 @@
  */
 #define BALLOON_CORE_RETRY_MS	1000
 
-static void balloon_core_reset(struct balloon_core_dev *bdev)
+/**
+ * balloon_core_reset() - drop the balloon after the host forgot it
+ * @bdev: the balloon.
+ *
+ * Frees every page without telling the host and makes the next cycle run
+ * @start again.
+ *
+ * Context: Process context, work lock held; may sleep.
+ */
+void balloon_core_reset(struct balloon_core_dev *bdev)
 {
 	trace_balloon_core_reset(bdev);
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_RESET);
@@ -110,17 +118,6 @@ static u64 balloon_core_clamp_target(struct balloon_core_dev *bdev, u64 target)
 		      "%s: host target %llu above guest memory, clamped to %llu\n",
 		      bdev->name, target, limit);
 	return limit;
-}
-
-/* Is inflation held off after a pressure deflate?  Clears it once over. */
-static bool balloon_core_held_off(struct balloon_core_dev *bdev)
-{
-	if (!test_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags))
-		return false;
-	if (time_before(jiffies, bdev->holdoff_until))
-		return true;
-	clear_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
-	return false;
 }
 
 /* Which way the balloon must move: 1 inflate, -1 deflate, 0 at target. */
@@ -238,64 +235,6 @@ static void balloon_core_work(struct work_struct *work)
 	if (test_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags))
 		queue_delayed_work(system_freezable_wq, &bdev->work, delay);
 	spin_unlock_irq(&bdev->kick_lock);
-}
-
-/*
- * Deflate under memory pressure, where the host allows it: the kernel is
- * about to kill a process for memory.  Give back up to @oom_pages pages
- * (telling the host first) and hold inflation off for a while, so that the
- * next cycle does not take them straight back.  The OOM killer stands down
- * when anything was freed.
- */
-static int balloon_core_oom_notify(struct notifier_block *nb,
-				   unsigned long unused, void *arg)
-{
-	struct balloon_core_dev *bdev =
-		container_of(nb, struct balloon_core_dev, oom_nb);
-	unsigned long *freed = arg;
-	struct balloon_core_limits l;
-	u64 before;
-
-	/*
-	 * Only a host that allows it gets a pressure deflate; any other
-	 * balloon stays out of the OOM path, and off its work lock.
-	 */
-	if (!(READ_ONCE(bdev->caps.flags) & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE))
-		return NOTIFY_OK;
-
-	balloon_core_limits_get(&l);
-	mutex_lock(&bdev->lock);
-	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
-	    !(bdev->caps.flags & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE) ||
-	    !bdev->size)
-		goto out;
-
-	before = bdev->size;
-	/* A host that demanded a reset has forgotten every page: take all. */
-	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
-		balloon_core_reset(bdev);
-	else
-		balloon_core_deflate(bdev, &l,
-				     min_t(u64, bdev->size, (u64)l.oom_pages *
-					   BALLOON_CORE_UNITS_PER_PAGE), false);
-	if (bdev->size == before)
-		goto out;
-
-	*freed += (before - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
-	trace_balloon_core_pressure(bdev, before - bdev->size);
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_PRESSURE);
-	atomic64_add(before - bdev->size,
-		     &bdev->stats[BALLOON_CORE_STAT_PRESSURE_FREE]);
-	bdev->holdoff_until = jiffies + msecs_to_jiffies(l.holdoff_ms);
-	set_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
-	balloon_core_call_size_changed(bdev);
-out:
-	mutex_unlock(&bdev->lock);
-	/* After a host reset the work loop must redo the handshake. */
-	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
-	    !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags))
-		balloon_core_kick(bdev);
-	return NOTIFY_OK;
 }
 
 /**
@@ -420,8 +359,7 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 		goto err_batch;
 	}
 
-	bdev->oom_nb.notifier_call = balloon_core_oom_notify;
-	ret = register_oom_notifier(&bdev->oom_nb);
+	ret = balloon_core_pressure_register(bdev);
 	if (ret)
 		goto err_batch;
 
@@ -471,7 +409,7 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 		return;
 
 	/* Waits for a running notifier: none can start after this. */
-	unregister_oom_notifier(&bdev->oom_nb);
+	balloon_core_pressure_unregister(bdev);
 	spin_lock_irq(&bdev->kick_lock);
 	clear_bit(BALLOON_CORE_F_REGISTERED, &bdev->flags);
 	spin_unlock_irq(&bdev->kick_lock);

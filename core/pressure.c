@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Memory pressure: each balloon's OOM notifier, and the hold-off it sets.
+ *
+ * Where the host allows it (%BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE), the
+ * kernel's OOM notifier chain makes the balloon give pages back before the
+ * OOM killer picks a process, as the in-tree virtio_balloon driver does
+ * with VIRTIO_BALLOON_F_DEFLATE_ON_OOM.  Inflation then waits for a while,
+ * so that the next cycle does not take the pages straight back.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/jiffies.h>
+#include <linux/minmax.h>
+#include <linux/notifier.h>
+#include <linux/oom.h>
+
+#include "internal.h"
+#include "ops.h"
+#include "trace.h"
+
+/**
+ * balloon_core_held_off() - is inflation held off after a pressure deflate?
+ * @bdev: the balloon.
+ *
+ * Clears the hold-off once it is over.
+ *
+ * Context: Work lock held.
+ * Return: true while inflation must wait.
+ */
+bool balloon_core_held_off(struct balloon_core_dev *bdev)
+{
+	if (!test_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags))
+		return false;
+	if (time_before(jiffies, bdev->holdoff_until))
+		return true;
+	clear_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
+	return false;
+}
+
+/*
+ * Deflate under memory pressure, where the host allows it: the kernel is
+ * about to kill a process for memory.  Give back up to @oom_pages pages
+ * (telling the host first) and hold inflation off for a while, so that the
+ * next cycle does not take them straight back.  The OOM killer stands down
+ * when anything was freed.
+ */
+static int balloon_core_oom_notify(struct notifier_block *nb,
+				   unsigned long unused, void *arg)
+{
+	struct balloon_core_dev *bdev =
+		container_of(nb, struct balloon_core_dev, oom_nb);
+	unsigned long *freed = arg;
+	struct balloon_core_limits l;
+	u64 before;
+
+	/*
+	 * Only a host that allows it gets a pressure deflate; any other
+	 * balloon stays out of the OOM path, and off its work lock.
+	 */
+	if (!(READ_ONCE(bdev->caps.flags) & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE))
+		return NOTIFY_OK;
+
+	balloon_core_limits_get(&l);
+	mutex_lock(&bdev->lock);
+	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
+	    !(bdev->caps.flags & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE) ||
+	    !bdev->size)
+		goto out;
+
+	before = bdev->size;
+	/* A host that demanded a reset has forgotten every page: take all. */
+	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		balloon_core_reset(bdev);
+	else
+		balloon_core_deflate(bdev, &l,
+				     min_t(u64, bdev->size, (u64)l.oom_pages *
+					   BALLOON_CORE_UNITS_PER_PAGE), false);
+	if (bdev->size == before)
+		goto out;
+
+	*freed += (before - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
+	trace_balloon_core_pressure(bdev, before - bdev->size);
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_PRESSURE);
+	atomic64_add(before - bdev->size,
+		     &bdev->stats[BALLOON_CORE_STAT_PRESSURE_FREE]);
+	bdev->holdoff_until = jiffies + msecs_to_jiffies(l.holdoff_ms);
+	set_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
+	balloon_core_call_size_changed(bdev);
+out:
+	mutex_unlock(&bdev->lock);
+	/* After a host reset the work loop must redo the handshake. */
+	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
+	    !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags))
+		balloon_core_kick(bdev);
+	return NOTIFY_OK;
+}
+
+/**
+ * balloon_core_pressure_register() - start hearing of memory pressure
+ * @bdev: the balloon, being registered.
+ *
+ * Context: Process context; may sleep.
+ * Return: 0 or the error from register_oom_notifier().
+ */
+int balloon_core_pressure_register(struct balloon_core_dev *bdev)
+{
+	bdev->oom_nb.notifier_call = balloon_core_oom_notify;
+	return register_oom_notifier(&bdev->oom_nb);
+}
+
+/**
+ * balloon_core_pressure_unregister() - stop hearing of memory pressure
+ * @bdev: the balloon, being unregistered.
+ *
+ * Waits for a notifier that is running: none can start after this.
+ *
+ * Context: Process context; may sleep.
+ */
+void balloon_core_pressure_unregister(struct balloon_core_dev *bdev)
+{
+	unregister_oom_notifier(&bdev->oom_nb);
+}
