@@ -45,26 +45,69 @@ VISIBLE_IF_KUNIT struct page *balloon_core_alloc_page(gfp_t gfp,
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_alloc_page);
 
-/*
- * One inflate cycle's running state.  @want and @done count base (order-0)
- * pages; @budget and @taken count pages of any order, since the budget
- * bounds allocations and a 2 MiB page is one allocation, as it is one
- * entry on the wire.  @refused counts refused 4 KiB pages; @split says a
- * huge page was refused (and split) in the current pass.
+/**
+ * enum balloon_core_inflated - how a step of an inflate cycle ended
+ * @BALLOON_CORE_INFLATE_GO_ON: nothing stopped it; the next step may run.
+ * @BALLOON_CORE_INFLATE_NEXT_ORDER: this order's pass is over (the host
+ *	refused a huge page, which was split and whose 4 KiB pieces go first
+ *	in the 4 KiB pass; or no huge page was to be had), but not the cycle.
+ * @BALLOON_CORE_INFLATE_REFUSED: the host refused as many 4 KiB pages as a
+ *	cycle tolerates (&balloon_core_limits.max_refused): the cycle ends,
+ *	as a good one.
+ * @BALLOON_CORE_INFLATE_NO_MEMORY: an allocation failed and the rates say
+ *	stop: the cycle ends and the work loop backs off.
+ * @BALLOON_CORE_INFLATE_HOST_FULL: the host wants no more pages this cycle
+ *	(@inflate returned -%EAGAIN): the cycle ends and the loop backs off.
+ * @BALLOON_CORE_INFLATE_HOST_FAILED: a host command failed as a whole: the
+ *	cycle ends and the loop backs off.
+ * @BALLOON_CORE_INFLATE_RESET: the host demands a reset.
+ *
+ * The verdicts are ordered: when two apply, the later one stands (a reset
+ * the host asked for is never lost to an allocation failure).
  */
-struct balloon_core_inflate_ctx {
+enum balloon_core_inflated {
+	BALLOON_CORE_INFLATE_GO_ON,
+	BALLOON_CORE_INFLATE_NEXT_ORDER,
+	BALLOON_CORE_INFLATE_REFUSED,
+	BALLOON_CORE_INFLATE_NO_MEMORY,
+	BALLOON_CORE_INFLATE_HOST_FULL,
+	BALLOON_CORE_INFLATE_HOST_FAILED,
+	BALLOON_CORE_INFLATE_RESET,
+};
+
+/**
+ * struct balloon_core_inflation - the running totals of one inflate cycle
+ * @l: the cycle's limits.
+ * @budget: allocations the cycle may make, in pages of any order: a 2 MiB
+ *	page is one allocation, as it is one entry on the wire.
+ * @taken: pages (of any order) the host took this cycle.
+ * @refused: 4 KiB pages the host refused this cycle.
+ * @allocs: 4 KiB allocations this cycle, for the reschedule points.
+ * @can_sleep: allocations may sleep: the guest is short of memory, or the
+ *	cycle is one of the slow ones after such a shortage.
+ *
+ * Owned by balloon_core_inflate(), on its stack; the work lock is held.
+ */
+struct balloon_core_inflation {
 	const struct balloon_core_limits *l;
-	u64 want;
 	unsigned int budget;
-	unsigned int done;
 	unsigned int taken;
 	unsigned int refused;
 	unsigned int allocs;
 	bool can_sleep;
-	bool failed;
-	bool split;
-	int ret;
 };
+
+/*
+ * How many base pages the balloon still wants to reach its target.  The
+ * host may move its target during a cycle (balloon_core_update_target()),
+ * so this is asked again as the cycle goes.
+ */
+static u64 balloon_core_inflate_left(const struct balloon_core_dev *bdev)
+{
+	if (bdev->target <= bdev->size)
+		return 0;
+	return (bdev->target - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
+}
 
 /*
  * Take a block of 2^order 4 KiB pages at once and split it: one trip
@@ -94,7 +137,7 @@ static struct page *balloon_core_get_block(struct balloon_core_dev *bdev,
 }
 
 static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
-					  struct balloon_core_inflate_ctx *ctx,
+					  struct balloon_core_inflation *in,
 					  unsigned int order, u64 left)
 {
 	enum balloon_core_stat stat, fail;
@@ -107,7 +150,7 @@ static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
 		list_del(&page->lru);
 		return page;
 	}
-	if (!order && !ctx->can_sleep) {
+	if (!order && !in->can_sleep) {
 		page = balloon_core_get_block(bdev, left);
 		if (page)
 			return page;
@@ -117,7 +160,7 @@ static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
 		gfp = BALLOON_CORE_GFP_HUGE;
 		stat = BALLOON_CORE_STAT_HUGE_ALLOC;
 		fail = BALLOON_CORE_STAT_HUGE_ALLOC_FAIL;
-	} else if (ctx->can_sleep) {
+	} else if (in->can_sleep) {
 		gfp = BALLOON_CORE_GFP_SLEEP;
 		stat = BALLOON_CORE_STAT_SLEEP_ALLOC;
 		fail = BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL;
@@ -131,9 +174,24 @@ static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
 	if (!page)
 		balloon_core_stat_inc(bdev, fail);
 	/* A huge page is 512 pages' worth of work (and zeroing). */
-	if (order || ++ctx->allocs % BALLOON_CORE_YIELD_EVERY == 0)
+	if (order || ++in->allocs % BALLOON_CORE_YIELD_EVERY == 0)
 		cond_resched();
 	return page;
+}
+
+/* What the host's answer to a whole batch means for the cycle. */
+static enum balloon_core_inflated balloon_core_inflate_answer(int ret)
+{
+	switch (ret) {
+	case 0:
+		return BALLOON_CORE_INFLATE_GO_ON;
+	case -EAGAIN:
+		return BALLOON_CORE_INFLATE_HOST_FULL;
+	case -BALLOON_CORE_ERESET:
+		return BALLOON_CORE_INFLATE_RESET;
+	default:
+		return BALLOON_CORE_INFLATE_HOST_FAILED;
+	}
 }
 
 /*
@@ -142,18 +200,21 @@ static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
  * 4 KiB pass (the host most likely objected to one of them).  Up to
  * @max_refused refused 4 KiB pages a cycle wait on @refused until the cycle
  * ends, so that the allocator does not hand them out again at once; any
- * beyond that are freed now.  Records the transport's verdict in @ctx.
+ * beyond that are freed now.
  */
-static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
-				       struct balloon_core_inflate_ctx *ctx)
+static enum balloon_core_inflated
+balloon_core_inflate_batch(struct balloon_core_dev *bdev,
+			   struct balloon_core_inflation *in)
 {
 	struct balloon_core_batch *batch = &bdev->batch;
 	unsigned int i, j, queued = 0, order = batch->order;
+	enum balloon_core_inflated verdict;
+	bool split = false;
 	LIST_HEAD(taken);
 	int ret;
 
 	ret = balloon_core_call_inflate(bdev, batch);
-	ctx->ret = ret == -EAGAIN ? 0 : ret;
+	verdict = balloon_core_inflate_answer(ret);
 	if (ret && ret != -EAGAIN) {
 		/* Nothing was taken: the whole batch was refused. */
 		trace_balloon_core_inflate(bdev, order, batch->count, 0, ret);
@@ -164,7 +225,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 					       BALLOON_CORE_STAT_REFUSED_FREE);
 		}
 		batch->count = 0;
-		return;
+		return verdict;
 	}
 
 	for (i = 0, j = 0; i < batch->count; i++)
@@ -186,8 +247,7 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 				queued = 0;
 			}
 			bdev->size += BALLOON_CORE_UNITS_PER_PAGE << order;
-			ctx->done += 1U << order;
-			ctx->taken++;
+			in->taken++;
 			continue;
 		}
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_REFUSED_ALLOC);
@@ -198,10 +258,10 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 			for (j = 0; j < (1U << order); j++)
 				list_add_tail(&page[j].lru, &bdev->prealloc);
 			balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_HUGE_SPLIT);
-			ctx->split = true;
+			split = true;
 			continue;
 		}
-		if (ctx->refused++ < ctx->l->max_refused)
+		if (in->refused++ < in->l->max_refused)
 			list_add(&page->lru, &bdev->refused);
 		else
 			balloon_core_free_page(bdev, page, 0,
@@ -210,70 +270,77 @@ static void balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 	/* One trip through the balloon's page lock per chunk, not per page. */
 	balloon_core_enqueue_list(bdev, &taken);
 	batch->count = 0;
-	if (ret == -EAGAIN)
-		ctx->ret = -EAGAIN;
 
-	/* The host may have moved its target meanwhile (see update_target). */
-	ctx->want = ctx->done;
-	if (bdev->target > bdev->size)
-		ctx->want += (bdev->target - bdev->size) /
-			     BALLOON_CORE_UNITS_PER_PAGE;
+	if (in->refused >= in->l->max_refused)
+		verdict = max(verdict, BALLOON_CORE_INFLATE_REFUSED);
+	if (split)
+		verdict = max(verdict, BALLOON_CORE_INFLATE_NEXT_ORDER);
+	return verdict;
+}
+
+/*
+ * No page of @order to be had; @pending pages wait in the batch.  A huge
+ * page is a bonus, a 4 KiB one the guest cannot spare right now means it
+ * is short of memory: go on with sleeping allocations where the rates
+ * allow, or end the cycle.
+ */
+static enum balloon_core_inflated
+balloon_core_inflate_no_page(struct balloon_core_dev *bdev,
+			     struct balloon_core_inflation *in,
+			     unsigned int order, unsigned int pending)
+{
+	if (order)
+		return BALLOON_CORE_INFLATE_NEXT_ORDER;
+	if (in->can_sleep) {
+		balloon_core_rate_sleep_failed(&bdev->rate, in->l);
+		return BALLOON_CORE_INFLATE_NO_MEMORY;
+	}
+	if (!balloon_core_rate_nosleep_failed(&bdev->rate, in->l,
+					      in->taken + pending))
+		return BALLOON_CORE_INFLATE_NO_MEMORY;
+	in->can_sleep = true;
+	in->budget = bdev->rate.alloc;
+	return BALLOON_CORE_INFLATE_GO_ON;
 }
 
 /*
  * Allocate and hand over pages of one order until the cycle's budget or
- * the target is reached.  Returns false when the whole cycle must end.
+ * the target is reached, or something ends the pass.
  */
-static bool balloon_core_inflate_order(struct balloon_core_dev *bdev,
-				       struct balloon_core_inflate_ctx *ctx,
-				       unsigned int order)
+static enum balloon_core_inflated
+balloon_core_inflate_order(struct balloon_core_dev *bdev,
+			   struct balloon_core_inflation *in, unsigned int order)
 {
+	enum balloon_core_inflated verdict = BALLOON_CORE_INFLATE_GO_ON;
 	struct balloon_core_batch *batch = &bdev->batch;
 	unsigned int n = 1U << order;
 
 	balloon_core_batch_init(bdev, order);
-	ctx->split = false;
-	while (ctx->done + (batch->count + 1) * n <= ctx->want &&
-	       ctx->taken + batch->count < ctx->budget) {
+	while (verdict == BALLOON_CORE_INFLATE_GO_ON &&
+	       (batch->count + 1) * n <= balloon_core_inflate_left(bdev) &&
+	       in->taken + batch->count < in->budget) {
 		struct page *page;
 
-		page = balloon_core_get_page(bdev, ctx, order,
-					     min_t(u64, ctx->want - ctx->done -
+		page = balloon_core_get_page(bdev, in, order,
+					     min_t(u64, balloon_core_inflate_left(bdev) -
 						   batch->count,
-						   ctx->budget - ctx->taken -
+						   in->budget - in->taken -
 						   batch->count));
-
-		if (!page && order)
-			break;	/* no huge page to spare: go on with 4 KiB */
-		if (!page && ctx->can_sleep) {
-			balloon_core_rate_sleep_failed(&bdev->rate, ctx->l);
-			ctx->failed = true;
-			break;
-		}
 		if (!page) {
-			if (!balloon_core_rate_nosleep_failed(&bdev->rate, ctx->l,
-							      ctx->taken + batch->count)) {
-				ctx->failed = true;
-				break;
-			}
-			ctx->can_sleep = true;
-			ctx->budget = bdev->rate.alloc;
+			verdict = balloon_core_inflate_no_page(bdev, in, order,
+							       batch->count);
 			continue;
 		}
-
 		batch->pages[batch->count++] = page;
-		if (batch->count < bdev->caps.max_batch)
-			continue;
-		balloon_core_inflate_batch(bdev, ctx);
-		if (ctx->ret || ctx->refused >= ctx->l->max_refused)
-			return false;
-		if (ctx->split)
-			break;	/* the pieces go first in the 4 KiB pass */
+		if (batch->count == bdev->caps.max_batch)
+			verdict = balloon_core_inflate_batch(bdev, in);
 	}
 	if (batch->count)
-		balloon_core_inflate_batch(bdev, ctx);
-	return !ctx->ret && !ctx->failed &&
-	       ctx->refused < ctx->l->max_refused;
+		verdict = max(verdict, balloon_core_inflate_batch(bdev, in));
+	/* The pass is over; the cycle goes on with the next order. */
+	if (verdict == BALLOON_CORE_INFLATE_NEXT_ORDER)
+		verdict = BALLOON_CORE_INFLATE_GO_ON;
+	return verdict;
 }
 
 /**
@@ -288,27 +355,28 @@ static bool balloon_core_inflate_order(struct balloon_core_dev *bdev,
 bool balloon_core_inflate(struct balloon_core_dev *bdev,
 			  const struct balloon_core_limits *l, bool slow)
 {
-	struct balloon_core_inflate_ctx ctx = {
+	struct balloon_core_inflation in = {
 		.l = l,
-		.want = (bdev->target - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE,
 		.budget = balloon_core_rate_inflate_budget(&bdev->rate, l, slow),
 		.can_sleep = slow,
 	};
+	enum balloon_core_inflated verdict = BALLOON_CORE_INFLATE_GO_ON;
 	struct page *page, *next;
+	bool clean;
 	int order;
 
 	/* Largest pages first: they cost the host one entry for 512. */
-	for (order = BALLOON_CORE_MAX_ORDER; order >= 0; order--) {
-		if (!(bdev->caps.orders & BIT(order)))
-			continue;
-		if (!balloon_core_inflate_order(bdev, &ctx, order))
-			break;
+	for (order = BALLOON_CORE_MAX_ORDER;
+	     order >= 0 && verdict == BALLOON_CORE_INFLATE_GO_ON; order--) {
+		if (bdev->caps.orders & BIT(order))
+			verdict = balloon_core_inflate_order(bdev, &in, order);
 	}
 
-	if (ctx.ret == -BALLOON_CORE_ERESET)
+	clean = verdict <= BALLOON_CORE_INFLATE_REFUSED;
+	if (verdict == BALLOON_CORE_INFLATE_RESET)
 		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
-	else if (!ctx.ret && !ctx.failed)
-		balloon_core_rate_inflated(&bdev->rate, l, ctx.taken);
+	else if (clean)
+		balloon_core_rate_inflated(&bdev->rate, l, in.taken);
 
 	balloon_core_release_refused(bdev);
 	list_for_each_entry_safe(page, next, &bdev->prealloc, lru) {
@@ -316,5 +384,5 @@ bool balloon_core_inflate(struct balloon_core_dev *bdev,
 		balloon_core_free_page(bdev, page, 0,
 				       BALLOON_CORE_STAT_REFUSED_FREE);
 	}
-	return !ctx.ret && !ctx.failed;
+	return clean;
 }
