@@ -311,6 +311,31 @@ u64 balloon_core_size(struct balloon_core_dev *bdev)
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_size, BALLOON_CORE_NS);
 
+/* The batch arrays, for the largest batch; register and unregister only. */
+static void balloon_core_batch_free(struct balloon_core_dev *bdev)
+{
+	kvfree(bdev->batch.pages);
+	kvfree(bdev->batch.status);
+	bdev->batch.pages = NULL;
+	bdev->batch.status = NULL;
+}
+
+/* Allocated at registration, outside every lock; all or nothing. */
+static int balloon_core_batch_alloc(struct balloon_core_dev *bdev)
+{
+	bdev->batch.pages = kvmalloc_array(BALLOON_CORE_MAX_BATCH,
+					   sizeof(*bdev->batch.pages),
+					   GFP_KERNEL);
+	bdev->batch.status = kvmalloc_array(BALLOON_CORE_MAX_BATCH,
+					    sizeof(*bdev->batch.status),
+					    GFP_KERNEL);
+	if (!bdev->batch.pages || !bdev->batch.status) {
+		balloon_core_batch_free(bdev);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /**
  * balloon_core_register() - bring a balloon to life
  * @bdev: the balloon, embedded in the transport's device structure.
@@ -347,17 +372,9 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	strscpy(bdev->name, name, sizeof(bdev->name));
 	bdev->ops = ops;
 
-	/* Allocated here, outside every lock, for the largest batch. */
-	bdev->batch.pages = kvmalloc_array(BALLOON_CORE_MAX_BATCH,
-					   sizeof(*bdev->batch.pages),
-					   GFP_KERNEL);
-	bdev->batch.status = kvmalloc_array(BALLOON_CORE_MAX_BATCH,
-					    sizeof(*bdev->batch.status),
-					    GFP_KERNEL);
-	if (!bdev->batch.pages || !bdev->batch.status) {
-		ret = -ENOMEM;
-		goto err_batch;
-	}
+	ret = balloon_core_batch_alloc(bdev);
+	if (ret)
+		goto err_ops;
 
 	ret = balloon_core_pressure_register(bdev);
 	if (ret)
@@ -371,10 +388,8 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	return 0;
 
 err_batch:
-	kvfree(bdev->batch.pages);
-	kvfree(bdev->batch.status);
-	bdev->batch.pages = NULL;
-	bdev->batch.status = NULL;
+	balloon_core_batch_free(bdev);
+err_ops:
 	bdev->ops = NULL;	/* unregister will see nothing to undo */
 	return ret;
 }
@@ -453,10 +468,7 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 	mutex_unlock(&bdev->lock);
 
 	balloon_core_debugfs_remove(bdev);
-	kvfree(bdev->batch.pages);
-	kvfree(bdev->batch.status);
-	bdev->batch.pages = NULL;
-	bdev->batch.status = NULL;
+	balloon_core_batch_free(bdev);
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_unregister, BALLOON_CORE_NS);
 

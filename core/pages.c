@@ -348,17 +348,15 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 	struct balloon_core_dev *bdev =
 		container_of(info, struct balloon_core_dev, b_dev_info);
 	struct balloon_core_batch *batch = &bdev->batch;
+	bool taken, kick = false, kick_if_reset = false;
+	int ret, rc = -EAGAIN;
 	unsigned long flags;
-	bool taken;
-	int ret;
 
 	if (!mutex_trylock(&bdev->lock))
-		goto out_busy;
+		goto out;
 	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
-	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {
-		mutex_unlock(&bdev->lock);
-		goto out_busy;
-	}
+	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		goto out_unlock;
 
 	/*
 	 * The old page leaves first: a host at its target may refuse a page
@@ -373,10 +371,8 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 		if (ret == -BALLOON_CORE_ERESET)
 			set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
 		batch->count = 0;
-		mutex_unlock(&bdev->lock);
-		if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
-			balloon_core_kick(bdev);
-		goto out_busy;
+		kick_if_reset = true;
+		goto out_unlock;
 	}
 
 	/* "No more this cycle" (-EAGAIN) still took a page whose status is 0. */
@@ -407,8 +403,8 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 		}
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE);
 		count_vm_event(BALLOON_MIGRATE);
-		mutex_unlock(&bdev->lock);
-		return MIGRATEPAGE_SUCCESS;
+		rc = MIGRATEPAGE_SUCCESS;
+		goto out_unlock;
 	}
 
 	/* The host has neither page now: the balloon is one page smaller. */
@@ -419,15 +415,19 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
 	else
 		balloon_core_call_size_changed(bdev);
-	mutex_unlock(&bdev->lock);
 	/* The next cycle inflates back to the target (or resets). */
-	balloon_core_kick(bdev);
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
-	return -EBUSY;
+	kick = true;
+	rc = -EBUSY;
 
-out_busy:
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
-	return -EAGAIN;
+out_unlock:
+	mutex_unlock(&bdev->lock);
+	if (kick ||
+	    (kick_if_reset && test_bit(BALLOON_CORE_F_RESET, &bdev->flags)))
+		balloon_core_kick(bdev);
+out:
+	if (rc != MIGRATEPAGE_SUCCESS)
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
+	return rc;
 }
 #endif
 
