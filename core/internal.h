@@ -27,7 +27,8 @@
  *
  * The live values are module parameters; the work loop takes a snapshot
  * at the start of every cycle so that a concurrent parameter write never
- * changes a bound half-way through one.
+ * changes a bound half-way through one.  A snapshot belongs to its taker
+ * and needs no lock.
  */
 struct balloon_core_limits {
 	unsigned int nosleep_max;
@@ -67,12 +68,29 @@ struct balloon_core_limits {
 /* How often reset and unregister say they still wait for isolated pages. */
 #define BALLOON_CORE_ISOLATED_WAIT_MS	10000
 
-/* Bits in &balloon_core_dev.flags. */
+/*
+ * Bits in &balloon_core_dev.flags, atomic bitops all; "@lock" is the work
+ * lock.
+ *
+ * BALLOON_CORE_F_REGISTERED: kicks may queue the work.  Set by register
+ *	before its first kick, without a lock; cleared by unregister under
+ *	@kick_lock; tested under @kick_lock before @work is queued.
+ * BALLOON_CORE_F_STARTED: @start succeeded since the last reset.  Set and
+ *	cleared under @lock; tested under it, and without it by the work item
+ *	choosing its next delay and by the OOM notifier deciding whether to
+ *	kick, after they have dropped @lock.
+ * BALLOON_CORE_F_RESET: a reset is pending.  Set from any context by
+ *	balloon_core_request_reset(), with no lock; otherwise set and cleared
+ *	under @lock.  Tested under @lock, and without it by migration and the
+ *	OOM notifier deciding whether to kick, after they have dropped @lock.
+ * BALLOON_CORE_F_HOLDOFF: no inflation before @holdoff_until.  Set, tested
+ *	and cleared under @lock, with @holdoff_until.
+ */
 enum {
-	BALLOON_CORE_F_REGISTERED,	/* kicks may queue the work */
-	BALLOON_CORE_F_STARTED,		/* @start succeeded since the last reset */
-	BALLOON_CORE_F_RESET,		/* a reset is pending */
-	BALLOON_CORE_F_HOLDOFF,		/* no inflation before @holdoff_until */
+	BALLOON_CORE_F_REGISTERED,
+	BALLOON_CORE_F_STARTED,
+	BALLOON_CORE_F_RESET,
+	BALLOON_CORE_F_HOLDOFF,
 };
 
 static inline void balloon_core_stat_inc(struct balloon_core_dev *bdev,

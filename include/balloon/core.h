@@ -119,7 +119,9 @@ struct balloon_core_caps {
  *	call.
  *
  * The core owns the batch and its arrays; a transport must not keep
- * pointers to them after the method returns.
+ * pointers to them after the method returns.  The core fills and reads a
+ * batch only under its work lock (&balloon_core_dev.lock), which is held
+ * across the method call.
  */
 struct balloon_core_batch {
 	unsigned int order;
@@ -264,6 +266,9 @@ enum balloon_core_stat {
  * @free: deflate budget, in pages per cycle.
  * @slow_cycles: cycles left during which inflation starts with sleeping
  *	allocations at @alloc instead of non-sleeping ones.
+ *
+ * Protected by the work lock of the &balloon_core_dev that embeds it;
+ * debugfs reads @alloc and @free without it, with READ_ONCE().
  */
 struct balloon_core_rate {
 	unsigned int alloc;
@@ -273,49 +278,77 @@ struct balloon_core_rate {
 
 /**
  * struct balloon_core_dev - one balloon instance, embedded by a transport
- * @ops: the transport's methods; %NULL once unregistered.  Written under
- *	@ops_lock held for writing, read under it held for reading.
- * @ops_lock: guards @ops so that no method runs after unregister.
- * @lock: the work lock.  Serialises the work loop, resets and unregister;
- *	protects @caps, @batch, @pages, @nr_pages, @refused, @prealloc, @size,
- *	@target, @rate and @holdoff_until.
- * @kick_lock: protects @flags against concurrent kicks from interrupt
- *	context.
- * @flags: core-private state bits (registered, reset requested).
- * @work: the work loop, on a freezable workqueue.
- * @caps: what the host negotiated at the last @start.
+ * @ops: the transport's methods; %NULL once unregistered.  Written by
+ *	balloon_core_register() before the balloon is live, and by
+ *	balloon_core_unregister() under @lock and @ops_lock held for writing;
+ *	read under @ops_lock held for reading (core/ops.h), except that
+ *	unregister reads it without a lock to see whether there is anything
+ *	to undo (register and unregister of one balloon never run at once).
+ * @ops_lock: guards @ops, so that no method runs after unregister.
+ * @lock: the work lock.  Serialises the work loop, the OOM notifier,
+ *	migration (which only trylocks it), resets and unregister.  Every
+ *	transport method is called with it held.
+ * @kick_lock: serialises queueing @work (balloon_core_kick() and the work
+ *	item requeueing itself) against unregister clearing the registered
+ *	bit in @flags, so that no work is queued once unregister has begun.
+ * @flags: core-private state bits, changed and tested with atomic bitops
+ *	and no lock of their own; each bit's rule is in core/internal.h.
+ * @work: the work loop, on a freezable workqueue.  Queued under
+ *	@kick_lock.
+ * @caps: what the host negotiated at the last @start.  Written under
+ *	@lock; read under it, except by the work item choosing its next
+ *	delay once its cycle has dropped @lock (plain reads), and by the OOM
+ *	notifier deciding whether to take @lock at all (READ_ONCE(), tested
+ *	again under @lock).
  * @batch: the batch handed to the transport; its arrays hold
- *	%BALLOON_CORE_MAX_BATCH entries, allocated at registration.
+ *	%BALLOON_CORE_MAX_BATCH entries, allocated at registration and freed
+ *	at unregister.  Contents protected by @lock.
  * @pages: the ballooned pages of order 1 and above, one list per order.
- * @b_dev_info: the ballooned 4 KiB pages, movable by balloon compaction;
- *	its list is protected by its own pages_lock.
+ *	Protected by @lock.
+ * @b_dev_info: the ballooned 4 KiB pages, movable by balloon compaction.
+ *	Its list and isolated_pages are protected by its own pages_lock (the
+ *	MM isolates pages under it without @lock); isolated_pages is also
+ *	read without it, with READ_ONCE(), while waiting for isolated pages.
  * @nr_pages: ballooned pages of each order, including 4 KiB pages
- *	isolated for migration.
+ *	isolated for migration.  Protected by @lock; debugfs reads entries
+ *	without it, with READ_ONCE().
  * @refused: 4 KiB pages the host refused during the current inflate cycle.
- * @prealloc: 4 KiB pieces of huge pages the host refused this cycle,
- *	offered again before any new 4 KiB allocation.
- * @size: balloon size in 4 KiB units.
+ *	Protected by @lock.
+ * @prealloc: 4 KiB pieces of huge pages the host refused this cycle, and
+ *	of blocks split for it, offered before any new 4 KiB allocation.
+ *	Protected by @lock.
+ * @size: balloon size in 4 KiB units.  Written under @lock; read under it,
+ *	and without it by balloon_core_size() and debugfs (READ_ONCE()) and
+ *	by the work item deciding whether to retry (a plain read).
  * @target: last target read from the host, clamped, in 4 KiB units.
- * @rate: the adaptive inflate and deflate rates.
+ *	Written under @lock; read under it, and without it by debugfs
+ *	(READ_ONCE()) and by the work item deciding whether to retry.
+ * @rate: the adaptive inflate and deflate rates.  Protected by @lock;
+ *	debugfs reads @rate.alloc and @rate.free without it (READ_ONCE()).
  * @holdoff_until: no inflation before this time (jiffies), set by a
- *	deflate under memory pressure.
- * @oom_nb: the OOM notifier that deflates under memory pressure.
- * @stats: counters indexed by &enum balloon_core_stat.
- * @debugfs: this instance's debugfs directory.
- * @parent: the transport's device, used for logs; may be %NULL.
- * @name: the instance name, also the debugfs directory name.
+ *	deflate under memory pressure.  Protected by @lock.
+ * @oom_nb: the OOM notifier that deflates under memory pressure; set up by
+ *	register, removed first thing by unregister.
+ * @stats: counters indexed by &enum balloon_core_stat; atomic, no lock.
+ * @debugfs: this instance's debugfs directory.  Written only by register
+ *	and unregister.
+ * @parent: the transport's device, used for logs; may be %NULL.  Set by
+ *	register, constant afterwards.
+ * @name: the instance name, also the debugfs directory name.  Set by
+ *	register, constant afterwards.
  *
- * Lock order: @lock, then @ops_lock, then @kick_lock.  @b_dev_info's
- * pages_lock is held briefly, inside @lock or by the MM alone, with no
- * other lock taken inside it.  A transport never
- * takes any of them; it only locks its own channel to the host.  Members
- * other than @parent are private to the core.
+ * Lock order: @lock, then @ops_lock, then @kick_lock; @b_dev_info's
+ * pages_lock nests inside @lock (or is taken by the MM alone), and no
+ * other lock is taken inside it.  The OOM notifier and migration take
+ * @lock from the MM's paths.  A transport never takes any of these locks;
+ * it only locks its own channel to the host.  Members other than @parent
+ * are private to the core.
  */
 struct balloon_core_dev {
 	const struct balloon_core_ops *ops;
 	struct rw_semaphore ops_lock;
 	struct mutex lock;		/* the work lock, see above */
-	spinlock_t kick_lock;		/* protects @flags against kicks */
+	spinlock_t kick_lock;		/* queueing @work vs. unregister */
 	unsigned long flags;
 	struct delayed_work work;
 	struct balloon_core_caps caps;
