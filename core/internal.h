@@ -62,7 +62,10 @@ struct balloon_core_limits {
 /* Smallest block worth taking whole (8 pages). */
 #define BALLOON_CORE_BLOCK_MIN_ORDER	3
 
-/* Allocations between two cond_resched() calls, as in the seeds. */
+/*
+ * Allocations between two cond_resched() calls, as in vmw_balloon.c
+ * (Linux 2.6.34 to 3.18).
+ */
 #define BALLOON_CORE_YIELD_EVERY	1024
 
 /* How often reset and unregister say they still wait for isolated pages. */

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * balloon_core: registration, the work loop, inflate, deflate and reset.
+ * balloon_core: registration, the work loop and reset.
  *
  * One delayed work item per balloon does everything that touches pages or
  * talks to the host, on the freezable system workqueue so that nothing
  * moves while the guest suspends.  Transports only kick it.  The work lock
  * (&balloon_core_dev.lock) serialises the loop against unregister; the ops
  * rwsem makes "no method runs after unregister" hold for every caller.
+ *
+ * The cycle's work is done elsewhere: inflate.c, deflate.c, pages.c (the
+ * kernel's balloon page API), pressure.c (the OOM notifier) and, for
+ * calls to the transport, ops.h.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 

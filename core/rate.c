@@ -284,7 +284,8 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_core_limits_get);
  * @r: the rate state.
  * @l: the limits.
  *
- * A fresh balloon assumes the guest has memory to spare, as the seeds do.
+ * A fresh balloon assumes the guest has memory to spare, as vmw_balloon.c
+ * did from Linux 2.6.34 to 3.18.
  *
  * Context: Any context.
  */
@@ -302,8 +303,9 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_init);
  * @r: the rate state.
  *
  * Called once at the start of every cycle.  A non-sleeping failure makes
- * exactly the following @slow_cycles cycles slow (the seeds decremented
- * before testing, which made one fewer slow cycle than they asked for).
+ * exactly the following @slow_cycles cycles slow (vmw_balloon.c, Linux
+ * 2.6.34 to 3.18, decremented before testing, which made one fewer slow
+ * cycle than it asked for).
  *
  * Context: Any context.
  * Return: true if this cycle must start with sleeping allocations.
