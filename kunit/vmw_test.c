@@ -936,6 +936,21 @@ static void vmmemctl_old_path_taken_is_left_alone(struct kunit *test)
 	debugfs_remove(theirs);
 }
 
+/* The in-tree driver's unload removes the path by name, ours or not. */
+static void vmmemctl_removed_by_name_then_unload(struct kunit *test)
+{
+	struct vmw_model *m = test->priv;
+	bool exists;
+
+	vmw_up(test);
+	debugfs_lookup_and_remove("vmmemctl", NULL);
+	old_vmmemctl_is_link(&exists);
+	KUNIT_EXPECT_FALSE(test, exists);
+	vmw_down(m);
+	old_vmmemctl_is_link(&exists);
+	KUNIT_EXPECT_FALSE(test, exists);
+}
+
 static void migrate_at_target_unlocks_then_locks(struct kunit *test)
 {
 	struct vmw_model *m = test->priv;
@@ -1056,6 +1071,7 @@ static struct kunit_case balloon_vmw_protocol_cases[] = {
 	KUNIT_CASE(unload_full_balloon_leaves_host_empty),
 	KUNIT_CASE(vmmemctl_old_path_links_ours),
 	KUNIT_CASE(vmmemctl_old_path_taken_is_left_alone),
+	KUNIT_CASE(vmmemctl_removed_by_name_then_unload),
 	KUNIT_CASE(migrate_at_target_unlocks_then_locks),
 	KUNIT_CASE_PARAM(hypercalls_per_gib, vmw_gib_gen_params),
 	{}

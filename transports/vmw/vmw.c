@@ -489,15 +489,37 @@ static const struct balloon_core_ops balloon_vmw_ops = {
 /*
  * VMware's tools and scripts read the in-tree vmw_balloon's
  * /sys/kernel/debug/vmmemctl; ours is balloon/<name>/vmmemctl.  Offer the
- * old path as a link where nothing else owns it (the in-tree driver, if it
- * got there first, keeps it).
+ * old path as a link where nothing else owns it: the in-tree driver, if it
+ * got there first, keeps it.  The link holds a reference of ours, because
+ * the in-tree driver's unload removes the path by name, whoever made it.
  */
 static void balloon_vmw_link_vmmemctl(struct balloon_vmw *b)
 {
+	struct dentry *d = debugfs_lookup("vmmemctl", NULL);
 	char target[64];
 
+	if (d) {
+		dput(d);
+		return;
+	}
 	snprintf(target, sizeof(target), "balloon/%s/vmmemctl", b->bdev.name);
-	b->vmmemctl = debugfs_create_symlink("vmmemctl", NULL, target);
+	d = debugfs_create_symlink("vmmemctl", NULL, target);
+	b->vmmemctl = IS_ERR(d) ? NULL : dget(d);
+}
+
+/* Remove the link if the path is still ours, and drop our reference. */
+static void balloon_vmw_unlink_vmmemctl(struct balloon_vmw *b)
+{
+	struct dentry *d;
+
+	if (!b->vmmemctl)
+		return;
+	d = debugfs_lookup("vmmemctl", NULL);
+	if (d == b->vmmemctl)
+		debugfs_remove(d);
+	dput(d);
+	dput(b->vmmemctl);
+	b->vmmemctl = NULL;
 }
 
 /**
@@ -554,7 +576,7 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_vmw_create);
  */
 VISIBLE_IF_KUNIT void balloon_vmw_destroy(struct balloon_vmw *b)
 {
-	debugfs_remove(b->vmmemctl);
+	balloon_vmw_unlink_vmmemctl(b);
 	balloon_core_unregister(&b->bdev);
 	if (b->db_created)
 		balloon_vmw_doorbell_destroy(b->db_context, b->db_resource);

@@ -150,8 +150,8 @@ extern const struct balloon_vmw_host *balloon_vmw_host;
  * @db_resource: the VMCI doorbell's resource ID.
  * @db_created: the doorbell exists and may ring.
  * @vmmemctl: /sys/kernel/debug/vmmemctl, the in-tree vmw_balloon's path,
- *	a link to the core's vmmemctl file; an error pointer when that path
- *	was taken or debugfs is missing.
+ *	as a link to the core's vmmemctl file, with a reference of ours;
+ *	%NULL when that path was taken or debugfs is missing.
  *
  * @caps and @batch are only touched from the core's methods, which the
  * core serialises under its work lock, and from create and destroy, when
