@@ -113,6 +113,8 @@ void balloon_core_params_settle(void);
 void balloon_core_limits_get(struct balloon_core_limits *l);
 void balloon_core_rate_init(struct balloon_core_rate *r,
 			    const struct balloon_core_limits *l);
+void balloon_core_rate_limit(struct balloon_core_rate *r,
+			     const struct balloon_core_limits *l);
 bool balloon_core_rate_cycle_slow(struct balloon_core_rate *r);
 unsigned int balloon_core_rate_inflate_budget(const struct balloon_core_rate *r,
 					      const struct balloon_core_limits *l,

@@ -157,6 +157,7 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 		set_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
 	}
 
+	balloon_core_rate_limit(&bdev->rate, &l);
 	slow = balloon_core_rate_cycle_slow(&bdev->rate);
 	ret = balloon_core_call_target(bdev, &target);
 	if (ret == -BALLOON_CORE_ERESET) {

@@ -10,8 +10,9 @@
  * that rate for the next @slow_cycles cycles.  Rates halve on failure and
  * grow by @rate_inc after a cycle that used its whole budget.
  *
- * Everything here is a pure function of its arguments so that the KUnit
- * suites can walk the rate progressions exactly.
+ * The rate steps are pure functions of their arguments, so that the KUnit
+ * suites can walk the rate progressions exactly; the parameters' state
+ * and its locking are below, with the parameters.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -123,8 +124,8 @@ static void balloon_core_tunable_load(struct balloon_core_tunable *t,
 	unsigned int v;
 
 	if (kstrtouint(val, 0, &v)) {
-		pr_warn("%s: ignored \"%.*s\", not a number: keeping %u\n",
-			t->name, (int)strcspn(val, "\n"), val, t->val);
+		pr_warn("%s: ignored \"%.*s\", not a number from 0 to %u: keeping %u\n",
+			t->name, (int)strcspn(val, "\n"), val, UINT_MAX, t->val);
 		return;
 	}
 	if (v < t->min || v > t->max) {
@@ -297,6 +298,24 @@ void balloon_core_rate_init(struct balloon_core_rate *r,
 	r->slow_cycles = 0;
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_init);
+
+/**
+ * balloon_core_rate_limit() - bring both rates within the current limits
+ * @r: the rate state.
+ * @l: the limits, as this cycle read them.
+ *
+ * Called at the start of every cycle, so that a new _min or _max
+ * parameter bounds the very next cycle.
+ *
+ * Context: Any context.
+ */
+void balloon_core_rate_limit(struct balloon_core_rate *r,
+			     const struct balloon_core_limits *l)
+{
+	r->alloc = clamp(r->alloc, l->alloc_min, l->alloc_max);
+	r->free = clamp(r->free, l->free_min, l->free_max);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_rate_limit);
 
 /**
  * balloon_core_rate_cycle_slow() - account one work cycle

@@ -183,6 +183,31 @@ static void rate_deflated_grows_to_max(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, r.free, 16384U);
 }
 
+static void rate_limit_brings_rates_within_bounds(struct kunit *test)
+{
+	struct balloon_core_limits l = seed_limits;
+	struct balloon_core_rate r = { .alloc = 2048, .free = 16384 };
+
+	/* Lower maxima bound the next cycle... */
+	l.alloc_max = 1000;
+	l.free_max = 4000;
+	balloon_core_rate_limit(&r, &l);
+	KUNIT_EXPECT_EQ(test, r.alloc, 1000U);
+	KUNIT_EXPECT_EQ(test, r.free, 4000U);
+	/* ...and so do higher minima. */
+	l.alloc_min = 1500;
+	l.alloc_max = 2048;
+	l.free_min = 5000;
+	l.free_max = 8000;
+	balloon_core_rate_limit(&r, &l);
+	KUNIT_EXPECT_EQ(test, r.alloc, 1500U);
+	KUNIT_EXPECT_EQ(test, r.free, 5000U);
+	/* A rate within the bounds stays where it is. */
+	r.free = 6000;
+	balloon_core_rate_limit(&r, &l);
+	KUNIT_EXPECT_EQ(test, r.free, 6000U);
+}
+
 static struct kunit_case balloon_core_rate_cases[] = {
 	KUNIT_CASE(rate_init_starts_at_max),
 	KUNIT_CASE(rate_cycle_slow_after_nosleep_failure),
@@ -195,6 +220,7 @@ static struct kunit_case balloon_core_rate_cases[] = {
 	KUNIT_CASE(rate_sleep_progression_recovers),
 	KUNIT_CASE(rate_deflate_failed_halves_to_min),
 	KUNIT_CASE(rate_deflated_grows_to_max),
+	KUNIT_CASE(rate_limit_brings_rates_within_bounds),
 	{ }
 };
 
