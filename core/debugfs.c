@@ -2,9 +2,9 @@
 /*
  * debugfs views of every balloon: /sys/kernel/debug/balloon/<name>/.
  *
- * "vmmemctl" keeps the layout of VMware's historic vmmemctl file so that
- * existing tooling keeps working; "stats" lists every counter as
- * "name value" lines for scripts.  Both are root-only.
+ * "vmmemctl" keeps the line names and columns of the vmmemctl file of
+ * vmw_balloon.c before Linux 4.20, for tools that read them; "stats" lists
+ * every counter as "name value" lines for scripts.  Both are root-only.
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>

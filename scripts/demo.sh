@@ -16,6 +16,11 @@
 #
 # Options after the series go to tools/testing/qemu/demo.py.
 set -euo pipefail
+
+balloon_help_more() {
+	echo
+	python3 "$(dirname "$0")/../tools/testing/qemu/demo.py" --help
+}
 . "$(dirname "$0")/lib.sh"
 
 demo="$BALLOON_REPO/tools/testing/qemu/demo.py"
@@ -26,7 +31,6 @@ while [ $# -gt 0 ]; do
 	6.*) series=$1 ;;
 	--series) series=${2:?--series needs 6.12 or 6.1}; shift ;;
 	--series=*) series=${1#--series=} ;;
-	-h|--help) exec python3 "$demo" --help ;;
 	*) args+=("$1") ;;
 	esac
 	shift

@@ -338,8 +338,8 @@ struct balloon_core_rate {
  *	register, constant afterwards.
  *
  * Lock order: @lock, then @ops_lock, then @kick_lock; @b_dev_info's
- * pages_lock nests inside @lock (or is taken by the MM alone), and no
- * other lock is taken inside it.  The OOM notifier and migration take
+ * pages_lock nests inside @lock (or is taken by the MM alone), and only
+ * trylock_page() is taken inside it.  The OOM notifier and migration take
  * @lock from the MM's paths.  A transport never takes any of these locks;
  * it only locks its own channel to the host.  Members other than @parent
  * are private to the core.

@@ -242,12 +242,19 @@ def plot(runs: list[Run], out: Path, size: int) -> Path | None:
     return out / "bench.png"
 
 
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text}: at least 1")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 0 when every run was measured."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--series", default="6.12")
     ap.add_argument("--modules", required=True, metavar="DIR")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=_positive, default=3)
     ap.add_argument("--mem", type=int, default=2048, help="guest MiB")
     ap.add_argument("--size", type=int, default=1024, help="balloon MiB")
     ap.add_argument("--variant", action="append", choices=list(VARIANTS))
