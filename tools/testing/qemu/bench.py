@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # pylint: disable=wrong-import-position
 from balloonrig import initramfs, kernels  # noqa: E402
 from balloonrig.guest import BootSpec, Guest, GuestLost  # noqa: E402
-from run_tests import check_vermagic, heavy_lock  # noqa: E402
+from balloonrig.prepare import check_vermagic, heavy_lock  # noqa: E402
 
 MIB = 1 << 20
 VARIANTS = {"default": (), "noinit": ("init_on_alloc=0",)}

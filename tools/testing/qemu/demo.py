@@ -38,7 +38,7 @@ from balloonrig import initramfs, kernels  # noqa: E402
 from balloonrig.guest import (BootError, BootSpec, Guest,  # noqa: E402
                               GuestCommandError, GuestLost, scan_console)
 from balloonrig.qmp import QMPError  # noqa: E402
-from run_tests import check_vermagic, heavy_lock  # noqa: E402
+from balloonrig.prepare import check_vermagic, heavy_lock  # noqa: E402
 
 MIB = 1 << 20
 REPO = Path(__file__).resolve().parents[3]

@@ -12,32 +12,23 @@ be booted twice in a row, and ``N passed, N failed, N skipped`` last.
 Exits 0 iff nothing failed.  Console logs of failed tests are kept under
 ``<cache>/runs/<series>/<test>/``.
 
-Add a test by decorating a function ``fn(ctx)`` with :func:`rigtest`; it
-gets a fresh guest booted per its :class:`BootSpec` and fails by raising
-:class:`TestFailure` (see :func:`expect`).
+The framework and runner are in :mod:`balloonrig.runner`.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import dataclasses
-import fcntl
-import shutil
-import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # pylint: disable=wrong-import-position
-from balloonrig import initramfs, kernels  # noqa: E402
-from balloonrig.guest import (BootError, BootSpec, Guest,  # noqa: E402
-                              GuestCommandError, GuestLost, scan_console)
-from balloonrig.qmp import QMPError  # noqa: E402
+from balloonrig import initramfs  # noqa: E402
+from balloonrig.runner import Context, expect, main, rigtest  # noqa: E402
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -45,68 +36,6 @@ OUR_MODULES = ("balloon_core", "balloon_vmw", "balloon_virtio")
 #: The modprobe.d file ``make install`` installs.
 MODPROBE_CONF = Path(__file__).resolve().parents[3] / "etc" / "modprobe.d" \
     / "balloon.conf"
-
-
-class TestFailure(AssertionError):
-    """The test found a problem."""
-
-
-class TestSkip(Exception):
-    """The test cannot run in this configuration."""
-
-
-def expect(cond: object, msg: str) -> None:
-    """Raise :class:`TestFailure` with *msg* unless *cond* is true."""
-    if not cond:
-        raise TestFailure(msg)
-
-
-@dataclasses.dataclass
-class RigTest:
-    """A registered test."""
-
-    name: str
-    fn: Callable[["Context"], None]
-    spec: BootSpec
-    needs_modules: bool
-
-
-TESTS: list[RigTest] = []
-
-
-def rigtest(mode: str = "intree", needs_modules: bool = False,
-            **spec_kwargs) -> Callable:
-    """Register ``fn(ctx)`` as a test booting a guest in boot *mode*.
-
-    *spec_kwargs* go to :meth:`BootSpec.mode` (mem_mib, cmdline,
-    balloon_props, expect_driver, ...).
-    """
-    def wrap(fn: Callable[["Context"], None]) -> Callable:
-        TESTS.append(RigTest(fn.__name__.removeprefix("test_"), fn,
-                             BootSpec.mode(mode, **spec_kwargs),
-                             needs_modules))
-        return fn
-    return wrap
-
-
-@dataclasses.dataclass
-class Context:
-    """What a test function gets: the booted guest and run settings."""
-
-    series: str
-    name: str
-    guest: Guest
-    our_modules: list[Path]
-    verbose: bool
-
-    def info(self, msg: str) -> None:
-        """Print an informational ``# info`` line."""
-        print(f"# info: {self.series}/{self.name}: {msg}", flush=True)
-
-    def log(self, msg: str) -> None:
-        """Print *msg* in verbose mode only."""
-        if self.verbose:
-            self.info(msg)
 
 
 # -- tests -------------------------------------------------------------------
@@ -872,219 +801,6 @@ def test_ours_modprobe_blacklist(ctx: Context) -> None:
     expect(bound == "balloon_virtio", f"balloon device bound to {bound}")
     ctx.info(f"{alias}: {' '.join(before)} without the blacklist, "
              f"{' '.join(after)} with it; bound to {bound}")
-
-
-# -- runner ------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Runner:
-    """Boots one guest per test and reports results."""
-
-    series: str
-    kimg: kernels.KernelImage
-    initrd: Path
-    our_modules: list[Path]
-    modules_problem: str | None
-    rundir: Path
-    verbose: bool
-    counts: dict[str, int] = dataclasses.field(
-        default_factory=lambda: {"PASS": 0, "FAIL": 0, "SKIP": 0})
-
-    def report(self, test: RigTest, status: str, reason: str = "") -> None:
-        """Print the one result line of *test*."""
-        self.counts[status] += 1
-        line = f"{status}: {self.series}/{test.name}"
-        print(line + (f": {reason}" if reason else ""), flush=True)
-
-    def boot(self, test: RigTest, workdir: Path) -> Guest:
-        """Boot a guest for *test*, retrying once if it is lost."""
-        reasons = []
-        for attempt in (1, 2):
-            g = Guest(self.kimg, self.initrd, test.spec, workdir)
-            try:
-                g.start()
-                if self.verbose:
-                    print(f"# {self.series}/{test.name}: booted in "
-                          f"{g.boot_seconds:.1f} s: {g.ready}", flush=True)
-                return g
-            except GuestLost as exc:
-                g.stop()
-                reasons.append(str(exc))
-                kept = workdir / f"lost-{attempt}-console.log"
-                if g.console_path.exists():
-                    g.console_path.replace(kept)
-                print(f"# {self.series}/{test.name}: guest lost on boot "
-                      f"attempt {attempt}: {exc} (console: {kept})",
-                      flush=True)
-            except BaseException:
-                g.stop()
-                raise
-        raise GuestLost(" / ".join(reasons))
-
-    def run(self, test: RigTest) -> None:
-        """Run one test and print its result line."""
-        if test.needs_modules and not self.our_modules:
-            self.report(test, "SKIP", "needs --modules DIR")
-            return
-        if test.needs_modules and self.modules_problem:
-            self.report(test, "FAIL", self.modules_problem)
-            return
-        workdir = self.rundir / test.name
-        shutil.rmtree(workdir, ignore_errors=True)
-        try:
-            g = self.boot(test, workdir)
-        except GuestLost as exc:
-            print(f"INFRA: {self.series}/{test.name}: guest lost twice: "
-                  f"{exc}", flush=True)
-            self.report(test, "FAIL", f"INFRA: guest lost twice "
-                        f"(infrastructure, not the test): {exc}; "
-                        f"logs: {workdir}")
-            return
-        except BootError as exc:
-            self._finish(test, workdir, None, "FAIL", str(exc))
-            return
-
-        ctx = Context(self.series, test.name, g, self.our_modules,
-                      self.verbose)
-        status, reason = "PASS", ""
-        try:
-            test.fn(ctx)
-        except TestSkip as exc:
-            status, reason = "SKIP", str(exc)
-        except TestFailure as exc:
-            status, reason = "FAIL", str(exc)
-        except GuestLost as exc:
-            status, reason = "FAIL", f"guest lost during test: {exc}"
-        except (GuestCommandError, QMPError) as exc:
-            status, reason = "FAIL", str(exc)
-        except Exception as exc:  # pylint: disable=broad-except
-            if self.verbose:
-                traceback.print_exc(file=sys.stdout)
-            status, reason = "FAIL", f"{type(exc).__name__}: {exc}"
-        finally:
-            g.stop()
-        self._finish(test, workdir, g, status, reason)
-
-    def _finish(self, test: RigTest, workdir: Path, g: Guest | None,
-                status: str, reason: str) -> None:
-        """Scan the console, report, and keep logs of failures."""
-        text = g.console_since_load() if g else \
-            (workdir / "console.log").read_text(errors="replace")
-        bad = [ln for ln in scan_console(text) if ln not in reason]
-        if bad:
-            msg = "console: " + " | ".join(bad[:4])
-            if status == "FAIL":
-                reason += "; " + msg
-            else:
-                status, reason = "FAIL", msg
-        if status == "FAIL":
-            reason += f" (console log: {workdir / 'console.log'})"
-        elif not any(workdir.glob("lost-*")):
-            shutil.rmtree(workdir, ignore_errors=True)
-        self.report(test, status, reason)
-
-
-def check_vermagic(mods: list[Path], kver: str) -> str | None:
-    """Return a problem if a module in *mods* is not built for *kver*."""
-    for ko in mods:
-        magic = subprocess.run(["modinfo", "-F", "vermagic", str(ko)],
-                               capture_output=True, text=True,
-                               check=False).stdout.strip()
-        if magic.split(" ")[0] != kver:
-            return f"{ko} is built for {magic.split(' ')[0] or '?'}, " \
-                   f"not {kver}"
-    return None
-
-
-def heavy_lock(cache: str | None):
-    """Take the machine-wide lock for kernel builds and QEMU guests."""
-    root = kernels.cache_root(cache)
-    root.mkdir(parents=True, exist_ok=True)
-    f = open(root / "heavy.lock", "a")  # pylint: disable=consider-using-with
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print("# waiting for another kernel build or QEMU run to finish",
-              flush=True)
-        fcntl.flock(f, fcntl.LOCK_EX)
-    return f
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, prepare kernel + initramfs, run the tests."""
-    ap = argparse.ArgumentParser(
-        description="QEMU end-to-end tests for the balloon drivers")
-    ap.add_argument("--series", required=True,
-                    help="kernel series (6.12, 6.1) or a full release")
-    ap.add_argument("--modules", metavar="DIR",
-                    help="dir with our .ko files (or <DIR>/<kver>/)")
-    ap.add_argument("--cache", metavar="DIR",
-                    help="cache dir (default $BALLOON_CACHE or "
-                         "~/.cache/balloon-drv)")
-    ap.add_argument("-k", metavar="NAME", action="append",
-                    help="run only tests whose name contains NAME")
-    ap.add_argument("--append", metavar="ARGS", action="append", default=[],
-                    help="extra kernel command line, e.g. init_on_alloc=0")
-    ap.add_argument("--balloon-prop", metavar="K=V", action="append",
-                    default=[], help="extra virtio-balloon-pci property, "
-                    "e.g. deflate-on-oom=on")
-    ap.add_argument("--smp", type=int, help="guest CPUs (default: per test)")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--list", action="store_true", help="list tests")
-    args = ap.parse_args(argv)
-
-    tests = [t for t in TESTS
-             if not args.k or any(k in t.name for k in args.k)]
-    if args.list:
-        for t in tests:
-            print(f"{t.name}: {(t.fn.__doc__ or '').strip()}")
-        return 0
-
-    # One heavy job at a time on this machine (scripts/lib.sh has the
-    # same lock for kernel builds); held until this process exits.
-    lock = heavy_lock(args.cache)
-    t0 = time.monotonic()
-    ours: list[Path] = []
-    problem = None
-    try:
-        kimg = kernels.fetch(args.series, args.cache)
-        if args.modules:
-            ours = initramfs.find_our_modules(args.modules, kimg.kver)
-            if not ours:
-                problem = f"no .ko files in {args.modules}"
-            else:
-                problem = check_vermagic(ours, kimg.kver)
-            if args.verbose:
-                print(f"# our modules: {[str(p) for p in ours]}",
-                      flush=True)
-        initrd = initramfs.build(kimg, ours if not problem else None,
-                                 cache=args.cache)
-    except (OSError, LookupError, RuntimeError, ValueError,
-            subprocess.CalledProcessError) as exc:
-        print(f"FAIL: {args.series}/setup: INFRA: cannot prepare kernel "
-              f"and initramfs: {' '.join(str(exc).split())}")
-        print("0 passed, 1 failed, 0 skipped")
-        return 1
-    print(f"# kernel {kimg.kver}, initramfs {initrd.name} "
-          f"({time.monotonic() - t0:.1f} s to prepare)", flush=True)
-
-    series = kimg.series or kimg.kver
-    runner = Runner(series, kimg, initrd, ours, problem,
-                    kernels.cache_root(args.cache) / "runs" / series,
-                    args.verbose)
-    props = dict(p.split("=", 1) for p in args.balloon_prop)
-    extra = tuple(a for arg in args.append for a in arg.split())
-    for test in tests:
-        test.spec = dataclasses.replace(
-            test.spec, cmdline=test.spec.cmdline + extra,
-            balloon_props={**test.spec.balloon_props, **props},
-            smp=args.smp or test.spec.smp)
-        runner.run(test)
-    c = runner.counts
-    print(f"{c['PASS']} passed, {c['FAIL']} failed, {c['SKIP']} skipped",
-          flush=True)
-    return 1 if c["FAIL"] else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
