@@ -52,9 +52,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # pylint: disable=wrong-import-position
-from balloonrig import initramfs, kernels  # noqa: E402
+from balloonrig import kernels  # noqa: E402
 from balloonrig.guest import BootSpec, Guest, GuestLost  # noqa: E402
-from balloonrig.prepare import check_vermagic, heavy_lock  # noqa: E402
+from balloonrig.prepare import heavy_lock, prepare  # noqa: E402
 
 MIB = 1 << 20
 VARIANTS = {"default": (), "noinit": ("init_on_alloc=0",)}
@@ -265,13 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     lock = heavy_lock(args.cache)  # noqa: F841 (held until exit)
-    kimg = kernels.fetch(args.series, args.cache)
-    ours = initramfs.find_our_modules(args.modules, kimg.kver)
-    problem = check_vermagic(ours, kimg.kver) if ours else "no .ko found"
+    prep = prepare(args.series, args.modules, args.cache, fallback=False)
+    problem = prep.problem if prep.ours else "no .ko found"
     if problem:
         print(f"cannot benchmark: {problem}")
         return 2
-    initrd = initramfs.build(kimg, ours, cache=args.cache)
+    kimg, initrd = prep.kimg, prep.initrd
     out = Path(args.out) if args.out else \
         kernels.cache_root(args.cache) / "bench" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,11 +33,12 @@ from typing import TextIO
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # pylint: disable=wrong-import-position
-from balloonrig import initramfs, kernels  # noqa: E402
+from balloonrig import kernels  # noqa: E402
 from balloonrig.guest import (BootError, BootSpec, Guest,  # noqa: E402
                               GuestCommandError, GuestLost, scan_console)
 from balloonrig.qmp import QMPError  # noqa: E402
-from balloonrig.prepare import check_vermagic, heavy_lock  # noqa: E402
+from balloonrig.prepare import (PREPARE_ERRORS, heavy_lock,  # noqa: E402
+                                prepare)
 
 MIB = 1 << 20
 REPO = Path(__file__).resolve().parents[3]
@@ -250,22 +250,19 @@ def main(argv: list[str] | None = None) -> int:
     print("preparing the guest kernel and initramfs (the first run "
           "downloads the Debian kernel image)", flush=True)
     try:
-        kimg = kernels.fetch(args.series, args.cache)
-        ours = initramfs.find_our_modules(args.modules, kimg.kver)
-        names = sorted(p.name for p in ours)
-        if not {"balloon_core.ko", "balloon_virtio.ko"} <= set(names):
-            print(f"demo: no balloon_core.ko and balloon_virtio.ko for "
-                  f"{kimg.kver} in {args.modules} (found {names}); "
-                  f"scripts/demo.sh builds them", file=sys.stderr)
-            return 1
-        problem = check_vermagic(ours, kimg.kver)
-        if problem:
-            print(f"demo: {problem}", file=sys.stderr)
-            return 1
-        initrd = initramfs.build(kimg, ours, cache=args.cache)
-    except (OSError, LookupError, RuntimeError, ValueError,
-            subprocess.CalledProcessError) as exc:
+        prep = prepare(args.series, args.modules, args.cache, fallback=False)
+    except PREPARE_ERRORS as exc:
         print(f"demo: cannot prepare the guest: {exc}", file=sys.stderr)
+        return 1
+    kimg, initrd = prep.kimg, prep.initrd
+    names = sorted(p.name for p in prep.ours)
+    if not {"balloon_core.ko", "balloon_virtio.ko"} <= set(names):
+        print(f"demo: no balloon_core.ko and balloon_virtio.ko for "
+              f"{kimg.kver} in {args.modules} (found {names}); "
+              f"scripts/demo.sh builds them", file=sys.stderr)
+        return 1
+    if prep.problem:
+        print(f"demo: {prep.problem}", file=sys.stderr)
         return 1
 
     workdir = kernels.cache_root(args.cache) / "runs" / "demo" / \

@@ -13,17 +13,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shutil
-import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Callable
 
-from . import initramfs, kernels
+from . import kernels
 from .guest import (BootError, BootSpec, Guest, GuestCommandError,
                     GuestLost, scan_console)
-from .prepare import check_vermagic, heavy_lock
+from .prepare import PREPARE_ERRORS, heavy_lock, prepare
 from .qmp import QMPError
 
 
@@ -230,34 +229,23 @@ def main(argv: list[str] | None = None) -> int:
 
     # One heavy job at a time on this machine (scripts/lib.sh has the
     # same lock for kernel builds); held until this process exits.
-    lock = heavy_lock(args.cache)
+    lock = heavy_lock(args.cache)  # noqa: F841 (held until exit)
     t0 = time.monotonic()
-    ours: list[Path] = []
-    problem = None
     try:
-        kimg = kernels.fetch(args.series, args.cache)
-        if args.modules:
-            ours = initramfs.find_our_modules(args.modules, kimg.kver)
-            if not ours:
-                problem = f"no .ko files in {args.modules}"
-            else:
-                problem = check_vermagic(ours, kimg.kver)
-            if args.verbose:
-                print(f"# our modules: {[str(p) for p in ours]}",
-                      flush=True)
-        initrd = initramfs.build(kimg, ours if not problem else None,
-                                 cache=args.cache)
-    except (OSError, LookupError, RuntimeError, ValueError,
-            subprocess.CalledProcessError) as exc:
+        prep = prepare(args.series, args.modules, args.cache)
+    except PREPARE_ERRORS as exc:
         print(f"FAIL: {args.series}/setup: INFRA: cannot prepare kernel "
               f"and initramfs: {' '.join(str(exc).split())}")
         print("0 passed, 1 failed, 0 skipped")
         return 1
+    kimg, initrd = prep.kimg, prep.initrd
+    if args.modules and args.verbose:
+        print(f"# our modules: {[str(p) for p in prep.ours]}", flush=True)
     print(f"# kernel {kimg.kver}, initramfs {initrd.name} "
           f"({time.monotonic() - t0:.1f} s to prepare)", flush=True)
 
     series = kimg.series or kimg.kver
-    runner = Runner(series, kimg, initrd, ours, problem,
+    runner = Runner(series, kimg, initrd, prep.ours, prep.problem,
                     kernels.cache_root(args.cache) / "runs" / series,
                     args.verbose)
     props = dict(p.split("=", 1) for p in args.balloon_prop)
