@@ -1,0 +1,52 @@
+"""What the tests of several areas share."""
+
+from __future__ import annotations
+
+from balloonrig.runner import Context, expect
+
+MIB = 1 << 20
+GIB = 1 << 30
+OUR_MODULES = ("balloon_core", "balloon_vmw", "balloon_virtio")
+
+#: virtio balloon feature bits (include/uapi/linux/virtio_balloon.h).
+F_STATS_VQ, F_FREE_PAGE_HINT, F_PAGE_POISON, F_REPORTING = 1, 3, 4, 5
+
+
+def meminfo_avail(ctx: Context) -> int:
+    return ctx.guest.meminfo()["MemAvailable"]
+
+
+def move_balloon(ctx: Context, target: int, what: str) -> float:
+    """Set the balloon target and wait for QEMU's actual to reach it."""
+    def progress(t: float, actual: int) -> None:
+        ctx.log(f"t={t:6.2f}s actual={actual // MIB} MiB")
+
+    ctx.guest.qmp.balloon(target)
+    res = ctx.guest.qmp.wait_balloon(target, timeout=180, tolerance=4 * MIB,
+                                     interval=0.25, on_sample=progress)
+    expect(res.reached, f"{what}: actual {res.actual // MIB} MiB after "
+           f"{res.elapsed:.0f} s (target {target // MIB} MiB)")
+    return res.elapsed
+
+
+def debugfs_stats(ctx: Context, name: str = "stats") -> dict[str, int]:
+    """Read one of our balloon's "key value" debugfs files as a dict."""
+    text = ctx.guest.check(f"cat /sys/kernel/debug/balloon/*/{name}")
+    return {k: int(v) for k, v in (ln.split() for ln in text.splitlines()
+                                   if ln.strip())}
+
+
+def balloon_features(ctx: Context) -> str:
+    """The balloon device's negotiated features, "0"/"1" per bit."""
+    return ctx.guest.check(
+        "for d in /sys/bus/virtio/devices/virtio*; do "
+        "[ \"$(cat $d/device)\" = 0x0005 ] && cat $d/features; done").strip()
+
+
+def has_feature(features: str, bit: int) -> bool:
+    return len(features) > bit and features[bit] == "1"
+
+
+def oom_kills(ctx: Context) -> list[str]:
+    return [ln for ln in ctx.guest.dmesg().splitlines()
+            if "Out of memory" in ln or "oom-kill" in ln]
