@@ -5,8 +5,8 @@
 # Debian 6.12 and 6.1 kernels a W=1 build, a sparse run and a DKMS build
 # (dkms.conf, with the real dkms, in a private tree), checkpatch
 # --strict, kernel-doc and a reStructuredText check of Documentation/, the
-# KUnit suites in both variants (kunit.py, UML), and the QEMU guests on both
-# kernels.  Each result is one line,
+# QEMU rig's unit tests, the KUnit suites in both variants (kunit.py, UML),
+# and the QEMU guests on both kernels.  Each result is one line,
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; the last line is
 # the count, "N passed, N failed, N skipped".  Exits non-zero on failure.
 #
@@ -153,6 +153,11 @@ step "kernel-doc -Wall" kernel-doc '.' \
 step "Documentation (reStructuredText)" rst '' \
 	bash -c 'cd "$1" && python3 scripts/check-rst.py Documentation/*.rst' \
 	_ "$BALLOON_REPO"
+
+# --- the QEMU rig's own helpers (parsers, cpio writer, ...): unittest.
+step "rig unit tests" rig-unit '' \
+	bash -c 'cd "$1" && python3 -m unittest discover \
+		-s tools/testing/qemu/unit -t tools/testing/qemu' _ "$BALLOON_REPO"
 
 # --- KUnit under kunit.py (UML), both variants.
 kernel_bad='BUG:|WARNING:|KASAN:|Oops|circular locking|inconsistent lock state|Call Trace'

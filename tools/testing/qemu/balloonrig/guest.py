@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
-import re
 import select
 import shlex
 import shutil
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 from .kernels import KernelImage
+from .parse import parse_meminfo
 from .qmp import QMP, QMPError
 
 QEMU = "qemu-system-x86_64"
@@ -394,13 +394,7 @@ class Guest:
 
     def meminfo(self) -> dict[str, int]:
         """Return /proc/meminfo; ``kB`` values are converted to bytes."""
-        info = {}
-        for line in self.read_file("/proc/meminfo").splitlines():
-            m = re.match(r"(\S+):\s+(\d+)(\s+kB)?", line)
-            if m:
-                info[m.group(1)] = int(m.group(2)) * (1024 if m.group(3)
-                                                      else 1)
-        return info
+        return parse_meminfo(self.read_file("/proc/meminfo"))
 
     def dmesg(self) -> str:
         """Return the guest kernel log."""

@@ -59,15 +59,24 @@ def prepare(series: str, modules: str | os.PathLike | None = None,
     return Prepared(kimg, initrd, ours, problem)
 
 
+def vermagic_problem(ko: Path, vermagic: str, kver: str) -> str | None:
+    """Return a problem if *vermagic* (``modinfo -F vermagic`` of *ko*:
+    the release first, then flags) is not that of release *kver*."""
+    release = vermagic.strip().split(" ")[0]
+    if release != kver:
+        return f"{ko} is built for {release or '?'}, not {kver}"
+    return None
+
+
 def check_vermagic(mods: list[Path], kver: str) -> str | None:
     """Return a problem if a module in *mods* is not built for *kver*."""
     for ko in mods:
         magic = subprocess.run(["modinfo", "-F", "vermagic", str(ko)],
                                capture_output=True, text=True,
-                               check=False).stdout.strip()
-        if magic.split(" ")[0] != kver:
-            return f"{ko} is built for {magic.split(' ')[0] or '?'}, " \
-                   f"not {kver}"
+                               check=False).stdout
+        problem = vermagic_problem(ko, magic, kver)
+        if problem:
+            return problem
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from balloonrig.parse import parse_counters
 from balloonrig.runner import Context, expect
 
 MIB = 1 << 20
@@ -31,9 +32,8 @@ def move_balloon(ctx: Context, target: int, what: str) -> float:
 
 def debugfs_stats(ctx: Context, name: str = "stats") -> dict[str, int]:
     """Read one of our balloon's "key value" debugfs files as a dict."""
-    text = ctx.guest.check(f"cat /sys/kernel/debug/balloon/*/{name}")
-    return {k: int(v) for k, v in (ln.split() for ln in text.splitlines()
-                                   if ln.strip())}
+    return parse_counters(
+        ctx.guest.check(f"cat /sys/kernel/debug/balloon/*/{name}"))
 
 
 def balloon_features(ctx: Context) -> str:

@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 
 from balloonrig import initramfs
+from balloonrig.parse import trace_fields
 from balloonrig.runner import Context, expect, rigtest
 
 from .helpers import MIB, OUR_MODULES, move_balloon
@@ -116,17 +117,6 @@ TRACE_EVENTS = ("balloon_core_target", "balloon_core_inflate",
                 "balloon_core_reset", "balloon_core_pressure")
 
 
-def _trace_fields(text: str, event: str) -> list[dict[str, str]]:
-    """Return the key=value fields of every *event* line of a trace."""
-    out = []
-    for ln in text.splitlines():
-        if f" {event}: " in ln:
-            body = ln.split(f" {event}: ", 1)[1]
-            out.append(dict(f.split("=", 1) for f in body.split()[1:]
-                            if "=" in f))
-    return out
-
-
 @rigtest(mode="ours", needs_modules=True, mem_mib=1024,
          expect_driver="balloon_virtio")
 def test_ours_tracepoints(ctx: Context) -> None:
@@ -147,11 +137,12 @@ def test_ours_tracepoints(ctx: Context) -> None:
     g.check(f"echo 0 > {tr}/events/balloon_core/enable")
     text = g.check(f"cat {tr}/trace")
 
-    targets = [int(f["target"]) for f in _trace_fields(text, "balloon_core_target")]
+    targets = [int(f["target"])
+               for f in trace_fields(text, "balloon_core_target")]
     expect(units in targets and 0 in targets,
            f"targets traced: {sorted(set(targets))}, expected {units} and 0")
-    infl = _trace_fields(text, "balloon_core_inflate")
-    defl = _trace_fields(text, "balloon_core_deflate")
+    infl = trace_fields(text, "balloon_core_inflate")
+    defl = trace_fields(text, "balloon_core_deflate")
     put = sum(int(f["done"]) << int(f["order"]) for f in infl)
     took = sum(int(f["done"]) << int(f["order"]) for f in defl)
     expect(put == units and took == units,
