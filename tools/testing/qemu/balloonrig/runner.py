@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from . import kernels
 from .guest import (BootError, BootSpec, Guest, GuestCommandError,
@@ -38,6 +38,24 @@ def expect(cond: object, msg: str) -> None:
     """Raise :class:`TestFailure` with *msg* unless *cond* is true."""
     if not cond:
         raise TestFailure(msg)
+
+
+T = TypeVar("T")
+
+
+def wait_for(poll: Callable[[], T], done: Callable[[T], bool],
+             timeout: float, what: Callable[[T], str],
+             interval: float) -> T:
+    """Call *poll* every *interval* s until *done* holds for what it
+    returned, and return that.  Raise :class:`TestFailure` with
+    *what(last value)* once *timeout* s have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = poll()
+        if done(value):
+            return value
+        expect(time.monotonic() < deadline, what(value))
+        time.sleep(interval)
 
 
 @dataclasses.dataclass

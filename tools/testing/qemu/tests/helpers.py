@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from balloonrig.parse import parse_counters
-from balloonrig.runner import Context, expect
+from balloonrig.runner import Context, expect, wait_for
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -28,6 +28,16 @@ def move_balloon(ctx: Context, target: int, what: str) -> float:
     expect(res.reached, f"{what}: actual {res.actual // MIB} MiB after "
            f"{res.elapsed:.0f} s (target {target // MIB} MiB)")
     return res.elapsed
+
+
+def fresh_stats(ctx: Context, newer_than: int, timeout: float = 20,
+                interval: float = 0.2) -> dict:
+    """Wait for QMP guest stats updated after *newer_than* (epoch s)."""
+    return wait_for(
+        ctx.guest.qmp.guest_stats,
+        lambda stats: stats.get("last-update", 0) > newer_than, timeout,
+        lambda stats: f"guest stats not refreshed after {timeout} s: {stats}",
+        interval)
 
 
 def debugfs_stats(ctx: Context, name: str = "stats") -> dict[str, int]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
-from balloonrig.runner import Context, expect, rigtest
+from balloonrig.runner import Context, expect, rigtest, wait_for
 
 from .helpers import (F_FREE_PAGE_HINT, F_REPORTING, F_STATS_VQ, MIB,
                       balloon_features, debugfs_stats, has_feature, oom_kills)
@@ -36,14 +35,9 @@ def _wait_hinting(ctx: Context, done: Callable[[dict[str, int]], bool],
                   timeout: float, what: str) -> dict[str, int]:
     """Poll the driver's hinting counters until *done(counters)*; return
     them.  Fails with *what* and the counters after *timeout* s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        st = debugfs_stats(ctx, "hinting")
-        if done(st):
-            return st
-        expect(time.monotonic() < deadline, f"{what} after {timeout:.0f} s "
-               f"({_held_mib(st)} MiB held): {st}")
-        time.sleep(0.5)
+    return wait_for(lambda: debugfs_stats(ctx, "hinting"), done, timeout,
+                    lambda st: f"{what} after {timeout:.0f} s "
+                    f"({_held_mib(st)} MiB held): {st}", 0.5)
 
 
 def _wait_hints_back(ctx: Context) -> dict[str, int]:

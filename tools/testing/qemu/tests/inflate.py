@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from balloonrig.runner import Context, expect, rigtest
+from balloonrig.runner import Context, expect, rigtest, wait_for
 
-from .helpers import (GIB, MIB, OUR_MODULES, debugfs_stats, meminfo_avail,
-                      move_balloon)
+from .helpers import (GIB, MIB, OUR_MODULES, debugfs_stats, fresh_stats,
+                      meminfo_avail, move_balloon)
 
 
 @dataclasses.dataclass
@@ -46,14 +46,11 @@ def _balloon_cycle(ctx: Context, check_guest=None) -> Cycle:
     # kernels drain only gradually (decay_pcp_high, ~8 MiB/s here), so
     # MemAvailable lags behind "actual": poll for it.
     t0 = time.monotonic()
-    while True:
-        avail2 = meminfo_avail(ctx)
-        recover_s = time.monotonic() - t0
-        if avail2 >= avail0 - 0.1 * (full - GIB):
-            break
-        expect(recover_s < 90, f"MemAvailable did not recover in 90 s: "
-               f"{avail0 // MIB} -> {avail2 // MIB} MiB")
-        time.sleep(1)
+    avail2 = wait_for(lambda: meminfo_avail(ctx),
+                      lambda avail: avail >= avail0 - 0.1 * (full - GIB), 90,
+                      lambda avail: f"MemAvailable did not recover in 90 s: "
+                      f"{avail0 // MIB} -> {avail // MIB} MiB", 1)
+    recover_s = time.monotonic() - t0
     return Cycle(inflate_s, deflate_s, (avail0, avail1, avail2), recover_s)
 
 
@@ -73,14 +70,7 @@ def test_intree_inflate_deflate(ctx: Context) -> None:
 
     set_at = int(time.time())
     qmp.set_stats_interval(1)
-    deadline = time.monotonic() + 15
-    while True:
-        stats = qmp.guest_stats()
-        if stats.get("last-update", 0) >= set_at:
-            break
-        expect(time.monotonic() < deadline,
-               f"guest stats not refreshed after 15 s: {stats}")
-        time.sleep(0.5)
+    stats = fresh_stats(ctx, set_at - 1, 15, 0.5)
     total = stats["stats"].get("stat-total-memory", -1)
     expect(total > 0, f"no stat-total-memory in guest stats: {stats}")
     qmp.set_stats_interval(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from balloonrig.runner import Context, expect, rigtest
+from balloonrig.runner import Context, expect, rigtest, wait_for
 
 from .helpers import (F_PAGE_POISON, F_REPORTING, GIB, MIB, balloon_features,
                       has_feature, move_balloon)
@@ -20,15 +20,11 @@ def expect_reporting_returns(ctx: Context, mib: int) -> str:
     filled = ctx.guest.qemu_rss()
     ctx.guest.free_fill()
     t0 = time.monotonic()
-    while True:
-        now = ctx.guest.qemu_rss()
-        if filled - now >= mib * MIB * 3 // 4:
-            break
-        expect(time.monotonic() - t0 < 60,
-               f"QEMU RSS {before // MIB} -> {filled // MIB} MiB after "
-               f"filling {mib} MiB, still {now // MIB} MiB 60 s after "
-               "freeing it")
-        time.sleep(1)
+    now = wait_for(ctx.guest.qemu_rss,
+                   lambda rss: filled - rss >= mib * MIB * 3 // 4, 60,
+                   lambda rss: f"QEMU RSS {before // MIB} -> {filled // MIB} "
+                   f"MiB after filling {mib} MiB, still {rss // MIB} MiB 60 s "
+                   "after freeing it", 1)
     return (f"QEMU RSS {before // MIB} -> {filled // MIB} -> {now // MIB} "
             f"MiB, {time.monotonic() - t0:.1f} s after freeing {mib} MiB")
 

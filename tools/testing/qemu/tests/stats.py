@@ -7,25 +7,13 @@ import time
 from balloonrig.runner import Context, expect, rigtest
 
 from .helpers import (F_STATS_VQ, MIB, balloon_features, debugfs_stats,
-                      has_feature, move_balloon, oom_kills)
+                      fresh_stats, has_feature, move_balloon, oom_kills)
 
 #: Stats QEMU 7.2 knows (tags 0-9); it ignores the newer tags 10-15.
 QEMU_STATS = ("stat-swap-in", "stat-swap-out", "stat-major-faults",
               "stat-minor-faults", "stat-free-memory", "stat-total-memory",
               "stat-available-memory", "stat-disk-caches",
               "stat-htlb-pgalloc", "stat-htlb-pgfail")
-
-
-def _fresh_stats(ctx: Context, newer_than: int, timeout: float = 20):
-    """Wait for QMP guest stats updated after *newer_than* (epoch s)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        stats = ctx.guest.qmp.guest_stats()
-        if stats.get("last-update", 0) > newer_than:
-            return stats
-        expect(time.monotonic() < deadline,
-               f"guest stats not refreshed after {timeout} s: {stats}")
-        time.sleep(0.2)
 
 
 @rigtest(mode="ours", needs_modules=True, mem_mib=2048,
@@ -37,11 +25,11 @@ def test_ours_virtio_stats(ctx: Context) -> None:
     expect(has_feature(balloon_features(ctx), F_STATS_VQ), "STATS_VQ not accepted")
     set_at = int(time.time()) - 1
     qmp.set_stats_interval(1)
-    first = _fresh_stats(ctx, set_at)
+    first = fresh_stats(ctx, set_at)
     # Fault some pages in, so that the counters must move.
     g.check("dd if=/dev/zero of=/tmp/s bs=1M count=64 2>/dev/null; rm /tmp/s")
-    second = _fresh_stats(ctx, first["last-update"])
-    third = _fresh_stats(ctx, second["last-update"])
+    second = fresh_stats(ctx, first["last-update"])
+    third = fresh_stats(ctx, second["last-update"])
     mem = g.meminfo()
     qmp.set_stats_interval(0)
 
