@@ -143,9 +143,7 @@ def show_guest_stats(g: Guest, since: float) -> None:
     With a statistics virtqueue, wait (up to 10 s) for a report sent
     after *since* (epoch seconds), so that the numbers are current.
     """
-    features = g.check("for d in /sys/bus/virtio/devices/virtio*; do "
-                       "[ \"$(cat $d/device)\" = 0x0005 ] && "
-                       "cat $d/features; done; true").strip()
+    features = g.balloon_sysfs("features") or ""
     has_vq = len(features) > VIRTIO_BALLOON_F_STATS_VQ and \
         features[VIRTIO_BALLOON_F_STATS_VQ] == "1"
     stats = g.qmp.guest_stats()

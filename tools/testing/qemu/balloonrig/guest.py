@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from .kernels import KernelImage
-from .parse import parse_meminfo
+from .parse import oom_kill_lines, parse_meminfo
 from .qmp import QMP, QMPError
 
 QEMU = "qemu-system-x86_64"
@@ -400,13 +400,24 @@ class Guest:
         """Return the guest kernel log."""
         return self.check("dmesg")
 
-    def balloon_driver(self) -> str | None:
-        """Return the driver bound to the virtio balloon device, if any."""
+    def balloon_sysfs(self, attr: str) -> str | None:
+        """Return attribute *attr* of the virtio balloon device (device id
+        0x0005) in sysfs, stripped, or None when there is no such device
+        or attribute.  A link (``driver``) gives the name it points to."""
         out = self.check(
             "for d in /sys/bus/virtio/devices/virtio*; do "
-            "[ \"$(cat $d/device 2>/dev/null)\" = 0x0005 ] && "
-            "[ -e $d/driver ] && basename $(readlink $d/driver); done; true")
+            "[ \"$(cat $d/device 2>/dev/null)\" = 0x0005 ] || continue; "
+            f"a=$d/{attr}; if [ -L $a ]; then basename $(readlink $a); "
+            "elif [ -e $a ]; then cat $a; fi; done; true")
         return out.strip() or None
+
+    def balloon_driver(self) -> str | None:
+        """Return the driver bound to the virtio balloon device, if any."""
+        return self.balloon_sysfs("driver")
+
+    def oom_kills(self) -> list[str]:
+        """Return the kernel log's lines about OOM kills."""
+        return oom_kill_lines(self.dmesg())
 
     def modules(self) -> set[str]:
         """Return the names of loaded modules (from /proc/modules)."""

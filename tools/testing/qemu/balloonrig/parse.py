@@ -30,3 +30,9 @@ def trace_fields(text: str, event: str) -> list[dict[str, str]]:
             out.append(dict(f.split("=", 1) for f in body.split()[1:]
                             if "=" in f))
     return out
+
+
+def oom_kill_lines(dmesg: str) -> list[str]:
+    """Return the lines of a kernel log that tell of the OOM killer."""
+    return [ln for ln in dmesg.splitlines()
+            if "Out of memory" in ln or "oom-kill" in ln]

@@ -48,15 +48,14 @@ def debugfs_stats(ctx: Context, name: str = "stats") -> dict[str, int]:
 
 def balloon_features(ctx: Context) -> str:
     """The balloon device's negotiated features, "0"/"1" per bit."""
-    return ctx.guest.check(
-        "for d in /sys/bus/virtio/devices/virtio*; do "
-        "[ \"$(cat $d/device)\" = 0x0005 ] && cat $d/features; done").strip()
+    return ctx.guest.balloon_sysfs("features") or ""
 
 
 def has_feature(features: str, bit: int) -> bool:
     return len(features) > bit and features[bit] == "1"
 
 
-def oom_kills(ctx: Context) -> list[str]:
-    return [ln for ln in ctx.guest.dmesg().splitlines()
-            if "Out of memory" in ln or "oom-kill" in ln]
+def expect_no_oom_kill(ctx: Context) -> None:
+    """Fail if the guest's OOM killer ran."""
+    killed = ctx.guest.oom_kills()
+    expect(not killed, "the OOM killer ran: " + " | ".join(killed[:3]))

@@ -23,9 +23,7 @@ def test_ours_virtio_alias_one_driver(ctx: Context) -> None:
     does; with both loaded, whichever came first keeps the device, and the
     other loads and unloads cleanly without binding."""
     g = ctx.guest
-    alias = g.check(
-        "for d in /sys/bus/virtio/devices/virtio*; do "
-        "[ \"$(cat $d/device)\" = 0x0005 ] && cat $d/modalias; done").strip()
+    alias = g.balloon_sysfs("modalias") or ""
     expect(alias.startswith("virtio:d00000005"), f"modalias {alias!r}")
     table = g.check("cat /lib/modules/$(uname -r)/modules.alias")
     owners = sorted({ln.split()[-1] for ln in table.splitlines()
@@ -179,10 +177,8 @@ def test_ours_vmw_not_vmware(ctx: Context) -> None:
 
 def _balloon_modalias(ctx: Context) -> str:
     """Return the modalias of the guest's virtio balloon device (id 5)."""
-    out = ctx.guest.check(
-        "for d in /sys/bus/virtio/devices/virtio*; do "
-        "[ \"$(cat $d/device)\" = 0x0005 ] && cat $d/modalias; done; true")
-    expect(out.strip(), "no virtio balloon device in the guest")
+    out = ctx.guest.balloon_sysfs("modalias")
+    expect(out, "no virtio balloon device in the guest")
     return out.split()[0]
 
 

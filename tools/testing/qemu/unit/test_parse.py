@@ -2,7 +2,8 @@
 
 import unittest
 
-from balloonrig.parse import parse_counters, parse_meminfo, trace_fields
+from balloonrig.parse import (oom_kill_lines, parse_counters, parse_meminfo,
+                              trace_fields)
 
 MEMINFO = """\
 MemTotal:        2014244 kB
@@ -74,6 +75,20 @@ class TraceFieldsTest(unittest.TestCase):
         self.assertEqual(trace_fields(TRACE, "balloon_core_inf"), [])
         self.assertEqual(trace_fields(TRACE, "balloon_core_reset"), [])
         self.assertEqual(len(trace_fields(TRACE, "balloon_core_deflate")), 1)
+
+
+class OomKillLinesTest(unittest.TestCase):
+    def test_the_killer_s_lines(self):
+        log = (
+            "[   5.0] dd invoked oom-killer: gfp_mask=0x140dca, order=0\n"
+            "[   5.1] oom-kill:constraint=CONSTRAINT_NONE,task=dd,pid=90\n"
+            "[   5.2] Out of memory: Killed process 90 (dd) total-vm:2kB\n"
+            "[   6.0] balloon_core: deflate-on-oom gave back 512 pages\n")
+        self.assertEqual(oom_kill_lines(log), log.splitlines()[:3])
+
+    def test_quiet_log(self):
+        self.assertEqual(oom_kill_lines("[ 1.0] hello\n"), [])
+        self.assertEqual(oom_kill_lines(""), [])
 
 
 if __name__ == "__main__":
