@@ -53,7 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # pylint: disable=wrong-import-position
 from balloonrig import kernels  # noqa: E402
-from balloonrig.guest import BootSpec, Guest, GuestLost  # noqa: E402
+from balloonrig.guest import (BootSpec, Guest, GuestLost,  # noqa: E402
+                              retry_lost)
 from balloonrig.prepare import heavy_lock, prepare  # noqa: E402
 
 MIB = 1 << 20
@@ -242,6 +243,10 @@ def plot(runs: list[Run], out: Path, size: int) -> Path | None:
     return out / "bench.png"
 
 
+def _infra_lost(attempt: int, exc: GuestLost) -> None:
+    print(f"# INFRA: guest lost ({exc}); attempt {attempt} of 2", flush=True)
+
+
 def _positive(text: str) -> int:
     n = int(text)
     if n < 1:
@@ -286,16 +291,13 @@ def main(argv: list[str] | None = None) -> int:
             for key, val in host_cost(hostcost, args.size).items():
                 host[key].append(val)
             for driver in args.driver or list(DRIVERS):
-                for attempt in (1, 2):
-                    try:
-                        r = one_run(kimg, initrd, driver, variant, args.mem,
-                                    args.size,
-                                    out / f"{variant}-{driver}-{rep}")
-                        break
-                    except GuestLost as exc:
-                        print(f"# INFRA: guest lost ({exc}); attempt "
-                              f"{attempt} of 2", flush=True)
-                else:
+                try:
+                    r = retry_lost(
+                        lambda _attempt: one_run(
+                            kimg, initrd, driver, variant, args.mem,
+                            args.size, out / f"{variant}-{driver}-{rep}"),
+                        _infra_lost)
+                except GuestLost:
                     return 2
                 runs.append(r)
                 print(f"# {variant:7} {driver:6} run {rep + 1}: inflate "

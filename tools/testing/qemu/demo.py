@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # pylint: disable=wrong-import-position
 from balloonrig import kernels  # noqa: E402
 from balloonrig.guest import (BootError, BootSpec, Guest,  # noqa: E402
-                              GuestCommandError, GuestLost, scan_console)
+                              GuestCommandError, GuestLost, boot,
+                              scan_console)
 from balloonrig.qmp import QMPError  # noqa: E402
 from balloonrig.prepare import (PREPARE_ERRORS, heavy_lock,  # noqa: E402
                                 prepare)
@@ -175,23 +176,9 @@ def show_guest_stats(g: Guest, since: float) -> None:
         print(f"  {key:<28} {shown:>12}")
 
 
-def boot(kimg: kernels.KernelImage, initrd: Path, spec: BootSpec,
-         workdir: Path) -> Guest:
-    """Boot the guest, once more if it is lost on the way (TCG hiccups)."""
-    for attempt in (1, 2):
-        g = Guest(kimg, initrd, spec, workdir)
-        try:
-            return g.start()
-        except GuestLost as exc:
-            g.stop()
-            if attempt == 2:
-                raise
-            print(f"guest lost while booting ({exc}); trying again",
-                  flush=True)
-        except BaseException:
-            g.stop()
-            raise
-    raise AssertionError("unreachable")
+def _lost(attempt: int, exc: GuestLost) -> None:
+    if attempt == 1:
+        print(f"guest lost while booting ({exc}); trying again", flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -272,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{spec.smp} CPUs, {args.mem} MiB) with balloon_core and "
           f"balloon_virtio", flush=True)
     try:
-        g = boot(kimg, initrd, spec, workdir)
+        g = boot(kimg, initrd, spec, workdir, _lost)
     except (GuestLost, BootError) as exc:
         print(f"demo: the guest did not come up: {exc}\n"
               f"  console: {workdir / 'console.log'}", file=sys.stderr)

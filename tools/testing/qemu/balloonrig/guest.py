@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from .kernels import KernelImage
 from .parse import oom_kill_lines, parse_meminfo
@@ -52,6 +53,9 @@ MODES = {
 
 class GuestLost(RuntimeError):
     """The guest stopped responding, or QEMU exited."""
+
+    #: Where :func:`boot` kept the console log of a guest lost on boot.
+    console: Path | None = None
 
 
 class BootError(RuntimeError):
@@ -277,7 +281,11 @@ class Guest:
             self._sockdir = None
 
     def __enter__(self) -> "Guest":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -423,3 +431,46 @@ class Guest:
         """Return the names of loaded modules (from /proc/modules)."""
         return {ln.split()[0] for ln in
                 self.read_file("/proc/modules").splitlines() if ln}
+
+
+T = TypeVar("T")
+
+
+def retry_lost(attempt: Callable[[int], T],
+               on_lost: Callable[[int, GuestLost], None],
+               attempts: int = 2) -> T:
+    """Return *attempt(n)* for n = 1, 2, ...: a lost guest is an
+    infrastructure hiccup, so a :class:`GuestLost` is told to
+    *on_lost(n, exc)* and tried again, *attempts* times in all.  Then
+    raises :class:`GuestLost` with every attempt's reason."""
+    reasons = []
+    for n in range(1, attempts + 1):
+        try:
+            return attempt(n)
+        except GuestLost as exc:
+            reasons.append(str(exc))
+            on_lost(n, exc)
+    raise GuestLost(" / ".join(reasons))
+
+
+def boot(kernel: KernelImage, initrd: Path, spec: BootSpec,
+         workdir: str | os.PathLike,
+         on_lost: Callable[[int, GuestLost], None] = lambda n, exc: None,
+         attempts: int = 2) -> Guest:
+    """Start a guest, trying again when it is lost (see
+    :func:`retry_lost`).  The console log of a lost attempt *n* is kept
+    as ``lost-<n>-console.log`` in *workdir* (``GuestLost.console``)."""
+    def attempt(n: int) -> Guest:
+        g = Guest(kernel, initrd, spec, workdir)
+        try:
+            return g.start()
+        except GuestLost as exc:
+            g.stop()
+            exc.console = g.workdir / f"lost-{n}-console.log"
+            if g.console_path.exists():
+                g.console_path.replace(exc.console)
+            raise
+        except BaseException:
+            g.stop()
+            raise
+    return retry_lost(attempt, on_lost, attempts)

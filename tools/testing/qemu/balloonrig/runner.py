@@ -21,7 +21,7 @@ from typing import Callable, TypeVar
 
 from . import kernels
 from .guest import (BootError, BootSpec, Guest, GuestCommandError,
-                    GuestLost, scan_console)
+                    GuestLost, boot, scan_console)
 from .prepare import PREPARE_ERRORS, heavy_lock, prepare
 from .qmp import QMPError
 
@@ -130,28 +130,16 @@ class Runner:
 
     def boot(self, test: RigTest, workdir: Path) -> Guest:
         """Boot a guest for *test*, retrying once if it is lost."""
-        reasons = []
-        for attempt in (1, 2):
-            g = Guest(self.kimg, self.initrd, test.spec, workdir)
-            try:
-                g.start()
-                if self.verbose:
-                    print(f"# {self.series}/{test.name}: booted in "
-                          f"{g.boot_seconds:.1f} s: {g.ready}", flush=True)
-                return g
-            except GuestLost as exc:
-                g.stop()
-                reasons.append(str(exc))
-                kept = workdir / f"lost-{attempt}-console.log"
-                if g.console_path.exists():
-                    g.console_path.replace(kept)
-                print(f"# {self.series}/{test.name}: guest lost on boot "
-                      f"attempt {attempt}: {exc} (console: {kept})",
-                      flush=True)
-            except BaseException:
-                g.stop()
-                raise
-        raise GuestLost(" / ".join(reasons))
+        def lost(attempt: int, exc: GuestLost) -> None:
+            print(f"# {self.series}/{test.name}: guest lost on boot "
+                  f"attempt {attempt}: {exc} (console: {exc.console})",
+                  flush=True)
+
+        g = boot(self.kimg, self.initrd, test.spec, workdir, lost)
+        if self.verbose:
+            print(f"# {self.series}/{test.name}: booted in "
+                  f"{g.boot_seconds:.1f} s: {g.ready}", flush=True)
+        return g
 
     def run(self, test: RigTest) -> None:
         """Run one test and print its result line."""

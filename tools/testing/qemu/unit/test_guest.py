@@ -1,0 +1,89 @@
+"""balloonrig.guest.retry_lost: a lost guest is tried once more."""
+
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+from balloonrig import guest
+from balloonrig.guest import BootError, GuestLost, retry_lost
+
+
+class RetryLostTest(unittest.TestCase):
+    def setUp(self):
+        self.told = []
+
+    def on_lost(self, attempt, exc):
+        self.told.append((attempt, str(exc)))
+
+    def test_first_attempt_wins(self):
+        self.assertEqual(retry_lost(lambda n: f"guest {n}", self.on_lost),
+                         "guest 1")
+        self.assertEqual(self.told, [])
+
+    def test_lost_once(self):
+        def attempt(n):
+            if n == 1:
+                raise GuestLost("no RIG-READY within 120 s")
+            return f"guest {n}"
+        self.assertEqual(retry_lost(attempt, self.on_lost), "guest 2")
+        self.assertEqual(self.told, [(1, "no RIG-READY within 120 s")])
+
+    def test_lost_twice_gives_both_reasons(self):
+        def attempt(n):
+            raise GuestLost(f"reason {n}")
+        with self.assertRaisesRegex(GuestLost, "^reason 1 / reason 2$"):
+            retry_lost(attempt, self.on_lost)
+        self.assertEqual(self.told, [(1, "reason 1"), (2, "reason 2")])
+
+    def test_other_errors_are_not_retried(self):
+        calls = []
+
+        def attempt(n):
+            calls.append(n)
+            raise BootError("bound to None")
+        with self.assertRaises(BootError):
+            retry_lost(attempt, self.on_lost)
+        self.assertEqual(calls, [1])
+        self.assertEqual(self.told, [])
+
+
+class FakeGuest:
+    """Writes a console log and is lost on its first start()."""
+
+    starts = 0
+
+    def __init__(self, kernel, initrd, spec, workdir):
+        self.workdir = Path(workdir)
+        self.console_path = self.workdir / "console.log"
+        self.stopped = False
+
+    def start(self):
+        FakeGuest.starts += 1
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.console_path.write_text(f"boot {FakeGuest.starts}\n")
+        if FakeGuest.starts == 1:
+            raise GuestLost("QEMU exited with -6")
+        return self
+
+    def stop(self):
+        self.stopped = True
+
+
+class BootTest(unittest.TestCase):
+    def test_a_lost_boot_keeps_its_console_and_is_tried_again(self):
+        FakeGuest.starts = 0
+        told = []
+        with tempfile.TemporaryDirectory() as tmp, \
+                mock.patch.object(guest, "Guest", FakeGuest):
+            g = guest.boot(None, Path("initrd"), None, tmp,
+                           lambda n, exc: told.append((n, exc.console)))
+            kept = Path(tmp) / "lost-1-console.log"
+            self.assertEqual(told, [(1, kept)])
+            self.assertEqual(kept.read_text(), "boot 1\n")
+            self.assertEqual(g.console_path.read_text(), "boot 2\n")
+            self.assertFalse(g.stopped)
+
+
+if __name__ == "__main__":
+    unittest.main()
