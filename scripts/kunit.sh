@@ -3,10 +3,12 @@
 #
 # Run the KUnit suites under kunit.py (UML) in Debian's 6.12 source tree.
 #
-#   scripts/kunit.sh [default|debug] [GLOB]
+#   scripts/kunit.sh [--json=FILE] [default|debug] [GLOB]
 #                                       run one variant (default: default),
 #                                       optionally only suites.cases matching
-#                                       GLOB (kunit.py's filter_glob)
+#                                       GLOB (kunit.py's filter_glob); with
+#                                       --json, kunit.py also writes its
+#                                       results to FILE as JSON
 #   scripts/kunit.sh --unwire           undo the wiring in the source tree
 #   scripts/kunit.sh -h|--help          print this
 #
@@ -86,6 +88,14 @@ drop_stale_objects() {
 	fi
 }
 
+json=()
+case "${1:-}" in
+--json=*)
+	json=("--json=$(realpath -m "${1#--json=}")")
+	shift
+	;;
+esac
+
 variant=${1:-default}
 case "$variant" in
 --unwire)
@@ -100,7 +110,7 @@ debug)
 		 --kunitconfig="$BALLOON_REPO/kunit/debug.kunitconfig")
 	;;
 *)
-	echo "usage: $0 [default|debug] [GLOB] | --unwire | --help" >&2
+	echo "usage: $0 [--json=FILE] [default|debug] [GLOB] | --unwire | --help" >&2
 	exit 2
 	;;
 esac
@@ -112,4 +122,4 @@ wire
 cd "$src"
 exec python3 tools/testing/kunit/kunit.py run "${configs[@]}" \
 	--build_dir="$BALLOON_CACHE/kunit-$variant" --jobs="$(nproc)" \
-	--timeout=120 ${2:+"$2"}
+	--timeout=120 "${json[@]}" ${2:+"$2"}
