@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # pylint: disable=wrong-import-position,unused-import
 from balloonrig.runner import main  # noqa: E402
 # Importing the tests registers them, in this order.
-from tests import inflate, stats, reporting, hinting, modules  # noqa: E402,F401,E501
+from tests import (inflate, stats, reporting,  # noqa: E402,F401
+                   hinting, modules)
 
 
 if __name__ == "__main__":

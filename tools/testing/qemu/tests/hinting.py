@@ -57,8 +57,8 @@ def test_ours_virtio_free_page_hinting(ctx: Context) -> None:
     back."""
     g = ctx.guest
     feats = balloon_features(ctx)
-    expect(has_feature(feats, F_FREE_PAGE_HINT), f"FREE_PAGE_HINT not accepted: "
-           f"{feats}")
+    expect(has_feature(feats, F_FREE_PAGE_HINT),
+           f"FREE_PAGE_HINT not accepted: {feats}")
     g.check("rmmod balloon_virtio")
     g.fill_and_free(1024, nonzero=True)
     control = _migrate_to_null(ctx, 256 * MIB)
@@ -122,6 +122,7 @@ def test_ours_virtio_hinting_and_reporting(ctx: Context) -> None:
     and reports reach QEMU's reporting queue, which comes after the
     hinting queue (QEMU's RSS drops), so the queues line up."""
     feats = balloon_features(ctx)
-    expect(has_feature(feats, F_FREE_PAGE_HINT) and has_feature(feats, F_REPORTING) and
+    expect(has_feature(feats, F_FREE_PAGE_HINT) and
+           has_feature(feats, F_REPORTING) and
            has_feature(feats, F_STATS_VQ), f"features {feats}")
     ctx.info(expect_reporting_returns(ctx, 512))

@@ -37,8 +37,10 @@ def test_ours_virtio_free_page_reporting(ctx: Context) -> None:
     RSS drops) without ballooning; PAGE_POISON is not accepted, since the
     Debian kernel neither poisons nor zeroes freed pages."""
     feats = balloon_features(ctx)
-    expect(has_feature(feats, F_REPORTING), f"REPORTING not accepted: {feats}")
-    expect(not has_feature(feats, F_PAGE_POISON), f"PAGE_POISON accepted: {feats}")
+    expect(has_feature(feats, F_REPORTING),
+           f"REPORTING not accepted: {feats}")
+    expect(not has_feature(feats, F_PAGE_POISON),
+           f"PAGE_POISON accepted: {feats}")
     ctx.info(expect_reporting_returns(ctx, 1024))
 
 
@@ -52,7 +54,8 @@ def test_ours_virtio_page_poison(ctx: Context) -> None:
     reports as memory corruption when it allocates them again)."""
     g = ctx.guest
     feats = balloon_features(ctx)
-    expect(has_feature(feats, F_PAGE_POISON) and has_feature(feats, F_REPORTING),
+    expect(has_feature(feats, F_PAGE_POISON) and
+           has_feature(feats, F_REPORTING),
            f"PAGE_POISON and REPORTING not both accepted: {feats}")
     before = ctx.guest.qemu_rss()
     ctx.guest.fill(512)
@@ -75,7 +78,8 @@ def test_ours_virtio_no_reporting_without_poison(ctx: Context) -> None:
     """A guest that zeroes freed pages, on a device without PAGE_POISON,
     does not report free pages (the device could not keep them zeroed)."""
     feats = balloon_features(ctx)
-    expect(not has_feature(feats, F_REPORTING) and not has_feature(feats, F_PAGE_POISON),
+    expect(not has_feature(feats, F_REPORTING) and
+           not has_feature(feats, F_PAGE_POISON),
            f"REPORTING or PAGE_POISON accepted: {feats}")
     move_balloon(ctx, 512 * MIB, "inflate")
     move_balloon(ctx, GIB, "deflate")

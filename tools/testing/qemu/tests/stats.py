@@ -23,7 +23,8 @@ def test_ours_virtio_stats(ctx: Context) -> None:
     """Guest stats through QMP: every tag QEMU knows, a fresh timestamp on
     each poll, and values that agree with the guest's own numbers."""
     g, qmp = ctx.guest, ctx.guest.qmp
-    expect(has_feature(balloon_features(ctx), F_STATS_VQ), "STATS_VQ not accepted")
+    expect(has_feature(balloon_features(ctx), F_STATS_VQ),
+           "STATS_VQ not accepted")
     set_at = int(time.time()) - 1
     qmp.set_stats_interval(1)
     first = fresh_stats(ctx, set_at)

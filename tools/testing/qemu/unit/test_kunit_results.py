@@ -75,7 +75,8 @@ class MainTest(unittest.TestCase):
             rc, lines = self.run_main("default", str(path), "k.log")
         self.assertEqual(rc, 0)
         self.assertEqual(len(lines), 7)
-        self.assertEqual(lines[0], "PASS: kunit/default/rate_init_starts_at_max")
+        self.assertEqual(lines[0],
+                         "PASS: kunit/default/rate_init_starts_at_max")
 
     def test_no_json_is_no_result(self):
         with tempfile.TemporaryDirectory() as tmp:
