@@ -6,6 +6,9 @@ Modules:
 * :mod:`.initramfs` build the busybox initramfs (with our modules)
 * :mod:`.qmp`       QMP client with balloon helpers
 * :mod:`.guest`     boot a guest, command channel, console scanning
+* :mod:`.parse`     pure parsers of guest output
+* :mod:`.prepare`   kernel, our modules and initramfs; the heavy-job lock
+* :mod:`.runner`    the test framework and runner of ``run_tests.py``
 
 Typical use (see ``run_tests.py`` for more)::
 
