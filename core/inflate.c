@@ -23,9 +23,6 @@
 #include "ops.h"
 #include "trace.h"
 
-/* 4 KiB pages joining the balloon under one hold of its page lock. */
-#define BALLOON_CORE_ENQUEUE_CHUNK	256
-
 /**
  * balloon_core_alloc_page() - allocate one page for the balloon
  * @gfp: allocation flags.
@@ -242,7 +239,7 @@ balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 			else
 				list_add_tail(&page->lru, &taken);
 			/* The page lock keeps interrupts off: not too long. */
-			if (!order && ++queued == BALLOON_CORE_ENQUEUE_CHUNK) {
+			if (!order && ++queued == BALLOON_CORE_LOCK_CHUNK) {
 				balloon_core_enqueue_list(bdev, &taken);
 				queued = 0;
 			}

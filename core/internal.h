@@ -68,6 +68,13 @@ struct balloon_core_limits {
  */
 #define BALLOON_CORE_YIELD_EVERY	1024
 
+/*
+ * 4 KiB pages moved under one hold of the balloon's page lock, which keeps
+ * interrupts off, and pages of any size handled between two reschedule
+ * points wherever work grows with the balloon's size.
+ */
+#define BALLOON_CORE_LOCK_CHUNK	256
+
 /* How often reset and unregister say they still wait for isolated pages. */
 #define BALLOON_CORE_ISOLATED_WAIT_MS	10000
 
@@ -134,6 +141,8 @@ void balloon_core_rate_deflated(struct balloon_core_rate *r,
 #if IS_ENABLED(CONFIG_KUNIT)
 int balloon_core_param_check(const char *name, unsigned int val);
 struct page *balloon_core_alloc_page(gfp_t gfp, unsigned int order);
+size_t balloon_core_dequeue_4k(struct balloon_core_dev *bdev,
+			       struct list_head *list, size_t n);
 bool balloon_core_run_cycle(struct balloon_core_dev *bdev);
 #endif
 

@@ -24,6 +24,7 @@
 #include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
+#include <linux/sched.h>
 #include <linux/vmstat.h>
 
 #include "internal.h"
@@ -106,18 +107,63 @@ void balloon_core_enqueue(struct balloon_core_dev *bdev,
 }
 
 /**
+ * balloon_core_dequeue_4k() - take 4 KiB pages off the kernel's balloon list
+ * @bdev: the balloon.
+ * @list: where to put them.
+ * @n: how many at most; callers ask for %BALLOON_CORE_LOCK_CHUNK at most.
+ *
+ * One hold of the balloon's page lock, with interrupts off.  The only
+ * place the core takes pages off that list, so that KUnit suites can see
+ * how many it takes under one hold.
+ *
+ * Context: Work lock held.
+ * Return: how many were taken.
+ */
+VISIBLE_IF_KUNIT size_t balloon_core_dequeue_4k(struct balloon_core_dev *bdev,
+						struct list_head *list, size_t n)
+{
+	KUNIT_STATIC_STUB_REDIRECT(balloon_core_dequeue_4k, bdev, list, n);
+	return balloon_page_list_dequeue(&bdev->b_dev_info, list, n);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_dequeue_4k);
+
+/*
+ * Put 4 KiB pages on the kernel's balloon list, %BALLOON_CORE_LOCK_CHUNK
+ * under each hold of its page lock.  Returns how many.
+ */
+static size_t balloon_core_enqueue_4k(struct balloon_core_dev *bdev,
+				      struct list_head *list)
+{
+	size_t done = 0;
+
+	while (!list_empty(list)) {
+		struct page *page, *next;
+		unsigned int n = 0;
+		LIST_HEAD(chunk);
+
+		list_for_each_entry_safe(page, next, list, lru) {
+			list_move_tail(&page->lru, &chunk);
+			if (++n == BALLOON_CORE_LOCK_CHUNK)
+				break;
+		}
+		done += balloon_page_list_enqueue(&bdev->b_dev_info, &chunk);
+	}
+	return done;
+}
+
+/**
  * balloon_core_enqueue_list() - 4 KiB pages join the balloon together
  * @bdev: the balloon.
  * @list: the pages, which the host took; emptied.
  *
- * One trip through the balloon's page lock for the whole list.
+ * %BALLOON_CORE_LOCK_CHUNK pages under each hold of the balloon's page lock.
  *
  * Context: Work lock held.
  */
 void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
 			       struct list_head *list)
 {
-	bdev->nr_pages[0] += balloon_page_list_enqueue(&bdev->b_dev_info, list);
+	bdev->nr_pages[0] += balloon_core_enqueue_4k(bdev, list);
 }
 
 /**
@@ -140,7 +186,16 @@ unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
 	unsigned int got = 0;
 
 	if (!order) {
-		got = balloon_page_list_dequeue(&bdev->b_dev_info, list, n);
+		/* In chunks, with interrupts on between them. */
+		while (got < n) {
+			unsigned int want = min_t(unsigned int, n - got,
+						  BALLOON_CORE_LOCK_CHUNK);
+			size_t took = balloon_core_dequeue_4k(bdev, list, want);
+
+			got += took;
+			if (took < want)
+				break;
+		}
 	} else {
 		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
 			if (got == n)
@@ -154,6 +209,44 @@ unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
 	return got;
 }
 
+/*
+ * Put one 4 KiB page, taken off the balloon by balloon_core_dequeue(), back
+ * on the kernel's balloon list: at the head, or with @tail at the far end.
+ * Compaction may still hold the page's lock for a moment (it saw the page
+ * movable just before we took it): wait for it, where the kernel's
+ * enqueue helpers would BUG().
+ */
+static void balloon_core_reinsert_4k(struct balloon_core_dev *bdev,
+				     struct page *page, bool tail)
+{
+	struct balloon_dev_info *info = &bdev->b_dev_info;
+	unsigned long flags;
+
+	list_del(&page->lru);
+	lock_page(page);
+	spin_lock_irqsave(&info->pages_lock, flags);
+	balloon_page_insert(info, page);
+	if (tail)
+		list_move_tail(&page->lru, &info->pages);
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	unlock_page(page);
+	count_vm_event(BALLOON_INFLATE);
+	bdev->nr_pages[0]++;
+}
+
+static void balloon_core_reinsert_list(struct balloon_core_dev *bdev,
+				       struct list_head *list, bool tail)
+{
+	struct page *page, *next;
+	unsigned int i = 0;
+
+	list_for_each_entry_safe(page, next, list, lru) {
+		balloon_core_reinsert_4k(bdev, page, tail);
+		if (++i % BALLOON_CORE_LOCK_CHUNK == 0)
+			cond_resched();
+	}
+}
+
 /**
  * balloon_core_requeue() - put pages taken by balloon_core_dequeue() back
  * @bdev: the balloon.
@@ -161,7 +254,7 @@ unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
  * @list: the pages.
  * @n: how many there are.
  *
- * Context: Work lock held.
+ * Context: Process context, work lock held; may sleep.
  */
 void balloon_core_requeue(struct balloon_core_dev *bdev,
 			  unsigned int order, struct list_head *list,
@@ -169,13 +262,13 @@ void balloon_core_requeue(struct balloon_core_dev *bdev,
 {
 	struct page *page;
 
-	if (order) {
-		list_for_each_entry(page, list, lru)
-			balloon_core_mark_offline(page, order, true);
-		list_splice(list, &bdev->pages[order]);
-	} else {
-		balloon_page_list_enqueue(&bdev->b_dev_info, list);
+	if (!order) {
+		balloon_core_reinsert_list(bdev, list, false);
+		return;
 	}
+	list_for_each_entry(page, list, lru)
+		balloon_core_mark_offline(page, order, true);
+	list_splice(list, &bdev->pages[order]);
 	bdev->nr_pages[order] += n;
 }
 
@@ -187,43 +280,24 @@ void balloon_core_requeue(struct balloon_core_dev *bdev,
  * @n: how many there are.
  *
  * They go to the far end of the balloon, so that the next deflate tries
- * every other page before them.  The kernel's enqueue helpers only add at
- * the head; this is the same insertion, at the tail.
+ * every other page before them.
  *
- * Context: Work lock held.
+ * Context: Process context, work lock held; may sleep.
  */
 void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
 			       unsigned int order,
 			       struct list_head *list, unsigned int n)
 {
-	struct balloon_dev_info *info = &bdev->b_dev_info;
-	struct page *page, *next;
-	unsigned long flags;
+	struct page *page;
 
-	if (order) {
-		list_for_each_entry(page, list, lru)
-			balloon_core_mark_offline(page, order, true);
-		list_splice_tail(list, &bdev->pages[order]);
-		bdev->nr_pages[order] += n;
+	if (!order) {
+		balloon_core_reinsert_list(bdev, list, true);
 		return;
 	}
-
-	spin_lock_irqsave(&info->pages_lock, flags);
-	list_for_each_entry_safe(page, next, list, lru) {
-		/* Ours alone since the dequeue: nobody else holds its lock. */
-		if (WARN_ON_ONCE(!trylock_page(page)))
-			continue;
-		list_del(&page->lru);
-		balloon_page_insert(info, page);
-		list_move_tail(&page->lru, &info->pages);
-		unlock_page(page);
-		__count_vm_event(BALLOON_INFLATE);
-		n--;
-		bdev->nr_pages[0]++;
-	}
-	spin_unlock_irqrestore(&info->pages_lock, flags);
-	if (n)
-		balloon_core_requeue(bdev, 0, list, n);
+	list_for_each_entry(page, list, lru)
+		balloon_core_mark_offline(page, order, true);
+	list_splice_tail(list, &bdev->pages[order]);
+	bdev->nr_pages[order] += n;
 }
 
 /**
@@ -289,7 +363,9 @@ void balloon_core_wait_isolated(struct balloon_core_dev *bdev,
  * @bdev: the balloon.
  *
  * After a reset the host has forgotten the pages already.  Waits for
- * pages isolated for migration to come back.
+ * pages isolated for migration to come back.  The balloon may hold
+ * millions of pages: they go %BALLOON_CORE_LOCK_CHUNK at a time, with
+ * interrupts on and a reschedule point between chunks.
  *
  * Context: Process context, work lock held; may sleep.
  */
@@ -303,10 +379,12 @@ void balloon_core_drop_all(struct balloon_core_dev *bdev)
 		while (bdev->nr_pages[order]) {
 			LIST_HEAD(taken);
 
-			if (balloon_core_dequeue(bdev, order, &taken, UINT_MAX))
+			if (balloon_core_dequeue(bdev, order, &taken,
+						 BALLOON_CORE_LOCK_CHUNK))
 				balloon_core_free_list(bdev, &taken, order);
 			else
 				balloon_core_wait_isolated(bdev, &warn_at);
+			cond_resched();
 		}
 	}
 	bdev->size = 0;

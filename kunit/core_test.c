@@ -97,6 +97,10 @@ struct fake_host {
 	bool protocol_error;
 	bool registered;
 
+	/* how the core takes 4 KiB pages off the kernel's list */
+	unsigned int dequeue_calls;
+	size_t dequeue_max;		/* most pages under one hold of its lock */
+
 	/* an isolated page the "MM" puts back later */
 	struct delayed_work putback_work;
 	struct page *putback_page;
@@ -301,6 +305,17 @@ static struct page *fake_alloc_page(gfp_t gfp, unsigned int order)
 	return alloc_pages(gfp, order);
 }
 
+/* Count what the core takes under each hold of the balloon's page lock. */
+static size_t fake_dequeue_4k(struct balloon_core_dev *bdev,
+			      struct list_head *list, size_t n)
+{
+	struct fake_host *host = to_fake(bdev);
+
+	host->dequeue_calls++;
+	host->dequeue_max = max(host->dequeue_max, n);
+	return balloon_page_list_dequeue(&bdev->b_dev_info, list, n);
+}
+
 static int fake_init(struct kunit *test)
 {
 	struct fake_host *host;
@@ -318,6 +333,8 @@ static int fake_init(struct kunit *test)
 	test->priv = host;
 	kunit_activate_static_stub(test, balloon_core_alloc_page,
 				   fake_alloc_page);
+	kunit_activate_static_stub(test, balloon_core_dequeue_4k,
+				   fake_dequeue_4k);
 	return 0;
 }
 
@@ -668,6 +685,54 @@ static void inflate_alloc_failure_at_every_step(struct kunit *test)
 	fake_unregister(host);
 	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), n - 1);
+}
+
+/*
+ * A balloon of any size is dropped in bounded chunks: interrupts are off
+ * only while the balloon's page lock is held, for 256 pages at most.
+ */
+static void reset_drops_pages_in_bounded_chunks(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->max_batch = BALLOON_CORE_MAX_BATCH;
+	fake_register(test, host);
+	host->target = 20000;
+	while (host->bdev.size < 20000 && host->calls[FAKE_INFLATE] < 100)
+		balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 20000);
+
+	host->dequeue_calls = 0;
+	host->dequeue_max = 0;
+	balloon_core_request_reset(&host->bdev);
+	cancel_delayed_work_sync(&host->bdev.work);
+	fake_forget(host);
+	host->target = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 0);
+	KUNIT_EXPECT_LE(test, host->dequeue_max, (size_t)256);
+	KUNIT_EXPECT_GE(test, host->dequeue_calls, 20000U / 256);
+}
+
+static void deflate_takes_pages_in_bounded_chunks(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->max_batch = BALLOON_CORE_MAX_BATCH;
+	fake_register(test, host);
+	host->target = 10000;
+	while (host->bdev.size < 10000 && host->calls[FAKE_INFLATE] < 100)
+		balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 10000);
+
+	/* Batches of thousands of pages; the lock is held for 256 at most. */
+	host->dequeue_max = 0;
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, host->pages_out, 10000U);
+	KUNIT_EXPECT_LE(test, host->dequeue_max, (size_t)256);
+	KUNIT_EXPECT_FALSE(test, host->protocol_error);
 }
 
 static void unregister_full_balloon_returns_every_page(struct kunit *test)
@@ -1488,6 +1553,8 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(reset_requested_by_transport),
 	KUNIT_CASE(target_beyond_memory_clamped),
 	KUNIT_CASE(target_flapping_bounded_per_cycle),
+	KUNIT_CASE(reset_drops_pages_in_bounded_chunks),
+	KUNIT_CASE(deflate_takes_pages_in_bounded_chunks),
 	KUNIT_CASE(unregister_full_balloon_returns_every_page),
 	KUNIT_CASE(unregister_host_refusing_release_frees_anyway),
 	KUNIT_CASE(unregister_retries_a_busy_host),
