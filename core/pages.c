@@ -418,6 +418,11 @@ void balloon_core_release_refused(struct balloon_core_dev *bdev)
  * page the host holds with the MM, or one the MM owns in the balloon.  A
  * busy balloon (the work loop, or reclaim entered from its own
  * allocations) makes the migration retry later rather than wait.
+ *
+ * While the old page is isolated, unregister waits for it; once this
+ * function gives it up (isolated_pages drops), the transport may free
+ * @bdev at once.  So that is the very last thing it does, after the work
+ * lock is released, with only the balloon's page lock around it.
  */
 static int balloon_core_migratepage(struct balloon_dev_info *info,
 				    struct page *newpage, struct page *page,
@@ -426,12 +431,14 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 	struct balloon_core_dev *bdev =
 		container_of(info, struct balloon_core_dev, b_dev_info);
 	struct balloon_core_batch *batch = &bdev->batch;
-	bool taken, kick = false, kick_if_reset = false;
+	bool taken, released = false;
 	int ret, rc = -EAGAIN;
 	unsigned long flags;
 
-	if (!mutex_trylock(&bdev->lock))
-		goto out;
+	if (!mutex_trylock(&bdev->lock)) {
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
+		return rc;
+	}
 	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
 	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
 		goto out_unlock;
@@ -446,10 +453,11 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 	batch->count = 1;
 	ret = balloon_core_call_deflate(bdev, batch);
 	if (ret || batch->status[0]) {
+		batch->count = 0;
 		if (ret == -BALLOON_CORE_ERESET)
 			set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
-		batch->count = 0;
-		kick_if_reset = true;
+		if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+			balloon_core_kick(bdev);
 		goto out_unlock;
 	}
 
@@ -463,15 +471,15 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 	 * Either way the old page is no balloon page any more: the MM frees
 	 * it when it drops its own reference, without putting it back.
 	 */
-	spin_lock_irqsave(&info->pages_lock, flags);
 	if (taken) {
+		spin_lock_irqsave(&info->pages_lock, flags);
 		get_page(newpage);	/* the balloon's reference */
 		balloon_page_insert(info, newpage);
+		spin_unlock_irqrestore(&info->pages_lock, flags);
 	}
-	info->isolated_pages--;
-	spin_unlock_irqrestore(&info->pages_lock, flags);
 	balloon_page_finalize(page);
 	put_page(page);			/* the balloon's reference */
+	released = true;
 
 	if (taken) {
 		if ((bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED) &&
@@ -494,17 +502,19 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 	else
 		balloon_core_call_size_changed(bdev);
 	/* The next cycle inflates back to the target (or resets). */
-	kick = true;
+	balloon_core_kick(bdev);
 	rc = -EBUSY;
 
 out_unlock:
-	mutex_unlock(&bdev->lock);
-	if (kick ||
-	    (kick_if_reset && test_bit(BALLOON_CORE_F_RESET, &bdev->flags)))
-		balloon_core_kick(bdev);
-out:
 	if (rc != MIGRATEPAGE_SUCCESS)
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
+	mutex_unlock(&bdev->lock);
+	if (released) {
+		/* The last touch of @bdev: see above. */
+		spin_lock_irqsave(&info->pages_lock, flags);
+		info->isolated_pages--;
+		spin_unlock_irqrestore(&info->pages_lock, flags);
+	}
 	return rc;
 }
 #endif

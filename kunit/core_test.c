@@ -94,6 +94,7 @@ struct fake_host {
 	struct fake_call log[FAKE_LOG];
 	unsigned int nlog;
 	u64 reported;
+	unsigned long isolated_at_size;	/* isolated pages seen by size_changed */
 	bool protocol_error;
 	bool registered;
 
@@ -252,6 +253,7 @@ static void fake_size_changed(struct balloon_core_dev *bdev, u64 size)
 
 	fake_record(host, FAKE_SIZE, 0);
 	host->reported = size;
+	host->isolated_at_size = balloon_core_isolated(bdev);
 }
 
 static int fake_detach(struct balloon_core_dev *bdev)
@@ -1394,6 +1396,32 @@ static void migrate_new_page_refused(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+/*
+ * Unregister waits while a page is isolated; once migration gives the
+ * page up, the transport may free the balloon at once.  So the page stays
+ * isolated until the migration has done everything else.
+ */
+static void migrate_keeps_page_isolated_until_done(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	host->refuse_every = 101;	/* the next page offered */
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	host->isolated_at_size = 0;
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EBUSY);
+	/* The balloon shrank and told the host with the page still isolated. */
+	KUNIT_EXPECT_EQ(test, host->reported, 99);
+	KUNIT_EXPECT_EQ(test, host->isolated_at_size, 1);
+	fake_putback(host, page);
+	put_page(newpage);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	expect_consistent(test, host);
+}
+
 static void migrate_old_page_kept_changes_nothing(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
@@ -1579,6 +1607,7 @@ static struct kunit_case balloon_core_loop_cases[] = {
 	KUNIT_CASE(migrate_busy_balloon_retries_later),
 	KUNIT_CASE(migrate_new_page_refused),
 	KUNIT_CASE(migrate_host_enough_still_takes_new_page),
+	KUNIT_CASE(migrate_keeps_page_isolated_until_done),
 	KUNIT_CASE(migrate_old_page_kept_changes_nothing),
 	KUNIT_CASE(migrate_old_page_command_failed),
 	KUNIT_CASE(unregister_waits_for_isolated_page),
