@@ -437,9 +437,13 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 
 	mutex_lock(&bdev->lock);
 	balloon_core_limits_get(&l);
-	/* A host that lets go of everything at once needs no page by page. */
-	if (test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) &&
-	    balloon_core_call_detach(bdev) == -BALLOON_CORE_ERESET)
+	/*
+	 * The host hears of the unload even when the balloon is not started
+	 * (a failing host, or a reset pending): it may still hold pages or a
+	 * doorbell of ours.  One that lets go of everything at once needs no
+	 * page by page.
+	 */
+	if (balloon_core_call_detach(bdev) == -BALLOON_CORE_ERESET)
 		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
 	while (bdev->size && test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) &&
 	       !test_bit(BALLOON_CORE_F_RESET, &bdev->flags)) {

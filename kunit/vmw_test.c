@@ -951,6 +951,31 @@ static void vmmemctl_removed_by_name_then_unload(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, exists);
 }
 
+/*
+ * A balloon that is not started (here: the host was busy when the guest
+ * asked for a new handshake) still tells the host it goes: the doorbell
+ * it set is taken back, and START without capabilities releases its pages.
+ */
+static void unload_not_started_still_tells_host(struct kunit *test)
+{
+	struct vmw_model *m = test->priv;
+	struct balloon_core_dev *bdev = vmw_up(test);
+	unsigned int starts;
+
+	KUNIT_ASSERT_TRUE(test, m->db_set);
+	m->busy_cmd = BALLOON_VMW_CMD_START;
+	m->busy_nth = m->calls[BALLOON_VMW_CMD_START] + 1;
+	balloon_core_request_reset(bdev);
+	flush_delayed_work(&bdev->work);
+	KUNIT_ASSERT_FALSE(test, test_bit(BALLOON_CORE_F_STARTED, &bdev->flags));
+
+	starts = m->calls[BALLOON_VMW_CMD_START];
+	vmw_down(m);
+	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_START], starts + 1);
+	KUNIT_EXPECT_EQ(test, m->last_start_arg, 0);
+	KUNIT_EXPECT_FALSE(test, m->db_set);
+}
+
 static void migrate_at_target_unlocks_then_locks(struct kunit *test)
 {
 	struct vmw_model *m = test->priv;
@@ -1069,6 +1094,7 @@ static struct kunit_case balloon_vmw_protocol_cases[] = {
 	KUNIT_CASE(doorbell_kicks_the_core),
 	KUNIT_CASE(no_vmci_polls_alone),
 	KUNIT_CASE(unload_full_balloon_leaves_host_empty),
+	KUNIT_CASE(unload_not_started_still_tells_host),
 	KUNIT_CASE(vmmemctl_old_path_links_ours),
 	KUNIT_CASE(vmmemctl_old_path_taken_is_left_alone),
 	KUNIT_CASE(vmmemctl_removed_by_name_then_unload),

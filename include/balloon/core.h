@@ -162,7 +162,8 @@ struct balloon_core_batch {
  *	-%BALLOON_CORE_ERESET, or another negative errno (no page released; the
  *	core keeps them and lowers its deflate rate).
  * @detach: Optional.  Called by balloon_core_unregister() once the work
- *	loop has stopped, before the balloon is emptied.  Return
+ *	loop has stopped, before the balloon is emptied, whether or not the
+ *	balloon is started (a failing host, or a reset pending).  Return
  *	-%BALLOON_CORE_ERESET when the host has let go of every page on its
  *	own (VMware's START without capabilities does that): the core then
  *	frees them without telling the host one by one.  Return 0 to have

@@ -258,14 +258,22 @@ static int balloon_vmw_doorbell_set(struct balloon_vmw *b)
 	if (status != BALLOON_VMW_SUCCESS)
 		pr_warn_once("host refused the doorbell (status %lu); polling every second\n",
 			     status);
+	else
+		b->db_set = true;
 	return 0;
 }
 
+/*
+ * Before the doorbell is destroyed, whatever became of the handshake since
+ * (a failed or pending START), as the in-tree driver does at unload.
+ */
 static void balloon_vmw_doorbell_unset(struct balloon_vmw *b)
 {
-	if (b->db_created && (b->caps & BALLOON_VMW_CAP_DOORBELL))
-		balloon_vmw_cmd(b, BALLOON_VMW_CMD_VMCI_DOORBELL_SET,
-				VMCI_INVALID_ID, VMCI_INVALID_ID, NULL);
+	if (!b->db_set)
+		return;
+	balloon_vmw_cmd(b, BALLOON_VMW_CMD_VMCI_DOORBELL_SET,
+			VMCI_INVALID_ID, VMCI_INVALID_ID, NULL);
+	b->db_set = false;
 }
 
 /*

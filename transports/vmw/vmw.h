@@ -149,6 +149,8 @@ extern const struct balloon_vmw_host *balloon_vmw_host;
  * @db_context: the VMCI doorbell's context ID, or %VMCI_INVALID_ID.
  * @db_resource: the VMCI doorbell's resource ID.
  * @db_created: the doorbell exists and may ring.
+ * @db_set: the host agreed to ring it; until it is told otherwise at
+ *	unload, whatever START it saw since.
  * @vmmemctl: /sys/kernel/debug/vmmemctl, the in-tree vmw_balloon's path,
  *	as a link to the core's vmmemctl file, with a reference of ours;
  *	%NULL when that path was taken or debugfs is missing.
@@ -164,6 +166,7 @@ struct balloon_vmw {
 	u32 db_context;
 	u32 db_resource;
 	bool db_created;
+	bool db_set;
 	struct dentry *vmmemctl;
 };
 
