@@ -326,12 +326,22 @@ void balloon_core_free_list(struct balloon_core_dev *bdev,
  * balloon_core_isolated() - 4 KiB pages isolated for migration right now
  * @bdev: the balloon.
  *
- * Context: Any context; the value may be stale by the time it is used.
+ * Read under the balloon's page lock: the migrate callback and the MM's
+ * putback drop the count under it, and release it as their last touch of
+ * the balloon, so a zero read here means no migration still uses @bdev.
+ *
+ * Context: Process context; takes the balloon's page lock.
  * Return: the number of pages.
  */
 unsigned long balloon_core_isolated(struct balloon_core_dev *bdev)
 {
-	return READ_ONCE(bdev->b_dev_info.isolated_pages);
+	struct balloon_dev_info *info = &bdev->b_dev_info;
+	unsigned long flags, n;
+
+	spin_lock_irqsave(&info->pages_lock, flags);
+	n = info->isolated_pages;
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	return n;
 }
 
 /**
@@ -363,7 +373,9 @@ void balloon_core_wait_isolated(struct balloon_core_dev *bdev,
  * @bdev: the balloon.
  *
  * After a reset the host has forgotten the pages already.  Waits for
- * pages isolated for migration to come back.  The balloon may hold
+ * pages isolated for migration to come back, and returns only once no
+ * page is isolated: a migration that gave its page up has left the counts
+ * already but still drops the isolated count.  The balloon may hold
  * millions of pages: they go %BALLOON_CORE_LOCK_CHUNK at a time, with
  * interrupts on and a reschedule point between chunks.
  *
@@ -387,6 +399,8 @@ void balloon_core_drop_all(struct balloon_core_dev *bdev)
 			cond_resched();
 		}
 	}
+	while (balloon_core_isolated(bdev))
+		balloon_core_wait_isolated(bdev, &warn_at);
 	bdev->size = 0;
 }
 
@@ -419,10 +433,11 @@ void balloon_core_release_refused(struct balloon_core_dev *bdev)
  * busy balloon (the work loop, or reclaim entered from its own
  * allocations) makes the migration retry later rather than wait.
  *
- * While the old page is isolated, unregister waits for it; once this
- * function gives it up (isolated_pages drops), the transport may free
- * @bdev at once.  So that is the very last thing it does, after the work
- * lock is released, with only the balloon's page lock around it.
+ * Unregister returns only once no page is isolated (read under the
+ * balloon's page lock); after this function gives its page up
+ * (isolated_pages drops) the transport may free @bdev at once.  So that
+ * is the very last thing it does, after the work lock is released, and the
+ * release of the page lock around it is its last touch of @bdev.
  */
 static int balloon_core_migratepage(struct balloon_dev_info *info,
 				    struct page *newpage, struct page *page,
