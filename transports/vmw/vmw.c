@@ -468,7 +468,9 @@ static int balloon_vmw_deflate(struct balloon_core_dev *bdev,
  * Unload: the doorbell goes, then a START offering nothing tells the host
  * that no balloon driver is left, and it lets go of every page at once;
  * the core frees them without an unlock each.  The in-tree driver leaves
- * the same way.
+ * the same way.  A host that did not take that START still holds the
+ * pages: the core gives them back one batch at a time, in the mode the
+ * last handshake agreed, so the capabilities stay until then.
  */
 static int balloon_vmw_detach(struct balloon_core_dev *bdev)
 {
@@ -477,11 +479,11 @@ static int balloon_vmw_detach(struct balloon_core_dev *bdev)
 
 	balloon_vmw_doorbell_unset(b);
 	status = balloon_vmw_cmd(b, BALLOON_VMW_CMD_START, 0, 0, &caps);
+	if (status != BALLOON_VMW_SUCCESS &&
+	    status != BALLOON_VMW_SUCCESS_WITH_CAPABILITIES)
+		return 0;
 	b->caps = 0;
-	if (status == BALLOON_VMW_SUCCESS ||
-	    status == BALLOON_VMW_SUCCESS_WITH_CAPABILITIES)
-		return -BALLOON_CORE_ERESET;
-	return 0;
+	return -BALLOON_CORE_ERESET;
 }
 
 static const struct balloon_core_ops balloon_vmw_ops = {
