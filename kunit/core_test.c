@@ -1,19 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * KUnit suite for balloon_core driven by a fake transport.
- *
- * The fake is a model of a host: it keeps the set of pages it holds (a
- * double inflate or the release of a page it never held is an error, as on
- * real hosts), answers from a script (errors and resets on the Nth call of
- * a method), and records every call with a sequence number.  It registers
- * against the real core.  Page allocation goes through a static stub, so
- * tests can make non-sleeping or sleeping allocations fail at any step.
- *
- * The fake host is polled once an hour, so the core's own work item runs
- * only the first cycle after registration; tests then step the balloon
- * with balloon_core_run_cycle().
+ * KUnit suite for balloon_core driven by the fake transport of core_fake.h.
  */
-#include <kunit/static_stub.h>
 #include <kunit/test.h>
 #include <linux/delay.h>
 #include <linux/gfp.h>
@@ -23,361 +11,8 @@
 #include <linux/mm.h>
 #include <linux/xarray.h>
 
-#include "../core/internal.h"
+#include "core_fake.h"
 #include "mm_fake.h"
-
-enum fake_op {
-	FAKE_START,
-	FAKE_TARGET,
-	FAKE_INFLATE,
-	FAKE_DEFLATE,
-	FAKE_SIZE,
-	FAKE_DETACH,
-	FAKE_OP_NR
-};
-
-#define FAKE_LOG	64
-#define FAKE_SCRIPT	4
-#define FAKE_NEVER	UINT_MAX
-
-struct fake_call {
-	unsigned int seq;
-	enum fake_op op;
-	unsigned int count;
-	int ret;
-};
-
-/* Return @ret from the @nth call (1-based) of @op. */
-struct fake_script {
-	enum fake_op op;
-	unsigned int nth;
-	int ret;
-};
-
-struct fake_host {
-	struct balloon_core_dev bdev;
-	struct kunit *test;
-
-	/* what the host does */
-	u64 target;
-	unsigned int orders;		/* page orders the host accepts */
-	unsigned int cap_flags;		/* BALLOON_CORE_CAP_* besides POLL */
-	unsigned int max_batch;
-	unsigned int refuse_every;	/* refuse every Nth 4 KiB page; 0: none */
-	unsigned int refuse_huge_every;	/* the same for huge pages */
-	unsigned int keep_every;	/* keep every Nth page asked back; 0: none */
-	unsigned long keep_pfn;		/* never give this page back; 0: none */
-	bool detach_drops;		/* detach: the host lets go of everything */
-	unsigned int retarget_at;	/* inflate call that carries a new target */
-	u64 retarget;			/* ... and the target it carries */
-	struct fake_script script[FAKE_SCRIPT];
-
-	/* what the guest's allocator does */
-	unsigned int nosleep_ok;	/* successes before failing */
-	unsigned int sleep_ok;
-	unsigned int huge_ok;
-	unsigned int block_ok;		/* blocks split into 4 KiB pages */
-	unsigned int block_allocs;
-	unsigned int nosleep_allocs;
-	unsigned int sleep_allocs;
-	unsigned int huge_allocs;
-	bool bad_gfp;
-
-	/* what the host saw */
-	struct xarray held;		/* pfn -> page order, as a value */
-	unsigned int seq;
-	unsigned int calls[FAKE_OP_NR];
-	unsigned int pages_in;		/* 4 KiB pages offered by inflate */
-	unsigned int huge_in;		/* huge pages offered by inflate */
-	unsigned int pages_out;		/* base pages released by deflate */
-	unsigned int kept;		/* pages asked back, counting kept ones */
-	struct fake_call log[FAKE_LOG];
-	unsigned int nlog;
-	u64 reported;
-	unsigned long isolated_at_size;	/* isolated pages seen by size_changed */
-	bool protocol_error;
-	bool registered;
-
-	/* how the core takes 4 KiB pages off the kernel's list */
-	unsigned int dequeue_calls;
-	size_t dequeue_max;		/* most pages under one hold of its lock */
-
-	/* an isolated page the "MM" puts back later */
-	struct delayed_work putback_work;
-	struct page *putback_page;
-};
-
-static struct fake_host *to_fake(struct balloon_core_dev *bdev)
-{
-	return container_of(bdev, struct fake_host, bdev);
-}
-
-static int fake_record(struct fake_host *host, enum fake_op op,
-		       unsigned int count)
-{
-	unsigned int nth = ++host->calls[op], i;
-	int ret = 0;
-
-	for (i = 0; i < FAKE_SCRIPT; i++)
-		if (host->script[i].nth == nth && host->script[i].op == op)
-			ret = host->script[i].ret;
-	if (host->nlog < FAKE_LOG)
-		host->log[host->nlog++] = (struct fake_call) {
-			.seq = ++host->seq, .op = op, .count = count,
-			.ret = ret,
-		};
-	return ret;
-}
-
-/* A host that demands a reset has forgotten every page it held. */
-static void fake_forget(struct fake_host *host)
-{
-	xa_destroy(&host->held);
-}
-
-/* Base pages the host holds. */
-static unsigned long fake_held(struct fake_host *host)
-{
-	unsigned long index, n = 0;
-	void *entry;
-
-	xa_for_each(&host->held, index, entry)
-		n += 1UL << xa_to_value(entry);
-	return n;
-}
-
-static int fake_start(struct balloon_core_dev *bdev,
-		      struct balloon_core_caps *caps)
-{
-	struct fake_host *host = to_fake(bdev);
-	int ret = fake_record(host, FAKE_START, 0);
-
-	caps->orders = host->orders;
-	caps->max_batch = host->max_batch;
-	caps->flags = BALLOON_CORE_CAP_POLL | host->cap_flags;
-	caps->poll_ms = 3600 * 1000;
-	return ret;
-}
-
-static int fake_get_target(struct balloon_core_dev *bdev, u64 *target)
-{
-	struct fake_host *host = to_fake(bdev);
-	int ret = fake_record(host, FAKE_TARGET, 0);
-
-	if (ret == -BALLOON_CORE_ERESET)
-		fake_forget(host);
-	*target = host->target;
-	return ret;
-}
-
-static int fake_inflate(struct balloon_core_dev *bdev,
-			struct balloon_core_batch *batch)
-{
-	struct fake_host *host = to_fake(bdev);
-	int ret = fake_record(host, FAKE_INFLATE, batch->count);
-	unsigned int i;
-
-	if (!(host->orders & BIT(batch->order)))
-		host->protocol_error = true;
-	if (ret == -BALLOON_CORE_ERESET) {
-		fake_forget(host);
-		return ret;
-	}
-	if (ret && ret != -EAGAIN)
-		return ret;
-
-	for (i = 0; i < batch->count; i++) {
-		unsigned long pfn = page_to_pfn(batch->pages[i]);
-		unsigned int every = batch->order ? host->refuse_huge_every :
-						    host->refuse_every;
-		unsigned int nth = batch->order ? ++host->huge_in :
-						  ++host->pages_in;
-
-		if (every && nth % every == 0) {
-			batch->status[i] = -EBUSY;
-			continue;
-		}
-		if (xa_load(&host->held, pfn)) {
-			host->protocol_error = true;	/* locked twice */
-			batch->status[i] = -EEXIST;
-			continue;
-		}
-		xa_store(&host->held, pfn, xa_mk_value(batch->order),
-			 GFP_KERNEL);
-	}
-	/* Like VMware, the reply carries the host's current target. */
-	if (host->calls[FAKE_INFLATE] == host->retarget_at) {
-		host->target = host->retarget;
-		balloon_core_update_target(bdev, host->target);
-	}
-	return ret;
-}
-
-static int fake_deflate(struct balloon_core_dev *bdev,
-			struct balloon_core_batch *batch)
-{
-	struct fake_host *host = to_fake(bdev);
-	int ret = fake_record(host, FAKE_DEFLATE, batch->count);
-	unsigned int i;
-
-	if (ret == -BALLOON_CORE_ERESET)
-		fake_forget(host);
-	if (ret)
-		return ret;
-
-	for (i = 0; i < batch->count; i++) {
-		struct page *page = batch->pages[i];
-
-		void *held;
-
-		/* The host must hear of a page before the guest frees it. */
-		if (page_ref_count(page) < 1)
-			host->protocol_error = true;
-		if ((host->keep_every &&
-		     ++host->kept % host->keep_every == 0) ||
-		    page_to_pfn(page) == host->keep_pfn) {
-			batch->status[i] = -EBUSY;
-			continue;
-		}
-		held = xa_erase(&host->held, page_to_pfn(page));
-		if (!held || xa_to_value(held) != batch->order)
-			host->protocol_error = true;	/* never held so */
-		host->pages_out += 1U << batch->order;
-	}
-	return 0;
-}
-
-static void fake_size_changed(struct balloon_core_dev *bdev, u64 size)
-{
-	struct fake_host *host = to_fake(bdev);
-
-	fake_record(host, FAKE_SIZE, 0);
-	host->reported = size;
-	host->isolated_at_size = balloon_core_isolated(bdev);
-}
-
-static int fake_detach(struct balloon_core_dev *bdev)
-{
-	struct fake_host *host = to_fake(bdev);
-
-	fake_record(host, FAKE_DETACH, 0);
-	if (!host->detach_drops)
-		return 0;
-	fake_forget(host);
-	return -BALLOON_CORE_ERESET;
-}
-
-static const struct balloon_core_ops fake_ops = {
-	.owner = THIS_MODULE,
-	.name = "fake",
-	.start = fake_start,
-	.get_target = fake_get_target,
-	.inflate = fake_inflate,
-	.deflate = fake_deflate,
-	.detach = fake_detach,
-	.size_changed = fake_size_changed,
-};
-
-static struct page *fake_alloc_page(gfp_t gfp, unsigned int order)
-{
-	struct kunit *test = kunit_get_current_test();
-	struct fake_host *host = test->priv;
-
-	if (order && gfp == BALLOON_CORE_GFP_BLOCK) {
-		if (host->block_allocs++ >= host->block_ok)
-			return NULL;
-	} else if (order) {
-		/* Huge pages only when the guest can spare them at once. */
-		if (gfpflags_allow_blocking(gfp) || !(gfp & __GFP_NOMEMALLOC))
-			host->bad_gfp = true;
-		if (host->huge_allocs++ >= host->huge_ok)
-			return NULL;
-	} else if (gfpflags_allow_blocking(gfp)) {
-		/* Sleeping allocations must give up before the OOM killer. */
-		if (!(gfp & __GFP_NORETRY) || !(gfp & __GFP_NOMEMALLOC))
-			host->bad_gfp = true;
-		if (host->sleep_allocs++ >= host->sleep_ok)
-			return NULL;
-	} else {
-		if (!(gfp & __GFP_NOMEMALLOC) || (gfp & __GFP_HIGH))
-			host->bad_gfp = true;
-		if (host->nosleep_allocs++ >= host->nosleep_ok)
-			return NULL;
-	}
-	return alloc_pages(gfp, order);
-}
-
-/* Count what the core takes under each hold of the balloon's page lock. */
-static size_t fake_dequeue_4k(struct balloon_core_dev *bdev,
-			      struct list_head *list, size_t n)
-{
-	struct fake_host *host = to_fake(bdev);
-
-	host->dequeue_calls++;
-	host->dequeue_max = max(host->dequeue_max, n);
-	return balloon_page_list_dequeue(&bdev->b_dev_info, list, n);
-}
-
-static int fake_init(struct kunit *test)
-{
-	struct fake_host *host;
-
-	host = kunit_kzalloc(test, sizeof(*host), GFP_KERNEL);
-	if (!host)
-		return -ENOMEM;
-	host->test = test;
-	host->orders = BIT(0);
-	host->max_batch = 64;
-	host->nosleep_ok = FAKE_NEVER;
-	host->sleep_ok = FAKE_NEVER;
-	host->huge_ok = FAKE_NEVER;
-	xa_init(&host->held);
-	test->priv = host;
-	kunit_activate_static_stub(test, balloon_core_alloc_page,
-				   fake_alloc_page);
-	kunit_activate_static_stub(test, balloon_core_dequeue_4k,
-				   fake_dequeue_4k);
-	return 0;
-}
-
-static void fake_exit(struct kunit *test)
-{
-	struct fake_host *host = test->priv;
-
-	if (host->registered)
-		balloon_core_unregister(&host->bdev);
-	xa_destroy(&host->held);
-}
-
-/* Register against the real core and let its first cycle (start) run. */
-static void fake_register(struct kunit *test, struct fake_host *host)
-{
-	KUNIT_ASSERT_EQ(test, balloon_core_register(&host->bdev, &fake_ops,
-						    NULL, "kunit"), 0);
-	host->registered = true;
-	flush_delayed_work(&host->bdev.work);
-	KUNIT_ASSERT_EQ(test, host->calls[FAKE_START], 1U);
-}
-
-static void fake_unregister(struct fake_host *host)
-{
-	balloon_core_unregister(&host->bdev);
-	host->registered = false;
-}
-
-static u64 stat(struct fake_host *host, enum balloon_core_stat s)
-{
-	return balloon_core_stat_read(&host->bdev, s);
-}
-
-/* The core's view and the host's view of the balloon agree. */
-static void expect_consistent(struct kunit *test, struct fake_host *host)
-{
-	KUNIT_EXPECT_EQ(test, host->bdev.size, (u64)fake_held(host));
-	KUNIT_EXPECT_FALSE(test, host->protocol_error);
-	KUNIT_EXPECT_FALSE(test, host->bad_gfp);
-	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.refused));
-}
 
 static void inflate_reaches_target_across_cycles(struct kunit *test)
 {
@@ -960,7 +595,7 @@ static void start_without_usable_batch_fails(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	host->max_batch = 0;
-	KUNIT_ASSERT_EQ(test, balloon_core_register(&host->bdev, &fake_ops,
+	KUNIT_ASSERT_EQ(test, balloon_core_register(&host->bdev, &core_fake_ops,
 						    NULL, "kunit"), 0);
 	host->registered = true;
 	flush_delayed_work(&host->bdev.work);
@@ -975,9 +610,6 @@ static void start_without_usable_batch_fails(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], DIV_ROUND_UP(100, 16));
 }
-
-#define HUGE_ORDER	BALLOON_CORE_MAX_ORDER
-#define HUGE_PAGES	BIT(HUGE_ORDER)
 
 static void huge_inflate_prefers_2m_pages(struct kunit *test)
 {
@@ -1549,8 +1181,8 @@ static void register_rejects_incomplete_ops(struct kunit *test)
 	static const struct balloon_core_ops no_inflate = {
 		.owner = THIS_MODULE,
 		.name = "broken",
-		.start = fake_start,
-		.get_target = fake_get_target,
+		.start = core_fake_start,
+		.get_target = core_fake_get_target,
 	};
 	struct fake_host *host = test->priv;
 
@@ -1619,8 +1251,8 @@ static struct kunit_case balloon_core_loop_cases[] = {
 
 static struct kunit_suite balloon_core_loop_suite = {
 	.name = "balloon_core_loop",
-	.init = fake_init,
-	.exit = fake_exit,
+	.init = core_fake_init,
+	.exit = core_fake_exit,
 	.test_cases = balloon_core_loop_cases,
 };
 
