@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit suite balloon_core_deflate: deflation (core/deflate.c) through the
+ * fake transport of core_fake.h.  The host hears of a page before it is
+ * freed, the deflate rate, pages the host keeps, bounded chunks, and
+ * 2 MiB pages.
+ */
+#include <kunit/test.h>
+#include <linux/mm.h>
+
+#include "core_fake.h"
+
+static void deflate_tells_host_before_free(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+
+	host->target = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, host->pages_out, 1000U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 1000);
+	KUNIT_EXPECT_EQ(test, host->reported, 0);
+	/* protocol_error covers "told after free" and "never held". */
+	expect_consistent(test, host);
+}
+
+static void deflate_rate_limited_and_halved_on_error(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 2000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+
+	host->target = 0;
+	host->bdev.rate.free = 1024;
+	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 1, -EIO };
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000);	/* nothing lost */
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.free, 512U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_DEFLATE_FAIL), 1);
+
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 512);
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.free, 528U);
+	expect_consistent(test, host);
+}
+
+static void deflate_takes_pages_in_bounded_chunks(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->max_batch = BALLOON_CORE_MAX_BATCH;
+	fake_register(test, host);
+	host->target = 10000;
+	while (host->bdev.size < 10000 && host->calls[FAKE_INFLATE] < 100)
+		balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 10000);
+
+	/* Batches of thousands of pages; the lock is held for 256 at most. */
+	host->dequeue_max = 0;
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, host->pages_out, 10000U);
+	KUNIT_EXPECT_LE(test, host->dequeue_max, (size_t)256);
+	KUNIT_EXPECT_FALSE(test, host->protocol_error);
+}
+
+static void deflate_page_host_keeps_stays_in_balloon(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int free_rate;
+
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+
+	/* The host keeps the last page of the first batch; the rest goes. */
+	free_rate = host->bdev.rate.free;
+	host->keep_every = 64;
+	host->target = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 1U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000 - 63);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 1000UL - 63);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 63);
+	KUNIT_EXPECT_LT(test, host->bdev.rate.free, free_rate);
+	expect_consistent(test, host);
+
+	/* Once the host lets go, the balloon empties. */
+	host->keep_every = 0;
+	while (host->bdev.size && host->calls[FAKE_DEFLATE] < 100)
+		balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	expect_consistent(test, host);
+}
+
+static void deflate_tries_kept_page_last(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *first;
+
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+
+	/* The host will never give back the first page the balloon offers. */
+	first = list_first_entry(&host->bdev.b_dev_info.pages, struct page,
+				 lru);
+	host->keep_pfn = page_to_pfn(first);
+	host->target = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000 - 63);
+
+	/* Next time every other page goes first. */
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1);
+	KUNIT_EXPECT_PTR_EQ(test, list_first_entry(&host->bdev.b_dev_info.pages,
+						   struct page, lru), first);
+	host->keep_pfn = 0;
+	expect_consistent(test, host);
+}
+
+static void huge_deflate_whole_pages_then_exact(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	fake_register(test, host);
+	host->target = 2 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 2);
+
+	/* 424 pages to give back, only 2 MiB pages: one goes whole ... */
+	host->target = 600;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_FREE), 1);
+	KUNIT_EXPECT_EQ(test, host->pages_out, HUGE_PAGES);
+
+	/* ... and the next cycle makes up the difference in 4 KiB pages. */
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 600);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 600 - HUGE_PAGES);
+	expect_consistent(test, host);
+
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_FREE), 2);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE),
+			600 - HUGE_PAGES);
+}
+
+static struct kunit_case balloon_core_deflate_cases[] = {
+	KUNIT_CASE(deflate_tells_host_before_free),
+	KUNIT_CASE(deflate_rate_limited_and_halved_on_error),
+	KUNIT_CASE(deflate_page_host_keeps_stays_in_balloon),
+	KUNIT_CASE(deflate_tries_kept_page_last),
+	KUNIT_CASE(deflate_takes_pages_in_bounded_chunks),
+	KUNIT_CASE(huge_deflate_whole_pages_then_exact),
+	{ }
+};
+
+static struct kunit_suite balloon_core_deflate_suite = {
+	.name = "balloon_core_deflate",
+	.init = core_fake_init,
+	.exit = core_fake_exit,
+	.test_cases = balloon_core_deflate_cases,
+};
+
+kunit_test_suite(balloon_core_deflate_suite);

@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit suite balloon_core_inflate: inflation (core/inflate.c) through the
+ * fake transport of core_fake.h.  The allocation policy and its rates,
+ * pages the host refuses, 2 MiB pages and split blocks, and the target:
+ * clamped to memory, changed by a reply, bounded per cycle.
+ */
+#include <kunit/test.h>
+#include <linux/mm.h>
+
+#include "core_fake.h"
+
+static void inflate_reaches_target_across_cycles(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	static const u64 expect[] = { 16384, 32768, 40000, 40000 };
+	unsigned int i;
+
+	fake_register(test, host);
+	host->target = 40000;
+	for (i = 0; i < ARRAY_SIZE(expect); i++) {
+		balloon_core_run_cycle(&host->bdev);
+		KUNIT_EXPECT_EQ_MSG(test, host->bdev.size, expect[i],
+				    "cycle %u", i);
+		KUNIT_EXPECT_EQ(test, host->reported, host->bdev.size);
+	}
+	expect_consistent(test, host);
+	/* Whole batches: 40000 pages in batches of at most 64. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], DIV_ROUND_UP(16384, 64) * 2 +
+			DIV_ROUND_UP(40000 - 32768, 64));
+	KUNIT_EXPECT_EQ(test, host->log[0].op, FAKE_START);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC_FAIL), 0);
+}
+
+static void inflate_sleeping_rate_progression(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	/*
+	 * Cycle 1 falls back to sleeping at 512 and grows the rate by 16;
+	 * cycles 2-5 are slow (sleeping only) and each grows it again; cycle
+	 * 6 tries non-sleeping first, fails, and falls back once more.
+	 */
+	static const unsigned int grow[] = { 512, 528, 544, 560, 576, 592 };
+	static const unsigned int nosleep_tries[] = { 1, 1, 1, 1, 1, 2 };
+	u64 size = 0;
+	unsigned int i;
+
+	fake_register(test, host);
+	host->bdev.rate.alloc = 512;
+	host->nosleep_ok = 0;
+	host->target = 100000;
+	for (i = 0; i < ARRAY_SIZE(grow); i++) {
+		balloon_core_run_cycle(&host->bdev);
+		size += grow[i];
+		KUNIT_EXPECT_EQ_MSG(test, host->bdev.size, size, "cycle %u", i);
+		KUNIT_EXPECT_EQ_MSG(test, host->nosleep_allocs,
+				    nosleep_tries[i], "cycle %u", i);
+	}
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.alloc, 608U);
+	expect_consistent(test, host);
+}
+
+static void inflate_nosleep_failure_falls_back_to_sleep(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->nosleep_ok = 100;
+	host->target = 10000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* 100 non-sleeping pages, one failure, then sleeping up to 2048. */
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2048);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC), 101);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC_FAIL), 1);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_SLEEP_ALLOC), 1948);
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.slow_cycles, 4U);
+
+	/* The next cycle is slow: sleeping allocations only. */
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC), 101);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2048 + 2048);
+	expect_consistent(test, host);
+}
+
+static void inflate_sleep_failure_halves_rate(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->nosleep_ok = 0;
+	host->sleep_ok = 10;
+	host->target = 10000;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 10);
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.alloc, 1024U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL), 1);
+	expect_consistent(test, host);
+}
+
+static void inflate_refused_pages_capped_and_released(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->max_batch = 8;
+	host->bdev.caps.max_batch = 8;
+	host->refuse_every = 2;
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* Every other page refused: the 16th refusal ends the cycle. */
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_ALLOC), 16);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE), 16);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 16);
+	expect_consistent(test, host);
+}
+
+static void inflate_refused_beyond_cap_freed_at_once(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->refuse_every = 1;
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* One batch of 64, all refused: 16 kept aside, 48 freed, all back. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 1U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_ALLOC), 64);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE), 64);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	expect_consistent(test, host);
+}
+
+static void inflate_host_says_enough(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->script[0] = (struct fake_script){ FAKE_INFLATE, 3, -EAGAIN };
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* The third batch is taken, then the cycle ends. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 3U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 3 * 64);
+	expect_consistent(test, host);
+}
+
+static void target_beyond_memory_clamped(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	u64 ram = (u64)totalram_pages() * BALLOON_CORE_UNITS_PER_PAGE;
+
+	fake_register(test, host);
+	host->target = U64_MAX / 2;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.target, ram);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_CLAMPED), 1);
+	KUNIT_EXPECT_LE(test, host->bdev.size, 16384);	/* one cycle's worth */
+	expect_consistent(test, host);
+}
+
+static void target_flapping_bounded_per_cycle(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int i;
+
+	fake_register(test, host);
+	for (i = 0; i < 8; i++) {
+		u64 before = host->bdev.size;
+
+		host->target = (i % 2) ? 0 : 30000;
+		balloon_core_run_cycle(&host->bdev);
+		KUNIT_EXPECT_LE_MSG(test,
+				    max(host->bdev.size, before) -
+				    min(host->bdev.size, before), 16384,
+				    "cycle %u", i);
+	}
+	expect_consistent(test, host);
+}
+
+/* Fail the Nth non-sleeping and every sleeping allocation. */
+static const unsigned int alloc_fail_at[] = { 1, 2, 17, 64, 65, 129 };
+
+static void alloc_fail_desc(const unsigned int *n, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "allocation %u fails", *n);
+}
+
+KUNIT_ARRAY_PARAM(alloc_fail, alloc_fail_at, alloc_fail_desc);
+
+static void inflate_alloc_failure_at_every_step(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int n = *(const unsigned int *)test->param_value;
+
+	fake_register(test, host);
+	host->nosleep_ok = n - 1;
+	host->sleep_ok = 0;
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, n - 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.alloc, 1024U);
+	expect_consistent(test, host);
+
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), n - 1);
+}
+
+static void inflate_stops_at_target_from_reply(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_register(test, host);
+	host->target = 1000;
+	host->retarget_at = 2;
+	host->retarget = 100;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* Two batches of 64 went before the host said 100 is enough. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	KUNIT_EXPECT_EQ(test, host->bdev.target, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 128);
+	expect_consistent(test, host);
+
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	expect_consistent(test, host);
+}
+
+static void huge_inflate_prefers_2m_pages(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	fake_register(test, host);
+	host->target = 4 * HUGE_PAGES + 100;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 4 * HUGE_PAGES + 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 4);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC), 4);
+	/* One batch of four huge pages, two of 4 KiB pages. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 3U);
+	expect_consistent(test, host);
+}
+
+static void block_alloc_splits_whole_blocks(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	/* 1000 = 512 + 256 + 128 + 64 + 32 + 8: six blocks, no single page. */
+	host->block_ok = FAKE_NEVER;
+	host->max_batch = 512;
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 6);
+	KUNIT_EXPECT_EQ(test, host->nosleep_allocs, 0U);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 1000);
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
+	expect_consistent(test, host);
+
+	/* The pieces are ordinary balloon pages: they all come back. */
+	host->target = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 1000);
+	expect_consistent(test, host);
+}
+
+static void block_alloc_failure_takes_single_pages(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->block_ok = 1;
+	fake_register(test, host);
+	host->target = 700;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* One block of 512, then no block to spare: 188 single pages. */
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 700);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 1);
+	KUNIT_EXPECT_EQ(test, host->nosleep_allocs, 188U);
+	expect_consistent(test, host);
+}
+
+static void block_pieces_not_needed_are_freed(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	/* The host says 64 is enough after the first batch of 64. */
+	host->block_ok = FAKE_NEVER;
+	host->retarget_at = 1;
+	host->retarget = 64;
+	fake_register(test, host);
+	host->target = 512;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 64);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 1);
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE),
+			512 - 64);
+	expect_consistent(test, host);
+}
+
+static void huge_page_costs_one_allocation(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	/* 64 huge pages are 32768 base pages, twice nosleep_max. */
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->max_batch = 512;
+	fake_register(test, host);
+	host->target = 64 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 64 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 1U);
+	expect_consistent(test, host);
+}
+
+static void huge_alloc_failure_falls_back_to_4k(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->huge_ok = 1;
+	fake_register(test, host);
+	host->target = 4 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 4 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 3 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC_FAIL), 1);
+	/* No huge page to spare is not memory pressure. */
+	KUNIT_EXPECT_EQ(test, host->bdev.rate.slow_cycles, 0U);
+	expect_consistent(test, host);
+}
+
+static void huge_refused_split_and_offered_again(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->refuse_huge_every = 1;
+	fake_register(test, host);
+	host->target = 2 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+
+	/* Both huge pages refused, split, and every piece taken as 4 KiB. */
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_SPLIT), 2);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 2 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC), 0);
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
+	expect_consistent(test, host);
+}
+
+static void huge_refused_pieces_not_needed_are_freed(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->refuse_huge_every = 1;
+	host->refuse_every = 2;		/* and half of the pieces too */
+	fake_register(test, host);
+	host->target = HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+
+	/*
+	 * The first batch of 64 pieces has 32 refused, past the cap of 16:
+	 * the cycle ends with 32 taken, and every other piece freed.
+	 */
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_SPLIT), 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 32);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE),
+			HUGE_PAGES - host->bdev.size);
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
+	expect_consistent(test, host);
+}
+
+static struct kunit_case balloon_core_inflate_cases[] = {
+	KUNIT_CASE(inflate_reaches_target_across_cycles),
+	KUNIT_CASE(inflate_sleeping_rate_progression),
+	KUNIT_CASE(inflate_nosleep_failure_falls_back_to_sleep),
+	KUNIT_CASE(inflate_sleep_failure_halves_rate),
+	KUNIT_CASE(inflate_refused_pages_capped_and_released),
+	KUNIT_CASE(inflate_refused_beyond_cap_freed_at_once),
+	KUNIT_CASE(inflate_host_says_enough),
+	KUNIT_CASE_PARAM(inflate_alloc_failure_at_every_step,
+			 alloc_fail_gen_params),
+	KUNIT_CASE(inflate_stops_at_target_from_reply),
+	KUNIT_CASE(target_beyond_memory_clamped),
+	KUNIT_CASE(target_flapping_bounded_per_cycle),
+	KUNIT_CASE(huge_inflate_prefers_2m_pages),
+	KUNIT_CASE(huge_page_costs_one_allocation),
+	KUNIT_CASE(block_alloc_splits_whole_blocks),
+	KUNIT_CASE(block_alloc_failure_takes_single_pages),
+	KUNIT_CASE(block_pieces_not_needed_are_freed),
+	KUNIT_CASE(huge_alloc_failure_falls_back_to_4k),
+	KUNIT_CASE(huge_refused_split_and_offered_again),
+	KUNIT_CASE(huge_refused_pieces_not_needed_are_freed),
+	{ }
+};
+
+static struct kunit_suite balloon_core_inflate_suite = {
+	.name = "balloon_core_inflate",
+	.init = core_fake_init,
+	.exit = core_fake_exit,
+	.test_cases = balloon_core_inflate_cases,
+};
+
+kunit_test_suite(balloon_core_inflate_suite);

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit suite balloon_core_migrate: balloon compaction (core/pages.c)
+ * through the fake transport of core_fake.h, with the MM's part played by
+ * mm_fake.h.  The host hears of the old page before the new one, a page
+ * stays isolated until the migration is done, failed migrations change
+ * nothing or shrink the balloon by one page, and unregister waits for an
+ * isolated page to come back.
+ */
+#include <kunit/test.h>
+#include <linux/gfp.h>
+#include <linux/migrate.h>
+#include <linux/mm.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+
+#include "core_fake.h"
+#include "mm_fake.h"
+
+static struct page *fake_isolate(struct fake_host *host)
+{
+	return mm_fake_isolate(&host->bdev.b_dev_info);
+}
+
+static void fake_putback(struct fake_host *host, struct page *page)
+{
+	mm_fake_putback(&host->bdev.b_dev_info, page);
+}
+
+static int fake_migrate(struct fake_host *host, struct page *newpage,
+			struct page *page, bool undo)
+{
+	return mm_fake_migrate(&host->bdev.b_dev_info, newpage, page, undo);
+}
+
+/* A registered balloon of 100 movable pages, for the migration cases. */
+static void fake_movable_balloon(struct kunit *test, struct fake_host *host)
+{
+	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
+		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
+	fake_register(test, host);
+	host->target = 100;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 100);
+}
+
+static struct page *fake_new_page(struct kunit *test)
+{
+	struct page *page = alloc_page(GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	return page;
+}
+
+static void migrate_tells_host_old_then_new(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+	unsigned int nlog;
+
+	fake_movable_balloon(test, host);
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	nlog = host->nlog;
+	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, true),
+			MIGRATEPAGE_SUCCESS);
+
+	/* The host gave back the old page before it took the new one. */
+	KUNIT_ASSERT_EQ(test, host->nlog, nlog + 2);
+	KUNIT_EXPECT_EQ(test, host->log[nlog].op, FAKE_DEFLATE);
+	KUNIT_EXPECT_EQ(test, host->log[nlog + 1].op, FAKE_INFLATE);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE), 1);
+	/* The old page is the MM's alone now; the new one is the balloon's. */
+	KUNIT_EXPECT_EQ(test, page_ref_count(page), 1);
+	put_page(page);
+	put_page(newpage);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
+	expect_consistent(test, host);
+
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void migrate_busy_balloon_retries_later(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+	unsigned int calls;
+
+	fake_movable_balloon(test, host);
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	calls = host->seq;
+	mutex_lock(&host->bdev.lock);	/* the work loop is running */
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EAGAIN);
+	mutex_unlock(&host->bdev.lock);
+	KUNIT_EXPECT_EQ(test, host->seq, calls);	/* host not called */
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
+
+	fake_putback(host, page);
+	__free_page(newpage);
+	expect_consistent(test, host);
+
+	/* Reset and unregister wait for isolated pages to come back. */
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void migrate_new_page_refused(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	host->refuse_every = 101;	/* the next page offered */
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EBUSY);
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
+
+	/* Neither page is the balloon's: it is one page smaller. */
+	KUNIT_EXPECT_FALSE(test, PageOffline(page));
+	KUNIT_EXPECT_EQ(test, page_ref_count(page), 1);	/* the MM's */
+	fake_putback(host, page);
+	put_page(newpage);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 99);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 99);
+	KUNIT_EXPECT_EQ(test, host->reported, 99);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
+	expect_consistent(test, host);
+
+	/* The next cycle makes it up. */
+	host->refuse_every = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	expect_consistent(test, host);
+}
+
+/*
+ * Unregister waits while a page is isolated; once migration gives the
+ * page up, the transport may free the balloon at once.  So the page stays
+ * isolated until the migration has done everything else.
+ */
+static void migrate_keeps_page_isolated_until_done(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	host->refuse_every = 101;	/* the next page offered */
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	host->isolated_at_size = 0;
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EBUSY);
+	/* The balloon shrank and told the host with the page still isolated. */
+	KUNIT_EXPECT_EQ(test, host->reported, 99);
+	KUNIT_EXPECT_EQ(test, host->isolated_at_size, 1);
+	fake_putback(host, page);
+	put_page(newpage);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	expect_consistent(test, host);
+}
+
+static void migrate_old_page_kept_changes_nothing(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	host->keep_every = 1;		/* the host keeps the old page */
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, true), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	KUNIT_EXPECT_TRUE(test, PageOffline(page));
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	host->keep_every = 0;
+	expect_consistent(test, host);
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void migrate_old_page_command_failed(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 1, -EIO };
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, true), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
+	expect_consistent(test, host);
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void migrate_host_enough_still_takes_new_page(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	KUNIT_ASSERT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	/* "No more this cycle", but the page itself was taken. */
+	host->script[0] = (struct fake_script){ FAKE_INFLATE, 3, -EAGAIN };
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, true),
+			MIGRATEPAGE_SUCCESS);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	put_page(page);
+	put_page(newpage);
+	expect_consistent(test, host);
+}
+
+static void fake_putback_fn(struct work_struct *work)
+{
+	struct fake_host *host = container_of(to_delayed_work(work),
+					      struct fake_host, putback_work);
+
+	fake_putback(host, host->putback_page);
+}
+
+static void unregister_waits_for_isolated_page(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	fake_movable_balloon(test, host);
+
+	/* A page is isolated for migration when the transport goes away. */
+	host->putback_page = fake_isolate(host);
+	INIT_DELAYED_WORK(&host->putback_work, fake_putback_fn);
+	schedule_delayed_work(&host->putback_work, msecs_to_jiffies(50));
+	fake_unregister(host);
+	flush_delayed_work(&host->putback_work);
+
+	/* It came back and was given back through the host, like the rest. */
+	KUNIT_EXPECT_EQ(test, host->pages_out, 100U);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 100);
+	KUNIT_EXPECT_FALSE(test, host->protocol_error);
+}
+
+static struct kunit_case balloon_core_migrate_cases[] = {
+	KUNIT_CASE(migrate_tells_host_old_then_new),
+	KUNIT_CASE(migrate_busy_balloon_retries_later),
+	KUNIT_CASE(migrate_new_page_refused),
+	KUNIT_CASE(migrate_host_enough_still_takes_new_page),
+	KUNIT_CASE(migrate_keeps_page_isolated_until_done),
+	KUNIT_CASE(migrate_old_page_kept_changes_nothing),
+	KUNIT_CASE(migrate_old_page_command_failed),
+	KUNIT_CASE(unregister_waits_for_isolated_page),
+	{ }
+};
+
+static struct kunit_suite balloon_core_migrate_suite = {
+	.name = "balloon_core_migrate",
+	.init = core_fake_init,
+	.exit = core_fake_exit,
+	.test_cases = balloon_core_migrate_cases,
+};
+
+kunit_test_suite(balloon_core_migrate_suite);
