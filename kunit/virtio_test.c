@@ -1,28 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * KUnit suites for balloon_virtio against a fake virtio balloon device.
- *
- * The fake is a virtio device on the real virtio bus: register_virtio_device()
- * binds balloon_virtio to it through the bus, as a PCI or MMIO transport
- * would.  Its virtqueues are real split rings from vring_create_virtqueue().
- * The test plays the device in their notify hook: it walks the available
- * ring, reads the buffers through the guest-physical addresses in the
- * descriptors, checks them against a model of the device (the PFNs it
- * holds, its config space, its status), and completes them in the used ring
- * with vring_interrupt(), interrupts off, as a device interrupt would.  It
- * keeps the stats buffer until a test asks for fresh stats, as QEMU does,
- * and lays its queues out as QEMU does: by the features it offers.
- *
- * Whatever the device sees that breaks the protocol (a PFN it already
- * holds, a page freed before the device heard of it, an "actual" that is
- * not what it holds, a stats buffer with a repeated tag, a queue the
- * driver calls by another name...) is recorded and fails the test.
- *
- * Free page hinting is played as QEMU plays it: a command id in the config
- * (shown while requested, 0 once started or stopped, 1 when done), a run
- * that starts when the driver echoes the id and stops at its next id, and
- * hints taken only while started.  The device may stop a run after a given
- * number of blocks, or keep the blocks it was given (a stalled host).
+ * KUnit suites for balloon_virtio against the fake virtio balloon device
+ * of virtio_fake.h.
  *
  * Suites: balloon_virtio_wire (PFN arrays, ordering, actual, legacy and
  * modern devices), balloon_virtio_stats, balloon_virtio_features (page
@@ -32,799 +11,15 @@
  */
 #include <kunit/static_stub.h>
 #include <kunit/test.h>
-#include <linux/bitmap.h>
 #include <linux/delay.h>
-#include <linux/io.h>
 #include <linux/mm.h>
-#include <linux/mutex.h>
 #include <linux/page_reporting.h>
 #include <linux/pageblock-flags.h>
 #include <linux/sizes.h>
-#include <linux/slab.h>
-#include <linux/virtio.h>
-#include <linux/virtio_balloon.h>
-#include <linux/virtio_config.h>
-#include <linux/virtio_ring.h>
 #include <linux/vmalloc.h>
 #include <linux/vmstat.h>
-#include <linux/xarray.h>
 
-#include "../core/internal.h"
-#include "../transports/virtio/internal.h"
-
-#define FAKE_RING		128	/* entries per queue, as QEMU's */
-#define FAKE_REPORT_RING	32	/* QEMU's reporting queue */
-#define FAKE_HINT_MAX		64	/* blocks the fake remembers */
-#define FAKE_MAX_DESC		64
-#define FAKE_WAIT_MS		5000
-#define FAKE_LOG		256
-#define FAKE_PCI_VENDOR		0x1af4
-
-/* The device's queues, in protocol order. */
-enum fake_role {
-	FAKE_INFLATE,
-	FAKE_DEFLATE,
-	FAKE_STATS,
-	FAKE_HINT,
-	FAKE_REPORT,
-	FAKE_ROLES
-};
-
-/* What balloon_virtio names each queue. */
-static const char * const fake_role_names[FAKE_ROLES] = {
-	[FAKE_INFLATE] = "inflate",
-	[FAKE_DEFLATE] = "deflate",
-	[FAKE_STATS] = "stats",
-	[FAKE_HINT] = "free_page",
-	[FAKE_REPORT] = "reporting",
-};
-
-/* QEMU's free page hint states. */
-enum fake_hint_state {
-	FAKE_HINT_S_STOP,
-	FAKE_HINT_S_REQUESTED,
-	FAKE_HINT_S_START,
-	FAKE_HINT_S_DONE,
-};
-
-/* Events in the order the device saw them. */
-enum fake_event {
-	FAKE_EV_INFLATE,
-	FAKE_EV_DEFLATE,
-	FAKE_EV_ACTUAL,
-	FAKE_EV_RESET,
-	FAKE_EV_READY,
-};
-
-struct fake_entry {
-	enum fake_event ev;
-	u64 val;
-};
-
-struct fake_queue {
-	struct virtqueue *vq;
-	enum fake_role role;
-	u16 last_avail;
-	bool holding;		/* the device keeps the stats buffer */
-	u16 held_head;
-};
-
-struct fake_desc {
-	void *buf;
-	u32 len;
-	bool write;
-};
-
-struct fake_vdev;
-
-/*
- * The device model.  It lives in the test's memory; the virtio device
- * itself (struct fake_vdev) belongs to the driver core and is freed by its
- * release.  @lock serialises the device side (notify hooks and config
- * writes come from the driver's work items, the test pokes from its own
- * thread).
- */
-struct fake_balloon {
-	struct kunit *test;
-	struct fake_vdev *v;
-	struct balloon_virtio *vb;
-	struct mutex lock;		/* the device side, see above */
-
-	/* the device */
-	u64 offered;
-	u64 features;
-	u8 status;
-	struct virtio_balloon_config config;
-	unsigned int report_ring;
-	bool no_vqs;			/* find_vqs fails, as with no vectors */
-	bool hold_pfns;			/* inflate/deflate never completed */
-	enum fake_role layout[FAKE_ROLES];
-	unsigned int nr_layout;
-	struct fake_queue q[FAKE_ROLES];	/* by queue index */
-	unsigned int nq;
-	struct fake_desc desc[FAKE_MAX_DESC];
-
-	/* the balloon as the device sees it, in 4 KiB PFNs */
-	struct xarray held;
-	unsigned long nr_held;
-	unsigned long inflated, deflated;
-	unsigned int inflates, deflates, max_request;
-	unsigned int actual_writes, poison_writes;
-	u32 last_actual, max_jump;
-	unsigned long held_at_reset;
-	unsigned int resets, readies;
-
-	/* the last stats buffer */
-	struct virtio_balloon_stat stats[BALLOON_VIRTIO_STATS_MAX];
-	unsigned int nr_stats, stats_bufs;
-
-	/* free page reports */
-	unsigned int reports;
-	unsigned long reported_pages;
-
-	/* free page hinting */
-	enum fake_hint_state hint_state;
-	u32 hint_id;
-	unsigned int hint_ring;
-	unsigned int hint_stop_after;	/* the host stops a run (0: never) */
-	bool hint_hold;			/* the host keeps hinted buffers */
-	bool hint_hold_ids;		/* ... and command id buffers */
-	unsigned int hint_pressure_at;	/* the guest shrinks after this many */
-	u16 hint_held[FAKE_RING];
-	unsigned int nr_hint_held;
-	u32 hint_ids[8];		/* command ids the driver sent */
-	unsigned int nr_hint_ids;
-	unsigned int hinted;		/* blocks taken while started */
-	unsigned int hinted_run;
-	unsigned int hint_ignored;	/* blocks outside a run */
-	struct page *hint_pages[FAKE_HINT_MAX];
-	unsigned int nr_hint_pages;
-	unsigned int hint_live_at_reset;
-
-	/* allocations the core may still make (static stub) */
-	unsigned int allocs_left;
-
-	struct fake_entry log[FAKE_LOG];
-	unsigned int nlog;
-	char error[160];
-};
-
-struct fake_vdev {
-	struct virtio_device vdev;
-	struct fake_balloon *fb;
-};
-
-static struct fake_balloon *to_fake(struct virtio_device *vdev)
-{
-	return container_of(vdev, struct fake_vdev, vdev)->fb;
-}
-
-/* Remember the first protocol error; the test fails on it. */
-static __printf(2, 3) void fake_error(struct fake_balloon *fb,
-				      const char *fmt, ...)
-{
-	va_list args;
-
-	if (fb->error[0])
-		return;
-	va_start(args, fmt);
-	vsnprintf(fb->error, sizeof(fb->error), fmt, args);
-	va_end(args);
-}
-
-static void fake_log(struct fake_balloon *fb, enum fake_event ev, u64 val)
-{
-	if (fb->nlog < FAKE_LOG)
-		fb->log[fb->nlog++] = (struct fake_entry) { ev, val };
-}
-
-/* -- the device side of the rings ----------------------------------------- */
-
-/* Gather one descriptor chain into fb->desc; returns its length or -1. */
-static int fake_descs(struct fake_balloon *fb, const struct vring *vr, u16 head)
-{
-	struct virtio_device *vdev = &fb->v->vdev;
-	unsigned int n = 0;
-	u16 i = head;
-
-	for (;;) {
-		const struct vring_desc *d = &vr->desc[i];
-		u16 flags = virtio16_to_cpu(vdev, d->flags);
-
-		if (n == FAKE_MAX_DESC || i >= vr->num ||
-		    (flags & VRING_DESC_F_INDIRECT)) {
-			fake_error(fb, "bad descriptor chain at %u", head);
-			return -1;
-		}
-		fb->desc[n].buf = phys_to_virt(virtio64_to_cpu(vdev, d->addr));
-		fb->desc[n].len = virtio32_to_cpu(vdev, d->len);
-		fb->desc[n].write = flags & VRING_DESC_F_WRITE;
-		n++;
-		if (!(flags & VRING_DESC_F_NEXT))
-			return n;
-		i = virtio16_to_cpu(vdev, d->next);
-	}
-}
-
-/* Hand a buffer back in the used ring. */
-static void fake_use(struct fake_balloon *fb, struct virtqueue *vq, u16 head)
-{
-	struct virtio_device *vdev = &fb->v->vdev;
-	/* The used ring is the device's to write. */
-	struct vring *vr = (struct vring *)virtqueue_get_vring(vq);
-	u16 idx = virtio16_to_cpu(vdev, vr->used->idx);
-
-	vr->used->ring[idx % vr->num].id = cpu_to_virtio32(vdev, head);
-	vr->used->ring[idx % vr->num].len = cpu_to_virtio32(vdev, 0);
-	/* The entry before the index that publishes it, as a device must. */
-	virt_wmb();
-	WRITE_ONCE(vr->used->idx, cpu_to_virtio16(vdev, idx + 1));
-}
-
-/* The device's interrupt: callbacks run with interrupts off. */
-static void fake_interrupt(struct virtqueue *vq)
-{
-	unsigned long flags;
-
-	local_irq_save(flags);
-	vring_interrupt(0, vq);
-	local_irq_restore(flags);
-}
-
-/* An inflate or deflate request: 32-bit PFNs in 4 KiB units. */
-static void fake_pfns(struct fake_balloon *fb, enum fake_role role, int n)
-{
-	struct virtio_device *vdev = &fb->v->vdev;
-	bool in = role == FAKE_INFLATE;
-	unsigned int i, k, count = 0;
-
-	for (i = 0; i < n; i++) {
-		const __virtio32 *pfns = fb->desc[i].buf;
-
-		if (fb->desc[i].write || fb->desc[i].len % sizeof(*pfns)) {
-			fake_error(fb, "%s buffer of %u bytes, writable %d",
-				   fake_role_names[role], fb->desc[i].len,
-				   fb->desc[i].write);
-			return;
-		}
-		for (k = 0; k < fb->desc[i].len / sizeof(*pfns); k++, count++) {
-			unsigned long pfn = virtio32_to_cpu(vdev, pfns[k]);
-			unsigned long gfn = pfn / BALLOON_CORE_UNITS_PER_PAGE;
-
-			if (!pfn_valid(gfn)) {
-				fake_error(fb, "%s of PFN %lu, not guest memory",
-					   fake_role_names[role], pfn);
-				continue;
-			}
-			/* The device must hear of a page while it is the balloon's. */
-			if (!page_ref_count(pfn_to_page(gfn)))
-				fake_error(fb, "%s of PFN %lu, a free page",
-					   fake_role_names[role], pfn);
-			if (in && xa_load(&fb->held, pfn)) {
-				fake_error(fb, "PFN %lu inflated twice", pfn);
-			} else if (in) {
-				if (xa_err(xa_store(&fb->held, pfn, xa_mk_value(1),
-						    GFP_KERNEL | __GFP_NORETRY)))
-					fake_error(fb, "fake out of memory");
-				else
-					fb->nr_held++;
-			} else if (!xa_erase(&fb->held, pfn)) {
-				fake_error(fb, "deflate of PFN %lu, not held", pfn);
-			} else {
-				fb->nr_held--;
-			}
-		}
-	}
-	fb->max_request = max(fb->max_request, count);
-	if (in) {
-		fb->inflates++;
-		fb->inflated += count;
-	} else {
-		fb->deflates++;
-		fb->deflated += count;
-	}
-	fake_log(fb, in ? FAKE_EV_INFLATE : FAKE_EV_DEFLATE, count);
-}
-
-/* A stats buffer: packed (tag, value) pairs, each tag once. */
-static void fake_stats(struct fake_balloon *fb, int n)
-{
-	struct virtio_device *vdev = &fb->v->vdev;
-	DECLARE_BITMAP(seen, BALLOON_VIRTIO_STATS_MAX) = { };
-	unsigned int len = fb->desc[0].len, i;
-
-	if (n != 1 || fb->desc[0].write ||
-	    len % sizeof(struct virtio_balloon_stat) ||
-	    len > sizeof(fb->stats)) {
-		fake_error(fb, "stats buffer: %d descriptors, %u bytes", n, len);
-		return;
-	}
-	memcpy(fb->stats, fb->desc[0].buf, len);
-	fb->nr_stats = len / sizeof(struct virtio_balloon_stat);
-	for (i = 0; i < fb->nr_stats; i++) {
-		u16 tag = virtio16_to_cpu(vdev, fb->stats[i].tag);
-
-		if (tag >= BALLOON_VIRTIO_STATS_MAX || test_bit(tag, seen))
-			fake_error(fb, "stats tag %u unknown or repeated", tag);
-		else
-			__set_bit(tag, seen);
-	}
-	fb->stats_bufs++;
-}
-
-/* The free page hint config field, as QEMU shows it in each state. */
-static void fake_hint_config(struct fake_balloon *fb)
-{
-	u32 id = 0;
-
-	if (fb->hint_state == FAKE_HINT_S_REQUESTED)
-		id = fb->hint_id;
-	else if (fb->hint_state == FAKE_HINT_S_DONE)
-		id = VIRTIO_BALLOON_CMD_ID_DONE;
-	WRITE_ONCE(fb->config.free_page_hint_cmd_id, cpu_to_le32(id));
-}
-
-static void fake_config_irq(struct fake_balloon *fb)
-{
-	unsigned long flags;
-
-	local_irq_save(flags);
-	virtio_config_changed(&fb->v->vdev);
-	local_irq_restore(flags);
-}
-
-/*
- * A free page queue buffer: a command id the driver reads, or blocks the
- * device may write.  As QEMU: the requested id starts a run, any id during
- * a run stops it, blocks count only during a run.  Returns true when the
- * device keeps the buffer.
- */
-static bool fake_hint(struct fake_balloon *fb, int n)
-{
-	struct virtio_device *vdev = &fb->v->vdev;
-	unsigned int block = PAGE_SIZE << BALLOON_VIRTIO_HINT_ORDER;
-	struct fake_desc *d = &fb->desc[0];
-	struct page *page;
-	u32 id;
-
-	if (n != 1) {
-		fake_error(fb, "free page buffer of %d descriptors", n);
-		return false;
-	}
-	if (!d->write) {
-		if (d->len != sizeof(id)) {
-			fake_error(fb, "command id of %u bytes", d->len);
-			return false;
-		}
-		id = virtio32_to_cpu(vdev, *(__virtio32 *)d->buf);
-		if (fb->nr_hint_ids < ARRAY_SIZE(fb->hint_ids))
-			fb->hint_ids[fb->nr_hint_ids++] = id;
-		if (fb->hint_state == FAKE_HINT_S_REQUESTED && id == fb->hint_id) {
-			fb->hint_state = FAKE_HINT_S_START;
-			fb->hinted_run = 0;
-		} else if (fb->hint_state == FAKE_HINT_S_START) {
-			fb->hint_state = FAKE_HINT_S_STOP;
-		}
-		fake_hint_config(fb);
-		return fb->hint_hold_ids;
-	}
-
-	page = virt_to_page(d->buf);
-	if (d->len != block || !IS_ALIGNED(virt_to_phys(d->buf), block))
-		fake_error(fb, "hint of %u bytes", d->len);
-	/* The driver owns what it hints, until the host is done. */
-	else if (!page_ref_count(page))
-		fake_error(fb, "hinted block is free");
-	if (fb->hint_state != FAKE_HINT_S_START) {
-		fb->hint_ignored++;
-		return false;
-	}
-	fb->hinted++;
-	fb->hinted_run++;
-	if (fb->nr_hint_pages < FAKE_HINT_MAX)
-		fb->hint_pages[fb->nr_hint_pages++] = page;
-	/* Memory pressure while the device takes its hints. */
-	if (fb->hinted_run == fb->hint_pressure_at)
-		balloon_virtio_hint_shrink(fb->vb, 1);
-	if (fb->hint_stop_after && fb->hinted_run == fb->hint_stop_after) {
-		fb->hint_state = FAKE_HINT_S_STOP;
-		fake_hint_config(fb);
-		fake_config_irq(fb);
-	}
-	return fb->hint_hold;
-}
-
-/* A free page report: device-writable runs of free pages. */
-static void fake_report(struct fake_balloon *fb, int n)
-{
-	unsigned int i;
-
-	if (n > PAGE_REPORTING_CAPACITY)
-		fake_error(fb, "report of %d runs", n);
-	for (i = 0; i < n; i++) {
-		struct fake_desc *d = &fb->desc[i];
-		unsigned int order = get_order(d->len);
-
-		if (!d->write || d->len != PAGE_SIZE << order ||
-		    order < pageblock_order ||
-		    !IS_ALIGNED(virt_to_phys(d->buf), d->len)) {
-			fake_error(fb, "report run of %u bytes, writable %d",
-				   d->len, d->write);
-			continue;
-		}
-		if (page_ref_count(virt_to_page(d->buf)))
-			fake_error(fb, "reported page is in use");
-		fb->reported_pages += 1UL << order;
-	}
-	fb->reports++;
-}
-
-static bool fake_notify(struct virtqueue *vq)
-{
-	struct fake_balloon *fb = to_fake(vq->vdev);
-	struct fake_queue *fq = &fb->q[vq->index];
-	const struct vring *vr = virtqueue_get_vring(vq);
-	bool used = false;
-	u16 avail;
-
-	mutex_lock(&fb->lock);
-	if (!(fb->status & VIRTIO_CONFIG_S_DRIVER_OK))
-		fake_error(fb, "%s queue notified before DRIVER_OK",
-			   fake_role_names[fq->role]);
-	avail = virtio16_to_cpu(vq->vdev, READ_ONCE(vr->avail->idx));
-	/* Read the entries only after the index that published them. */
-	virt_rmb();
-	while (fq->last_avail != avail) {
-		u16 head = virtio16_to_cpu(vq->vdev,
-					   vr->avail->ring[fq->last_avail % vr->num]);
-		int n;
-
-		fq->last_avail++;
-		n = fake_descs(fb, vr, head);
-		if (n < 0)
-			continue;
-		switch (fq->role) {
-		case FAKE_INFLATE:
-		case FAKE_DEFLATE:
-			fake_pfns(fb, fq->role, n);
-			if (fb->hold_pfns)
-				continue;
-			break;
-		case FAKE_STATS:
-			if (fq->holding)
-				fake_error(fb, "a second stats buffer");
-			fake_stats(fb, n);
-			/* Kept until the device wants fresh stats. */
-			fq->holding = true;
-			fq->held_head = head;
-			continue;
-		case FAKE_REPORT:
-			fake_report(fb, n);
-			break;
-		case FAKE_HINT:
-			if (fake_hint(fb, n)) {
-				fb->hint_held[fb->nr_hint_held++] = head;
-				continue;
-			}
-			break;
-		default:
-			fake_error(fb, "buffer on the %s queue",
-				   fake_role_names[fq->role]);
-			break;
-		}
-		fake_use(fb, vq, head);
-		used = true;
-	}
-	mutex_unlock(&fb->lock);
-	if (used)
-		fake_interrupt(vq);
-	return true;
-}
-
-/* -- config space, status, features, queues ------------------------------- */
-
-static void fake_get(struct virtio_device *vdev, unsigned int offset,
-		     void *buf, unsigned int len)
-{
-	struct fake_balloon *fb = to_fake(vdev);
-
-	if (offset + len > sizeof(fb->config)) {
-		fake_error(fb, "config read at %u+%u", offset, len);
-		memset(buf, 0, len);
-		return;
-	}
-	memcpy(buf, (u8 *)&fb->config + offset, len);
-}
-
-static void fake_set(struct virtio_device *vdev, unsigned int offset,
-		     const void *buf, unsigned int len)
-{
-	struct fake_balloon *fb = to_fake(vdev);
-	u32 actual;
-
-	mutex_lock(&fb->lock);
-	if (offset == offsetof(struct virtio_balloon_config, actual) &&
-	    len == sizeof(actual)) {
-		memcpy(&fb->config.actual, buf, len);
-		actual = le32_to_cpu(fb->config.actual);
-		/* "actual" is what the device holds, never more or less. */
-		if (actual != fb->nr_held)
-			fake_error(fb, "actual %u while the device holds %lu",
-				   actual, fb->nr_held);
-		fb->max_jump = max(fb->max_jump,
-				   max(actual, fb->last_actual) -
-				   min(actual, fb->last_actual));
-		fb->last_actual = actual;
-		fb->actual_writes++;
-		fake_log(fb, FAKE_EV_ACTUAL, actual);
-	} else if (offset == offsetof(struct virtio_balloon_config,
-				      poison_val) && len == sizeof(u32)) {
-		memcpy(&fb->config.poison_val, buf, len);
-		fb->poison_writes++;
-	} else {
-		fake_error(fb, "config write at %u+%u", offset, len);
-	}
-	mutex_unlock(&fb->lock);
-}
-
-static u8 fake_get_status(struct virtio_device *vdev)
-{
-	return READ_ONCE(to_fake(vdev)->status);
-}
-
-static void fake_set_status(struct virtio_device *vdev, u8 status)
-{
-	struct fake_balloon *fb = to_fake(vdev);
-
-	mutex_lock(&fb->lock);
-	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	    !(fb->status & VIRTIO_CONFIG_S_DRIVER_OK)) {
-		fb->readies++;
-		fake_log(fb, FAKE_EV_READY, 0);
-	}
-	WRITE_ONCE(fb->status, status);
-	mutex_unlock(&fb->lock);
-}
-
-/* A reset forgets the poison value, not the pages (as QEMU). */
-static void fake_reset(struct virtio_device *vdev)
-{
-	struct fake_balloon *fb = to_fake(vdev);
-	unsigned int i;
-
-	mutex_lock(&fb->lock);
-	WRITE_ONCE(fb->status, 0);
-	fb->resets++;
-	fb->held_at_reset = max(fb->held_at_reset, fb->nr_held);
-	fb->config.poison_val = 0;
-	fb->nr_hint_held = 0;
-	for (i = 0, fb->hint_live_at_reset = 0; i < fb->nr_hint_pages; i++)
-		fb->hint_live_at_reset += !!page_ref_count(fb->hint_pages[i]);
-	fake_log(fb, FAKE_EV_RESET, fb->nr_held);
-	mutex_unlock(&fb->lock);
-}
-
-static u64 fake_get_features(struct virtio_device *vdev)
-{
-	return to_fake(vdev)->offered;
-}
-
-static int fake_finalize_features(struct virtio_device *vdev)
-{
-	vring_transport_features(vdev);
-	to_fake(vdev)->features = vdev->features;
-	return 0;
-}
-
-static void fake_del_vqs(struct virtio_device *vdev)
-{
-	struct fake_balloon *fb = to_fake(vdev);
-	struct virtqueue *vq, *n;
-
-	list_for_each_entry_safe(vq, n, &vdev->vqs, list)
-		vring_del_virtqueue(vq);
-	memset(fb->q, 0, sizeof(fb->q));
-	fb->nq = 0;
-}
-
-/* Queues get indices in order, skipping the ones the driver leaves out. */
-static int fake_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
-			 struct virtqueue *vqs[],
-			 struct virtqueue_info vqs_info[],
-			 struct irq_affinity *desc)
-{
-	struct fake_balloon *fb = to_fake(vdev);
-	unsigned int i, q = 0;
-
-	if (fb->no_vqs)
-		return -ENOMEM;
-	for (i = 0; i < nvqs; i++) {
-		struct fake_queue *fq = &fb->q[q];
-
-		vqs[i] = NULL;
-		if (!vqs_info[i].name)
-			continue;
-		if (q == fb->nr_layout) {
-			fake_error(fb, "driver wants queue %u of %u", q,
-				   fb->nr_layout);
-			fake_del_vqs(vdev);
-			return -ENOENT;
-		}
-		fq->role = fb->layout[q];
-		if (strcmp(vqs_info[i].name, fake_role_names[fq->role]))
-			fake_error(fb, "queue %u is the device's %s queue, the driver's %s",
-				   q, fake_role_names[fq->role],
-				   vqs_info[i].name);
-		fq->vq = vring_create_virtqueue(q, fq->role == FAKE_REPORT ?
-						fb->report_ring :
-						fq->role == FAKE_HINT ?
-						fb->hint_ring : FAKE_RING,
-						SMP_CACHE_BYTES, vdev, true,
-						false, vqs_info[i].ctx,
-						fake_notify,
-						vqs_info[i].callback,
-						vqs_info[i].name);
-		if (!fq->vq) {
-			fake_del_vqs(vdev);
-			return -ENOMEM;
-		}
-		vqs[i] = fq->vq;
-		fb->nq = ++q;
-	}
-	return 0;
-}
-
-static const struct virtio_config_ops fake_config_ops = {
-	.get = fake_get,
-	.set = fake_set,
-	.get_status = fake_get_status,
-	.set_status = fake_set_status,
-	.reset = fake_reset,
-	.find_vqs = fake_find_vqs,
-	.del_vqs = fake_del_vqs,
-	.get_features = fake_get_features,
-	.finalize_features = fake_finalize_features,
-};
-
-static void fake_release(struct device *dev)
-{
-	kfree(container_of(dev, struct fake_vdev, vdev.dev));
-}
-
-/* -- test helpers --------------------------------------------------------- */
-
-/* The device's queue playing @role, or %NULL when the driver set none up. */
-static struct fake_queue *fake_queue(struct fake_balloon *fb,
-				     enum fake_role role)
-{
-	unsigned int q;
-
-	for (q = 0; q < fb->nq; q++)
-		if (fb->q[q].role == role)
-			return &fb->q[q];
-	return NULL;
-}
-
-#define FAKE_F(bit)	BIT_ULL(VIRTIO_BALLOON_F_##bit)
-
-/* Poll for a condition the driver's work items bring about. */
-#define fake_wait_for(cond) ({						\
-	unsigned long __until = jiffies + msecs_to_jiffies(FAKE_WAIT_MS);	\
-	bool __ok;							\
-									\
-	while (!(__ok = (cond)) && time_before(jiffies, __until))	\
-		usleep_range(1000, 3000);				\
-	__ok;								\
-})
-
-static int fake_init(struct kunit *test)
-{
-	struct fake_balloon *fb = kunit_kzalloc(test, sizeof(*fb), GFP_KERNEL);
-
-	if (!fb)
-		return -ENOMEM;
-	fb->test = test;
-	mutex_init(&fb->lock);
-	xa_init(&fb->held);
-	fb->offered = BIT_ULL(VIRTIO_F_VERSION_1) |
-		      BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) |
-		      FAKE_F(MUST_TELL_HOST) | FAKE_F(STATS_VQ);
-	fb->report_ring = FAKE_REPORT_RING;
-	fb->hint_ring = FAKE_RING;
-	test->priv = fb;
-	return 0;
-}
-
-/* Put the device on the virtio bus; balloon_virtio must bind to it. */
-static void fake_plug(struct kunit *test, struct fake_balloon *fb)
-{
-	struct fake_vdev *v;
-	int ret;
-
-	fb->nr_layout = 0;
-	fb->layout[fb->nr_layout++] = FAKE_INFLATE;
-	fb->layout[fb->nr_layout++] = FAKE_DEFLATE;
-	if (fb->offered & FAKE_F(STATS_VQ))
-		fb->layout[fb->nr_layout++] = FAKE_STATS;
-	if (fb->offered & FAKE_F(FREE_PAGE_HINT))
-		fb->layout[fb->nr_layout++] = FAKE_HINT;
-	if (fb->offered & FAKE_F(REPORTING))
-		fb->layout[fb->nr_layout++] = FAKE_REPORT;
-
-	v = kzalloc(sizeof(*v), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, v);
-	v->fb = fb;
-	v->vdev.id.device = VIRTIO_ID_BALLOON;
-	v->vdev.id.vendor = FAKE_PCI_VENDOR;
-	v->vdev.config = &fake_config_ops;
-	v->vdev.dev.release = fake_release;
-	fb->v = v;
-	ret = register_virtio_device(&v->vdev);
-	if (ret) {
-		fb->v = NULL;
-		put_device(&v->vdev.dev);
-		KUNIT_ASSERT_EQ(test, ret, 0);
-	}
-	KUNIT_ASSERT_NOT_NULL(test, v->vdev.dev.driver);
-	KUNIT_ASSERT_STREQ(test, v->vdev.dev.driver->name, "balloon_virtio");
-	fb->vb = v->vdev.priv;
-	/* The core's first cycle. */
-	flush_delayed_work(&fb->vb->bdev.work);
-}
-
-static void fake_unplug(struct fake_balloon *fb)
-{
-	unregister_virtio_device(&fb->v->vdev);
-	fb->v = NULL;
-	fb->vb = NULL;
-}
-
-static void fake_exit(struct kunit *test)
-{
-	struct fake_balloon *fb = test->priv;
-
-	if (fb->v)
-		fake_unplug(fb);
-	xa_destroy(&fb->held);
-}
-
-static u32 fake_actual(struct fake_balloon *fb)
-{
-	return le32_to_cpu(READ_ONCE(fb->config.actual));
-}
-
-/* Set the host's target; with @irq, raise a config-change interrupt. */
-static void fake_target(struct fake_balloon *fb, u32 pages, bool irq)
-{
-	WRITE_ONCE(fb->config.num_pages, cpu_to_le32(pages));
-	if (irq)
-		fake_config_irq(fb);
-}
-
-/* Wait for the driver to report @pages as the balloon's size. */
-static void fake_wait_actual(struct kunit *test, struct fake_balloon *fb,
-			     u32 pages)
-{
-	bool reached = fake_wait_for(fake_actual(fb) == pages);
-
-	KUNIT_ASSERT_TRUE_MSG(test, reached,
-			      "actual %u, target %u; device error: \"%s\"",
-			      fake_actual(fb), pages, fb->error);
-}
-
-/* Move the target and wait for the balloon to get there. */
-static void fake_move(struct kunit *test, struct fake_balloon *fb, u32 pages)
-{
-	fake_target(fb, pages, true);
-	fake_wait_actual(test, fb, pages);
-}
-
-static void expect_clean(struct kunit *test, struct fake_balloon *fb)
-{
-	KUNIT_EXPECT_STREQ(test, fb->error, "");
-	if (fb->vb)
-		KUNIT_EXPECT_EQ(test, fb->vb->bdev.size, (u64)fb->nr_held);
-}
+#include "virtio_fake.h"
 
 /* -- balloon_virtio_wire --------------------------------------------------- */
 
@@ -833,7 +28,7 @@ static void probe_binds_and_negotiates(struct kunit *test)
 	struct fake_balloon *fb = test->priv;
 
 	fb->offered |= FAKE_F(DEFLATE_ON_OOM);
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 
 	KUNIT_EXPECT_TRUE(test, fb->status & VIRTIO_CONFIG_S_DRIVER_OK);
 	KUNIT_EXPECT_TRUE(test, fb->status & VIRTIO_CONFIG_S_FEATURES_OK);
@@ -854,7 +49,7 @@ static void inflate_sends_4k_pfns_of_balloon_pages(struct kunit *test)
 	unsigned int offline = 0;
 
 	fake_target(fb, 3000, false);
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	fake_wait_actual(test, fb, 3000);
 
 	KUNIT_EXPECT_EQ(test, fb->nr_held, 3000UL);
@@ -875,7 +70,7 @@ static void deflate_tells_host_before_free(struct kunit *test)
 	unsigned int i, deflate_at = 0, actual_at = 0;
 
 	fake_target(fb, 3000, false);
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	fake_wait_actual(test, fb, 3000);
 	fb->nlog = 0;
 	fake_move(test, fb, 1000);
@@ -901,7 +96,7 @@ static void actual_follows_every_change(struct kunit *test)
 	struct fake_balloon *fb = test->priv;
 	unsigned int i;
 
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	for (i = 0; i < ARRAY_SIZE(targets); i++) {
 		unsigned int writes = fb->actual_writes;
 
@@ -941,7 +136,7 @@ static void config_le_on_legacy_and_modern(struct kunit *test)
 	if (!c->modern)
 		fb->offered &= ~BIT_ULL(VIRTIO_F_VERSION_1);
 	fake_target(fb, 0x304, false);
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	fake_wait_actual(test, fb, 0x304);
 
 	KUNIT_EXPECT_EQ(test, !!(fb->features & BIT_ULL(VIRTIO_F_VERSION_1)),
@@ -972,8 +167,8 @@ static struct kunit_case balloon_virtio_wire_cases[] = {
 
 static struct kunit_suite balloon_virtio_wire_suite = {
 	.name = "balloon_virtio_wire",
-	.init = fake_init,
-	.exit = fake_exit,
+	.init = virtio_fake_init,
+	.exit = virtio_fake_exit,
 	.test_cases = balloon_virtio_wire_cases,
 };
 
@@ -1064,7 +259,7 @@ static void stats_queued_before_driver_ok_sent_after(struct kunit *test)
 	struct fake_balloon *fb = test->priv;
 	u64 total = (u64)totalram_pages() << PAGE_SHIFT;
 
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 
 	/* fake_notify fails the test if the kick came before DRIVER_OK. */
 	KUNIT_EXPECT_EQ(test, fb->stats_bufs, 1U);
@@ -1084,7 +279,7 @@ static void stats_refreshed_on_each_request(struct kunit *test)
 	void *hog;
 	unsigned int i;
 
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	for (i = 0; i < 3; i++) {
 		unsigned int before = fb->stats_bufs;
 
@@ -1122,7 +317,7 @@ static void stats_event_counters_in_units(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, before);
 	KUNIT_ASSERT_NOT_NULL(test, after);
 
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	all_vm_events(before);
 	fake_request_stats(fb);
 	fake_wait_stats(test, fb, 2);
@@ -1148,7 +343,7 @@ static void stats_absent_without_feature(struct kunit *test)
 	struct fake_balloon *fb = test->priv;
 
 	fb->offered &= ~FAKE_F(STATS_VQ);
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	KUNIT_EXPECT_EQ(test, fb->nq, 2U);
 	KUNIT_EXPECT_NULL(test, fb->vb->vqs[BALLOON_VIRTIO_VQ_STATS]);
 	fake_move(test, fb, 700);
@@ -1160,7 +355,7 @@ static void stats_request_racing_removal(struct kunit *test)
 {
 	struct fake_balloon *fb = test->priv;
 
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	fake_request_stats(fb);
 	fake_unplug(fb);
 	/* Removal waited for the refill or cancelled it; nothing after reset. */
@@ -1180,49 +375,12 @@ static struct kunit_case balloon_virtio_stats_cases[] = {
 
 static struct kunit_suite balloon_virtio_stats_suite = {
 	.name = "balloon_virtio_stats",
-	.init = fake_init,
-	.exit = fake_exit,
+	.init = virtio_fake_init,
+	.exit = virtio_fake_exit,
 	.test_cases = balloon_virtio_stats_cases,
 };
 
 /* -- balloon_virtio_features ----------------------------------------------- */
-
-enum fake_content { FAKE_FREE_ANY, FAKE_FREE_ZEROED, FAKE_FREE_POISONED };
-
-static bool fake_content_zeroed(u32 *poison_val)
-{
-	*poison_val = 0;
-	return true;
-}
-
-static bool fake_content_poisoned(u32 *poison_val)
-{
-	*poison_val = 0xaaaaaaaa;
-	return true;
-}
-
-static bool fake_content_any(u32 *poison_val)
-{
-	return false;
-}
-
-static void fake_guest_content(struct kunit *test, enum fake_content c)
-{
-	switch (c) {
-	case FAKE_FREE_ANY:
-		kunit_activate_static_stub(test, balloon_virtio_free_page_content,
-					   fake_content_any);
-		break;
-	case FAKE_FREE_ZEROED:
-		kunit_activate_static_stub(test, balloon_virtio_free_page_content,
-					   fake_content_zeroed);
-		break;
-	case FAKE_FREE_POISONED:
-		kunit_activate_static_stub(test, balloon_virtio_free_page_content,
-					   fake_content_poisoned);
-		break;
-	}
-}
 
 struct fake_feature_case {
 	const char *name;
@@ -1276,9 +434,9 @@ static void features_follow_free_page_rules(struct kunit *test)
 			 FAKE_F(FREE_PAGE_HINT);
 	struct fake_balloon *fb = test->priv;
 
-	fake_guest_content(test, c->content);
+	virtio_fake_guest_content(test, c->content);
 	fb->offered |= c->offered;
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 
 	KUNIT_EXPECT_EQ(test, fb->features & mask, c->accepted);
 	KUNIT_EXPECT_EQ(test, fb->poison_writes > 0, c->poison_written);
@@ -1300,9 +458,9 @@ static void reporting_sends_free_runs(struct kunit *test)
 	unsigned int reports;
 	bool reported;
 
-	fake_guest_content(test, FAKE_FREE_ANY);
+	virtio_fake_guest_content(test, FAKE_FREE_ANY);
 	fb->offered |= FAKE_F(REPORTING);
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	KUNIT_ASSERT_TRUE(test, fb->vb->reporting);
 
 	/* The page reporting worker starts 2 s after registration. */
@@ -1321,10 +479,10 @@ static void reporting_short_ring_goes_without(struct kunit *test)
 {
 	struct fake_balloon *fb = test->priv;
 
-	fake_guest_content(test, FAKE_FREE_ANY);
+	virtio_fake_guest_content(test, FAKE_FREE_ANY);
 	fb->offered |= FAKE_F(REPORTING);
 	fb->report_ring = PAGE_REPORTING_CAPACITY / 2;
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 
 	KUNIT_EXPECT_TRUE(test, fb->features & FAKE_F(REPORTING));
 	KUNIT_EXPECT_FALSE(test, fb->vb->reporting);
@@ -1341,8 +499,8 @@ static struct kunit_case balloon_virtio_features_cases[] = {
 
 static struct kunit_suite balloon_virtio_features_suite = {
 	.name = "balloon_virtio_features",
-	.init = fake_init,
-	.exit = fake_exit,
+	.init = virtio_fake_init,
+	.exit = virtio_fake_exit,
 	.test_cases = balloon_virtio_features_cases,
 };
 
@@ -1354,7 +512,7 @@ static void remove_returns_every_page_then_resets(struct kunit *test)
 	unsigned int resets, i, last_deflate = 0, reset_at = 0;
 
 	fake_target(fb, 2000, false);
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	fake_wait_actual(test, fb, 2000);
 	resets = fb->resets;
 	fb->nlog = 0;
@@ -1385,10 +543,10 @@ static void freeze_restore_starts_afresh(struct kunit *test)
 
 	if (!IS_ENABLED(CONFIG_PM_SLEEP))
 		kunit_skip(test, "no CONFIG_PM_SLEEP");
-	fake_guest_content(test, FAKE_FREE_POISONED);
+	virtio_fake_guest_content(test, FAKE_FREE_POISONED);
 	fb->offered |= FAKE_F(PAGE_POISON) | FAKE_F(REPORTING);
 	fake_target(fb, 1000, false);
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	vdev = &fb->v->vdev;
 	fake_wait_actual(test, fb, 1000);
 
@@ -1418,7 +576,7 @@ static void failed_restore_then_remove(struct kunit *test)
 	if (!IS_ENABLED(CONFIG_PM_SLEEP))
 		kunit_skip(test, "no CONFIG_PM_SLEEP");
 	fake_target(fb, 300, false);
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	vdev = &fb->v->vdev;
 	fake_wait_actual(test, fb, 300);
 
@@ -1442,7 +600,7 @@ static void broken_device_ends_waits(struct kunit *test)
 	bool queued;
 
 	/* A device that takes requests and never answers, then breaks. */
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	bdev = &fb->vb->bdev;
 	fb->hold_pfns = true;
 	fake_target(fb, 3000, true);
@@ -1487,7 +645,7 @@ static void target_all_ones_clamped_and_bounded(struct kunit *test)
 	struct balloon_core_dev *bdev;
 	u64 ram = (u64)totalram_pages() * BALLOON_CORE_UNITS_PER_PAGE;
 
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	bdev = &fb->vb->bdev;
 	/* No interrupt: the test steps the core itself, allocations capped. */
 	kunit_activate_static_stub(test, balloon_core_alloc_page,
@@ -1518,7 +676,7 @@ static void target_flapping_settles(struct kunit *test)
 	struct fake_balloon *fb = test->priv;
 	unsigned int i;
 
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	for (i = 0; i < 60; i++) {
 		fake_target(fb, targets[i % ARRAY_SIZE(targets)], true);
 		usleep_range(500, 1500);
@@ -1543,8 +701,8 @@ static struct kunit_case balloon_virtio_life_cases[] = {
 
 static struct kunit_suite balloon_virtio_life_suite = {
 	.name = "balloon_virtio_life",
-	.init = fake_init,
-	.exit = fake_exit,
+	.init = virtio_fake_init,
+	.exit = virtio_fake_exit,
 	.test_cases = balloon_virtio_life_cases,
 };
 
@@ -1603,7 +761,7 @@ static void fake_plug_hinting(struct kunit *test, struct fake_balloon *fb,
 {
 	fb->offered |= FAKE_F(FREE_PAGE_HINT);
 	fb->hint_stop_after = stop_after;
-	fake_plug(test, fb);
+	virtio_fake_plug(test, fb);
 	KUNIT_ASSERT_TRUE(test, fb->features & FAKE_F(FREE_PAGE_HINT));
 	KUNIT_ASSERT_NOT_NULL(test, fb->vb->hint.wq);
 	/* start() reads the config once, for a request made before probe. */
@@ -1969,15 +1127,11 @@ static struct kunit_case balloon_virtio_hinting_cases[] = {
 
 static struct kunit_suite balloon_virtio_hinting_suite = {
 	.name = "balloon_virtio_hinting",
-	.init = fake_init,
-	.exit = fake_exit,
+	.init = virtio_fake_init,
+	.exit = virtio_fake_exit,
 	.test_cases = balloon_virtio_hinting_cases,
 };
 
 kunit_test_suites(&balloon_virtio_wire_suite, &balloon_virtio_stats_suite,
 		  &balloon_virtio_features_suite, &balloon_virtio_life_suite,
 		  &balloon_virtio_hinting_suite);
-
-MODULE_DESCRIPTION("KUnit tests for balloon_virtio against a fake virtio device");
-MODULE_LICENSE("GPL");
-MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
