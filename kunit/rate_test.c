@@ -2,7 +2,8 @@
 /*
  * KUnit suites for balloon_core's adaptive rates and their parameters.
  *
- * The limits are the seeds' values, spelled out here rather than read
+ * The limits are those of vmw_balloon.c from Linux 2.6.34 to 3.18, which
+ * are this driver's defaults.  They are spelled out here rather than read
  * from the module parameters, so that the expected progressions do not
  * move when someone tunes a live system.
  */
@@ -10,7 +11,7 @@
 
 #include "../core/internal.h"
 
-static const struct balloon_core_limits seed_limits = {
+static const struct balloon_core_limits vmw_balloon_limits = {
 	.nosleep_max = 16384,
 	.alloc_min = 512,
 	.alloc_max = 2048,
@@ -25,7 +26,7 @@ static void rate_init_starts_at_max(struct kunit *test)
 {
 	struct balloon_core_rate r = { .slow_cycles = 7 };
 
-	balloon_core_rate_init(&r, &seed_limits);
+	balloon_core_rate_init(&r, &vmw_balloon_limits);
 	KUNIT_EXPECT_EQ(test, r.alloc, 2048U);
 	KUNIT_EXPECT_EQ(test, r.free, 16384U);
 	KUNIT_EXPECT_EQ(test, r.slow_cycles, 0U);
@@ -36,13 +37,13 @@ static void rate_cycle_slow_after_nosleep_failure(struct kunit *test)
 	struct balloon_core_rate r;
 	unsigned int cycle;
 
-	balloon_core_rate_init(&r, &seed_limits);
+	balloon_core_rate_init(&r, &vmw_balloon_limits);
 	KUNIT_ASSERT_FALSE(test, balloon_core_rate_cycle_slow(&r));
 	KUNIT_ASSERT_TRUE(test,
-			  balloon_core_rate_nosleep_failed(&r, &seed_limits, 0));
+			  balloon_core_rate_nosleep_failed(&r, &vmw_balloon_limits, 0));
 
 	/* Exactly the next slow_cycles cycles are slow, then fast again. */
-	for (cycle = 0; cycle < seed_limits.slow_cycles; cycle++)
+	for (cycle = 0; cycle < vmw_balloon_limits.slow_cycles; cycle++)
 		KUNIT_EXPECT_TRUE_MSG(test, balloon_core_rate_cycle_slow(&r),
 				      "cycle %u", cycle);
 	KUNIT_EXPECT_FALSE(test, balloon_core_rate_cycle_slow(&r));
@@ -52,16 +53,16 @@ static void rate_inflate_budget_fast_and_slow(struct kunit *test)
 {
 	struct balloon_core_rate r;
 
-	balloon_core_rate_init(&r, &seed_limits);
+	balloon_core_rate_init(&r, &vmw_balloon_limits);
 	KUNIT_EXPECT_EQ(test,
-			balloon_core_rate_inflate_budget(&r, &seed_limits, false),
+			balloon_core_rate_inflate_budget(&r, &vmw_balloon_limits, false),
 			16384U);
 	KUNIT_EXPECT_EQ(test,
-			balloon_core_rate_inflate_budget(&r, &seed_limits, true),
+			balloon_core_rate_inflate_budget(&r, &vmw_balloon_limits, true),
 			2048U);
 	r.alloc = 0;
 	KUNIT_EXPECT_EQ(test,
-			balloon_core_rate_inflate_budget(&r, &seed_limits, true),
+			balloon_core_rate_inflate_budget(&r, &vmw_balloon_limits, true),
 			1U);
 }
 
@@ -69,9 +70,9 @@ static void rate_nosleep_failed_continues_below_rate(struct kunit *test)
 {
 	struct balloon_core_rate r;
 
-	balloon_core_rate_init(&r, &seed_limits);
+	balloon_core_rate_init(&r, &vmw_balloon_limits);
 	KUNIT_EXPECT_TRUE(test,
-			  balloon_core_rate_nosleep_failed(&r, &seed_limits,
+			  balloon_core_rate_nosleep_failed(&r, &vmw_balloon_limits,
 							   2047));
 	KUNIT_EXPECT_EQ(test, r.slow_cycles, 4U);
 }
@@ -80,9 +81,9 @@ static void rate_nosleep_failed_stops_at_rate(struct kunit *test)
 {
 	struct balloon_core_rate r;
 
-	balloon_core_rate_init(&r, &seed_limits);
+	balloon_core_rate_init(&r, &vmw_balloon_limits);
 	KUNIT_EXPECT_FALSE(test,
-			   balloon_core_rate_nosleep_failed(&r, &seed_limits,
+			   balloon_core_rate_nosleep_failed(&r, &vmw_balloon_limits,
 							    2048));
 	KUNIT_EXPECT_EQ(test, r.slow_cycles, 4U);
 }
@@ -93,9 +94,9 @@ static void rate_sleep_failed_halves_to_min(struct kunit *test)
 	struct balloon_core_rate r;
 	unsigned int i;
 
-	balloon_core_rate_init(&r, &seed_limits);
+	balloon_core_rate_init(&r, &vmw_balloon_limits);
 	for (i = 0; i < ARRAY_SIZE(expect); i++) {
-		balloon_core_rate_sleep_failed(&r, &seed_limits);
+		balloon_core_rate_sleep_failed(&r, &vmw_balloon_limits);
 		KUNIT_EXPECT_EQ_MSG(test, r.alloc, expect[i], "step %u", i);
 	}
 }
@@ -130,7 +131,7 @@ static void rate_inflated_grows_per_full_rate(struct kunit *test)
 	const struct rate_inflated_case *c = test->param_value;
 	struct balloon_core_rate r = { .alloc = c->before };
 
-	balloon_core_rate_inflated(&r, &seed_limits, c->done);
+	balloon_core_rate_inflated(&r, &vmw_balloon_limits, c->done);
 	KUNIT_EXPECT_EQ(test, r.alloc, c->after);
 }
 
@@ -140,16 +141,16 @@ static void rate_sleep_progression_recovers(struct kunit *test)
 	unsigned int cycles = 0;
 
 	/* Two failures take 2048 down to 512 ... */
-	balloon_core_rate_init(&r, &seed_limits);
-	balloon_core_rate_sleep_failed(&r, &seed_limits);
-	balloon_core_rate_sleep_failed(&r, &seed_limits);
+	balloon_core_rate_init(&r, &vmw_balloon_limits);
+	balloon_core_rate_sleep_failed(&r, &vmw_balloon_limits);
+	balloon_core_rate_sleep_failed(&r, &vmw_balloon_limits);
 	KUNIT_ASSERT_EQ(test, r.alloc, 512U);
 
 	/* ... and full cycles climb back by 16 each, to exactly 2048. */
-	while (r.alloc < seed_limits.alloc_max) {
+	while (r.alloc < vmw_balloon_limits.alloc_max) {
 		unsigned int before = r.alloc;
 
-		balloon_core_rate_inflated(&r, &seed_limits, r.alloc);
+		balloon_core_rate_inflated(&r, &vmw_balloon_limits, r.alloc);
 		KUNIT_ASSERT_EQ(test, r.alloc, before + 16);
 		cycles++;
 	}
@@ -165,9 +166,9 @@ static void rate_deflate_failed_halves_to_min(struct kunit *test)
 	struct balloon_core_rate r;
 	unsigned int i;
 
-	balloon_core_rate_init(&r, &seed_limits);
+	balloon_core_rate_init(&r, &vmw_balloon_limits);
 	for (i = 0; i < ARRAY_SIZE(expect); i++) {
-		balloon_core_rate_deflate_failed(&r, &seed_limits);
+		balloon_core_rate_deflate_failed(&r, &vmw_balloon_limits);
 		KUNIT_EXPECT_EQ_MSG(test, r.free, expect[i], "step %u", i);
 	}
 }
@@ -176,16 +177,16 @@ static void rate_deflated_grows_to_max(struct kunit *test)
 {
 	struct balloon_core_rate r = { .free = 512 };
 
-	balloon_core_rate_deflated(&r, &seed_limits);
+	balloon_core_rate_deflated(&r, &vmw_balloon_limits);
 	KUNIT_EXPECT_EQ(test, r.free, 528U);
 	r.free = 16380;
-	balloon_core_rate_deflated(&r, &seed_limits);
+	balloon_core_rate_deflated(&r, &vmw_balloon_limits);
 	KUNIT_EXPECT_EQ(test, r.free, 16384U);
 }
 
 static void rate_limit_brings_rates_within_bounds(struct kunit *test)
 {
-	struct balloon_core_limits l = seed_limits;
+	struct balloon_core_limits l = vmw_balloon_limits;
 	struct balloon_core_rate r = { .alloc = 2048, .free = 16384 };
 
 	/* Lower maxima bound the next cycle... */
@@ -268,19 +269,20 @@ static void param_check_ranges(struct kunit *test)
 			c->ret);
 }
 
+/* The parameters default to vmw_balloon.c's limits. */
 static void param_limits_default_to_seeds(struct kunit *test)
 {
 	struct balloon_core_limits l;
 
 	balloon_core_limits_get(&l);
-	KUNIT_EXPECT_EQ(test, l.nosleep_max, seed_limits.nosleep_max);
-	KUNIT_EXPECT_EQ(test, l.alloc_min, seed_limits.alloc_min);
-	KUNIT_EXPECT_EQ(test, l.alloc_max, seed_limits.alloc_max);
-	KUNIT_EXPECT_EQ(test, l.free_min, seed_limits.free_min);
-	KUNIT_EXPECT_EQ(test, l.free_max, seed_limits.free_max);
-	KUNIT_EXPECT_EQ(test, l.rate_inc, seed_limits.rate_inc);
-	KUNIT_EXPECT_EQ(test, l.slow_cycles, seed_limits.slow_cycles);
-	KUNIT_EXPECT_EQ(test, l.max_refused, seed_limits.max_refused);
+	KUNIT_EXPECT_EQ(test, l.nosleep_max, vmw_balloon_limits.nosleep_max);
+	KUNIT_EXPECT_EQ(test, l.alloc_min, vmw_balloon_limits.alloc_min);
+	KUNIT_EXPECT_EQ(test, l.alloc_max, vmw_balloon_limits.alloc_max);
+	KUNIT_EXPECT_EQ(test, l.free_min, vmw_balloon_limits.free_min);
+	KUNIT_EXPECT_EQ(test, l.free_max, vmw_balloon_limits.free_max);
+	KUNIT_EXPECT_EQ(test, l.rate_inc, vmw_balloon_limits.rate_inc);
+	KUNIT_EXPECT_EQ(test, l.slow_cycles, vmw_balloon_limits.slow_cycles);
+	KUNIT_EXPECT_EQ(test, l.max_refused, vmw_balloon_limits.max_refused);
 }
 
 static struct kunit_case balloon_core_param_cases[] = {
