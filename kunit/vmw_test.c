@@ -2,18 +2,18 @@
 /*
  * KUnit suites for balloon_vmw, driven through a model of the VMware host.
  *
- * No hypervisor available to this project implements the balloon port, so
- * the model plays the host where the backdoor would be (balloon_vmw_host,
- * UML only).  It behaves as a host does, errors included: START negotiates
- * the protocol (2 or 3, with the capabilities it is configured to offer)
- * and makes the host forget every page; a host that has forgotten the
- * guest answers everything but START with ERROR_RESET; it keeps the set of
- * locked PFNs and answers a double lock, the unlock of a page it never
- * locked, a PFN outside guest memory or a misaligned 2 MiB page with the
- * real error codes; it says PPN_NOTNEEDED past its target and returns the
- * target with every lock and unlock.  Tests make it refuse chosen pages
- * with any status, reset at any command (mid-batch too), or answer BUSY,
- * and it counts hypercalls per command.
+ * Only VMware's hypervisors implement the balloon port, and the suites run
+ * under UML, so the model plays the host where the backdoor would be
+ * (balloon_vmw_host, UML only).  It behaves as a host does, errors
+ * included: START negotiates the protocol (2 or 3, with the capabilities
+ * it is configured to offer) and makes the host forget every page; a host
+ * that has forgotten the guest answers everything but START with
+ * ERROR_RESET; it keeps the set of locked PFNs and answers a double lock,
+ * the unlock of a page it never locked, a PFN outside guest memory or a
+ * misaligned 2 MiB page with the real error codes; it says PPN_NOTNEEDED
+ * past its target and returns the target with every lock and unlock.  Tests
+ * make it refuse chosen pages with any status, reset at any command
+ * (mid-batch too), or answer BUSY, and it counts hypercalls per command.
  *
  * The balloon runs against the real core: its own work item runs cycles
  * (polled every second, at once while moving), and tests step it with
