@@ -106,6 +106,7 @@ struct fake_host {
 	/* an isolated page the "MM" puts back later */
 	struct delayed_work putback_work;
 	struct page *putback_page;
+	bool let_go;			/* the migration's last step happened */
 };
 
 #define HUGE_ORDER	BALLOON_CORE_MAX_ORDER

@@ -261,6 +261,56 @@ static void unregister_waits_for_isolated_page(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, host->protocol_error);
 }
 
+/* The migrate callback's last step: the isolated count drops. */
+static void fake_let_go_fn(struct work_struct *work)
+{
+	struct fake_host *host = container_of(to_delayed_work(work),
+					      struct fake_host, putback_work);
+	struct balloon_dev_info *info = &host->bdev.b_dev_info;
+	unsigned long flags;
+
+	spin_lock_irqsave(&info->pages_lock, flags);
+	WRITE_ONCE(host->let_go, true);
+	info->isolated_pages--;
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+}
+
+/*
+ * A migration whose new page the host refused has taken the old page out
+ * of the balloon's counts, but still has to drop the isolated count; the
+ * transport may free the balloon as soon as unregister returns, so
+ * unregister must wait for that step too.
+ */
+static void unregister_waits_until_migration_lets_go(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct balloon_dev_info *info = &host->bdev.b_dev_info;
+	struct page *page, *newpage;
+	unsigned long flags;
+
+	fake_movable_balloon(test, host);
+	host->refuse_every = 101;	/* the next page offered */
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, false), -EBUSY);
+	fake_putback(host, page);
+	put_page(newpage);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 99);
+
+	/* Back to the moment before the callback's last step. */
+	spin_lock_irqsave(&info->pages_lock, flags);
+	info->isolated_pages++;
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	INIT_DELAYED_WORK(&host->putback_work, fake_let_go_fn);
+	schedule_delayed_work(&host->putback_work, msecs_to_jiffies(100));
+
+	fake_unregister(host);
+	KUNIT_EXPECT_TRUE(test, READ_ONCE(host->let_go));
+	flush_delayed_work(&host->putback_work);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+	KUNIT_EXPECT_EQ(test, info->isolated_pages, 0);
+}
+
 static struct kunit_case balloon_core_migrate_cases[] = {
 	KUNIT_CASE(migrate_tells_host_old_then_new),
 	KUNIT_CASE(migrate_busy_balloon_retries_later),
@@ -270,6 +320,7 @@ static struct kunit_case balloon_core_migrate_cases[] = {
 	KUNIT_CASE(migrate_old_page_kept_changes_nothing),
 	KUNIT_CASE(migrate_old_page_command_failed),
 	KUNIT_CASE(unregister_waits_for_isolated_page),
+	KUNIT_CASE(unregister_waits_until_migration_lets_go),
 	{ }
 };
 

@@ -554,7 +554,10 @@ static void start_host_without_lock_commands_fails(struct kunit *test)
 	m->offered = BALLOON_VMW_CAP_DOORBELL;
 	bdev = vmw_up(test);
 	KUNIT_EXPECT_FALSE(test, test_bit(BALLOON_CORE_F_STARTED, &bdev->flags));
-	KUNIT_EXPECT_EQ(test, stat(bdev, BALLOON_CORE_STAT_START_FAIL), 1);
+	/* Every START failed (the core retries after a second). */
+	KUNIT_EXPECT_GE(test, m->calls[BALLOON_VMW_CMD_START], 1U);
+	KUNIT_EXPECT_EQ(test, stat(bdev, BALLOON_CORE_STAT_START_FAIL),
+			m->calls[BALLOON_VMW_CMD_START]);
 	KUNIT_EXPECT_EQ(test, lock_calls(m), 0U);
 }
 
@@ -936,6 +939,27 @@ static void vmmemctl_old_path_taken_is_left_alone(struct kunit *test)
 	debugfs_remove(theirs);
 }
 
+/*
+ * A host that does not take the unload's START still holds the pages: they
+ * go back batch by batch, in the mode the last handshake agreed.
+ */
+static void unload_start_refused_unlocks_every_page(struct kunit *test)
+{
+	struct vmw_model *m = test->priv;
+	struct balloon_core_dev *bdev = vmw_up(test);
+
+	m->target = 2 * HUGE_UNITS + 700;
+	vmw_settle(bdev, 10);
+	KUNIT_ASSERT_EQ(test, bdev->size, 2 * HUGE_UNITS + 700);
+
+	m->busy_cmd = BALLOON_VMW_CMD_START;
+	m->busy_nth = m->calls[BALLOON_VMW_CMD_START] + 1;
+	vmw_down(m);
+	KUNIT_EXPECT_EQ(test, m->held, 0);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&m->locked));
+	KUNIT_EXPECT_GT(test, m->calls[BALLOON_VMW_CMD_BATCHED_UNLOCK], 0U);
+}
+
 /* The in-tree driver's unload removes the path by name, ours or not. */
 static void vmmemctl_removed_by_name_then_unload(struct kunit *test)
 {
@@ -960,17 +984,23 @@ static void unload_not_started_still_tells_host(struct kunit *test)
 {
 	struct vmw_model *m = test->priv;
 	struct balloon_core_dev *bdev = vmw_up(test);
-	unsigned int starts;
+	unsigned int starts, doorbells;
 
 	KUNIT_ASSERT_TRUE(test, m->db_set);
 	m->busy_cmd = BALLOON_VMW_CMD_START;
 	m->busy_nth = m->calls[BALLOON_VMW_CMD_START] + 1;
 	balloon_core_request_reset(bdev);
 	flush_delayed_work(&bdev->work);
+	/* No retry of the handshake before the unload. */
+	cancel_delayed_work_sync(&bdev->work);
 	KUNIT_ASSERT_FALSE(test, test_bit(BALLOON_CORE_F_STARTED, &bdev->flags));
 
 	starts = m->calls[BALLOON_VMW_CMD_START];
+	doorbells = m->calls[BALLOON_VMW_CMD_VMCI_DOORBELL_SET];
 	vmw_down(m);
+	/* The doorbell taken back, then START without capabilities. */
+	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_VMCI_DOORBELL_SET],
+			doorbells + 1);
 	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_START], starts + 1);
 	KUNIT_EXPECT_EQ(test, m->last_start_arg, 0);
 	KUNIT_EXPECT_FALSE(test, m->db_set);
@@ -1095,6 +1125,7 @@ static struct kunit_case balloon_vmw_protocol_cases[] = {
 	KUNIT_CASE(no_vmci_polls_alone),
 	KUNIT_CASE(unload_full_balloon_leaves_host_empty),
 	KUNIT_CASE(unload_not_started_still_tells_host),
+	KUNIT_CASE(unload_start_refused_unlocks_every_page),
 	KUNIT_CASE(vmmemctl_old_path_links_ours),
 	KUNIT_CASE(vmmemctl_old_path_taken_is_left_alone),
 	KUNIT_CASE(vmmemctl_removed_by_name_then_unload),
