@@ -163,15 +163,25 @@ step "rig unit tests" rig-unit '' \
 kernel_bad='BUG:|WARNING:|KASAN:|Oops|circular locking|inconsistent lock state|Call Trace'
 
 kunit_variant() {
-	local variant=$1 log json ktest
+	local variant=$1 log json ktest rc results
 
 	log="$logs/kunit-$variant.log"
 	json="$logs/kunit-$variant.json"
 	"$BALLOON_REPO/scripts/kunit.sh" --json="$json" "$variant" >"$log" 2>&1
+	rc=$?
 	# One line per case, each parameter of a parameterised case as a case
 	# of its own, from kunit.py's JSON; it fails when there is none.
-	if ! python3 "$BALLOON_REPO/scripts/kunit-results.py" "$variant" \
-		"$json" "$log"; then
+	if ! results=$(python3 "$BALLOON_REPO/scripts/kunit-results.py" \
+		"$variant" "$json" "$log"); then
+		echo "$results"
+		tail -n 30 "$log" | sed 's/^/    /'
+	else
+		echo "$results"
+	fi
+	# kunit.py fails a run whose kernel crashed or whose test plan came
+	# up short; the cases that did not run have no line of their own.
+	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL:' <<<"$results"; then
+		echo "FAIL: kunit/$variant: kunit.sh exited $rc, see $log"
 		tail -n 30 "$log" | sed 's/^/    /'
 	fi
 	# The kernel's own UML build warns; our files must not.
