@@ -47,13 +47,13 @@ struct balloon_core_limits {
  * Non-sleeping allocations never reclaim, never warn and never touch the
  * emergency reserves; sleeping ones may reclaim but give up before the OOM
  * killer would run (__GFP_NORETRY).  4 KiB pages are movable where balloon
- * compaction is built in (balloon_mapping_gfp_mask()).
+ * compaction is built in (balloon_core_page_gfp()).
  */
 #define BALLOON_CORE_GFP_NOSLEEP \
-	((balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) | __GFP_NOWARN | \
+	((balloon_core_page_gfp() & ~__GFP_RECLAIM) | __GFP_NOWARN | \
 	 __GFP_NOMEMALLOC)
 #define BALLOON_CORE_GFP_SLEEP \
-	(balloon_mapping_gfp_mask() | __GFP_NOWARN | __GFP_NORETRY | \
+	(balloon_core_page_gfp() | __GFP_NOWARN | __GFP_NORETRY | \
 	 __GFP_NOMEMALLOC)
 /* Huge pages are a bonus: only take one the guest can spare right now. */
 #define BALLOON_CORE_GFP_HUGE	(__GFP_HIGHMEM | __GFP_NOWARN | __GFP_NOMEMALLOC)
@@ -183,6 +183,7 @@ void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
 			       unsigned int n);
 void balloon_core_free_list(struct balloon_core_dev *bdev,
 			    struct list_head *list, unsigned int order);
+gfp_t balloon_core_page_gfp(void);
 unsigned long balloon_core_isolated(struct balloon_core_dev *bdev);
 void balloon_core_wait_isolated(struct balloon_core_dev *bdev,
 				unsigned long *warn_at);

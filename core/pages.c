@@ -31,6 +31,21 @@
 #include "ops.h"
 
 /**
+ * balloon_core_page_gfp() - the allocation mask for a 4 KiB balloon page
+ *
+ * Movable where balloon compaction is built in, so that the page can join
+ * the kernel's balloon list and be migrated; the inflate path adds its own
+ * reclaim and reserve flags.
+ *
+ * Context: Any context.
+ * Return: the mask.
+ */
+gfp_t balloon_core_page_gfp(void)
+{
+	return balloon_mapping_gfp_mask();
+}
+
+/**
  * balloon_core_free_page() - give a page back to the guest and count it
  * @bdev: the balloon.
  * @page: the page, no longer in the balloon.
