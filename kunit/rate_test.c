@@ -270,7 +270,7 @@ static void param_check_ranges(struct kunit *test)
 }
 
 /* The parameters default to vmw_balloon.c's limits. */
-static void param_limits_default_to_seeds(struct kunit *test)
+static void param_limits_default_to_vmw_balloon(struct kunit *test)
 {
 	struct balloon_core_limits l;
 
@@ -287,7 +287,7 @@ static void param_limits_default_to_seeds(struct kunit *test)
 
 static struct kunit_case balloon_core_param_cases[] = {
 	KUNIT_CASE_PARAM(param_check_ranges, param_gen_params),
-	KUNIT_CASE(param_limits_default_to_seeds),
+	KUNIT_CASE(param_limits_default_to_vmw_balloon),
 	{ }
 };
 
