@@ -313,7 +313,9 @@ balloon_core_inflate_order(struct balloon_core_dev *bdev,
 	unsigned int n = 1U << order;
 
 	balloon_core_batch_init(bdev, order);
+	/* Memory pressure (the OOM notifier) ends the pass at once. */
 	while (verdict == BALLOON_CORE_INFLATE_GO_ON &&
+	       !test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags) &&
 	       (batch->count + 1) * n <= balloon_core_inflate_left(bdev) &&
 	       in->taken + batch->count < in->budget) {
 		struct page *page;

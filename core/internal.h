@@ -95,12 +95,17 @@ struct balloon_core_limits {
  *	OOM notifier deciding whether to kick, after they have dropped @lock.
  * BALLOON_CORE_F_HOLDOFF: no inflation before @holdoff_until.  Set, tested
  *	and cleared under @lock, with @holdoff_until.
+ * BALLOON_CORE_F_PRESSURE: the OOM notifier found @lock busy and left the
+ *	pressure deflate to the next cycle.  Set by the notifier without a
+ *	lock; tested without it by the inflate loop, which stops; tested and
+ *	cleared under @lock by the cycle, which deflates.
  */
 enum {
 	BALLOON_CORE_F_REGISTERED,
 	BALLOON_CORE_F_STARTED,
 	BALLOON_CORE_F_RESET,
 	BALLOON_CORE_F_HOLDOFF,
+	BALLOON_CORE_F_PRESSURE,
 };
 
 static inline void balloon_core_stat_inc(struct balloon_core_dev *bdev,
@@ -158,6 +163,8 @@ void balloon_core_reset(struct balloon_core_dev *bdev);
 int balloon_core_pressure_register(struct balloon_core_dev *bdev);
 void balloon_core_pressure_unregister(struct balloon_core_dev *bdev);
 bool balloon_core_held_off(struct balloon_core_dev *bdev);
+unsigned long balloon_core_pressure_deflate(struct balloon_core_dev *bdev,
+					    const struct balloon_core_limits *l);
 
 /* inflate.c */
 bool balloon_core_inflate(struct balloon_core_dev *bdev,

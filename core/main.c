@@ -157,6 +157,10 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 		set_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
 	}
 
+	/* The OOM notifier found the lock busy: deflate for it now. */
+	if (test_and_clear_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags))
+		balloon_core_pressure_deflate(bdev, &l);
+
 	balloon_core_rate_limit(&bdev->rate, &l);
 	slow = balloon_core_rate_cycle_slow(&bdev->rate);
 	ret = balloon_core_call_target(bdev, &target);
@@ -227,7 +231,7 @@ static void balloon_core_work(struct work_struct *work)
 	 */
 	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags))
 		delay = msecs_to_jiffies(BALLOON_CORE_RETRY_MS);
-	else if (more)
+	else if (more || test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags))
 		delay = 0;
 	else if (bdev->caps.flags & BALLOON_CORE_CAP_POLL)
 		delay = round_jiffies_relative(msecs_to_jiffies(bdev->caps.poll_ms));

@@ -38,12 +38,56 @@ bool balloon_core_held_off(struct balloon_core_dev *bdev)
 	return false;
 }
 
+/**
+ * balloon_core_pressure_deflate() - give pages back under memory pressure
+ * @bdev: the balloon.
+ * @l: the limits.
+ *
+ * Where the host allows it, give back up to @oom_pages pages (telling the
+ * host first) and hold inflation off for a while, so that the next cycle
+ * does not take them straight back.
+ *
+ * Context: Process context, work lock held; may sleep.
+ * Return: how many 4 KiB pages were given back.
+ */
+unsigned long balloon_core_pressure_deflate(struct balloon_core_dev *bdev,
+					    const struct balloon_core_limits *l)
+{
+	u64 before = bdev->size;
+
+	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
+	    !(bdev->caps.flags & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE) ||
+	    !bdev->size)
+		return 0;
+
+	/* A host that demanded a reset has forgotten every page: take all. */
+	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		balloon_core_reset(bdev);
+	else
+		balloon_core_deflate(bdev, l,
+				     min_t(u64, bdev->size, (u64)l->oom_pages *
+					   BALLOON_CORE_UNITS_PER_PAGE), false);
+	if (bdev->size == before)
+		return 0;
+
+	trace_balloon_core_pressure(bdev, before - bdev->size);
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_PRESSURE);
+	atomic64_add(before - bdev->size,
+		     &bdev->stats[BALLOON_CORE_STAT_PRESSURE_FREE]);
+	bdev->holdoff_until = jiffies + msecs_to_jiffies(l->holdoff_ms);
+	set_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
+	balloon_core_call_size_changed(bdev);
+	return (before - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
+}
+
 /*
- * Deflate under memory pressure, where the host allows it: the kernel is
- * about to kill a process for memory.  Give back up to @oom_pages pages
- * (telling the host first) and hold inflation off for a while, so that the
- * next cycle does not take them straight back.  The OOM killer stands down
- * when anything was freed.
+ * The kernel is about to kill a process for memory.  The OOM killer stands
+ * down when anything was freed.  The notifier never waits for the work
+ * lock: a cycle may hold it for long (in direct reclaim, which may wait on
+ * the very task that is out of memory, or on a host that does not answer),
+ * and waiting there would stop every OOM kill in the guest.  When the lock
+ * is busy, the running cycle stops inflating at once and the next one,
+ * queued now, does the pressure deflate.
  */
 static int balloon_core_oom_notify(struct notifier_block *nb,
 				   unsigned long unused, void *arg)
@@ -52,7 +96,6 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 		container_of(nb, struct balloon_core_dev, oom_nb);
 	unsigned long *freed = arg;
 	struct balloon_core_limits l;
-	u64 before;
 
 	/*
 	 * Only a host that allows it gets a pressure deflate; any other
@@ -61,33 +104,13 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 	if (!(READ_ONCE(bdev->caps.flags) & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE))
 		return NOTIFY_OK;
 
+	if (!mutex_trylock(&bdev->lock)) {
+		set_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags);
+		balloon_core_kick(bdev);
+		return NOTIFY_OK;
+	}
 	balloon_core_limits_get(&l);
-	mutex_lock(&bdev->lock);
-	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
-	    !(bdev->caps.flags & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE) ||
-	    !bdev->size)
-		goto out;
-
-	before = bdev->size;
-	/* A host that demanded a reset has forgotten every page: take all. */
-	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
-		balloon_core_reset(bdev);
-	else
-		balloon_core_deflate(bdev, &l,
-				     min_t(u64, bdev->size, (u64)l.oom_pages *
-					   BALLOON_CORE_UNITS_PER_PAGE), false);
-	if (bdev->size == before)
-		goto out;
-
-	*freed += (before - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
-	trace_balloon_core_pressure(bdev, before - bdev->size);
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_PRESSURE);
-	atomic64_add(before - bdev->size,
-		     &bdev->stats[BALLOON_CORE_STAT_PRESSURE_FREE]);
-	bdev->holdoff_until = jiffies + msecs_to_jiffies(l.holdoff_ms);
-	set_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
-	balloon_core_call_size_changed(bdev);
-out:
+	*freed += balloon_core_pressure_deflate(bdev, &l);
 	mutex_unlock(&bdev->lock);
 	/* After a host reset the work loop must redo the handshake. */
 	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||

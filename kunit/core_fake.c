@@ -64,6 +64,12 @@ static int fake_inflate(struct balloon_core_dev *bdev,
 	int ret = fake_record(host, FAKE_INFLATE, batch->count);
 	unsigned int i;
 
+	/* A host that does not answer for a while. */
+	if (host->stall) {
+		WRITE_ONCE(host->stalled, true);
+		wait_for_completion(host->stall);
+		WRITE_ONCE(host->stalled, false);
+	}
 	if (!(host->orders & BIT(batch->order)))
 		host->protocol_error = true;
 	if (ret == -BALLOON_CORE_ERESET) {

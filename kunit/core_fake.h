@@ -21,6 +21,7 @@
 #define _BALLOON_KUNIT_CORE_FAKE_H
 
 #include <kunit/test.h>
+#include <linux/completion.h>
 #include <linux/mm.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
@@ -69,6 +70,8 @@ struct fake_host {
 	unsigned int keep_every;	/* keep every Nth page asked back; 0: none */
 	unsigned long keep_pfn;		/* never give this page back; 0: none */
 	bool detach_drops;		/* detach: the host lets go of everything */
+	struct completion *stall;	/* inflate waits for it; NULL: no wait */
+	bool stalled;			/* an inflate call is waiting on @stall */
 	unsigned int retarget_at;	/* inflate call that carries a new target */
 	u64 retarget;			/* ... and the target it carries */
 	struct fake_script script[FAKE_SCRIPT];

@@ -5,7 +5,10 @@
  * transport of core_fake.h.
  */
 #include <kunit/test.h>
+#include <linux/completion.h>
+#include <linux/delay.h>
 #include <linux/mm.h>
+#include <linux/workqueue.h>
 
 #include "core_fake.h"
 
@@ -128,7 +131,80 @@ static void pressure_deflate_with_reset_pending(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+/* The kernel's OOM path calling the notifier, from a task of its own. */
+struct oom_call {
+	struct work_struct work;
+	struct fake_host *host;
+	unsigned long freed;
+	struct completion done;
+};
+
+static void oom_call_fn(struct work_struct *work)
+{
+	struct oom_call *call = container_of(work, struct oom_call, work);
+	struct balloon_core_dev *bdev = &call->host->bdev;
+
+	bdev->oom_nb.notifier_call(&bdev->oom_nb, 0, &call->freed);
+	complete(&call->done);
+}
+
+/*
+ * A cycle holds the work lock while the host does not answer: the OOM
+ * notifier must return at once, not wait behind it, and the next cycle
+ * deflates in its place.
+ */
+static void pressure_never_waits_behind_a_cycle(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct completion release;
+	struct oom_call call = { .host = host };
+	bool returned;
+	int i;
+
+	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
+	fake_register(test, host);
+	host->target = 2000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+
+	/* The next cycle's first inflate call waits for the test. */
+	init_completion(&release);
+	host->stall = &release;
+	host->target = 4000;
+	balloon_core_kick(&host->bdev);
+	for (i = 0; i < 500 && !READ_ONCE(host->stalled); i++)
+		msleep(10);
+	KUNIT_ASSERT_TRUE(test, READ_ONCE(host->stalled));
+
+	init_completion(&call.done);
+	INIT_WORK(&call.work, oom_call_fn);
+	queue_work(system_unbound_wq, &call.work);
+	returned = wait_for_completion_timeout(&call.done, 2 * HZ);
+
+	/* Let the host answer, whatever happened, so that nothing hangs. */
+	host->stall = NULL;
+	complete_all(&release);
+	flush_work(&call.work);
+	/* The stalled cycle, then the one the notifier queued. */
+	flush_delayed_work(&host->bdev.work);
+	flush_delayed_work(&host->bdev.work);
+
+	KUNIT_EXPECT_TRUE(test, returned);
+	/* Nothing was freed at once; the next cycle gave oom_pages back. */
+	KUNIT_EXPECT_EQ(test, call.freed, 0UL);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 1);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE_FREE), 256);
+	KUNIT_EXPECT_TRUE(test, test_bit(BALLOON_CORE_F_HOLDOFF,
+					 &host->bdev.flags));
+	KUNIT_EXPECT_FALSE(test, test_bit(BALLOON_CORE_F_PRESSURE,
+					  &host->bdev.flags));
+	/* The stalled cycle stopped inflating after its batch. */
+	KUNIT_EXPECT_LE(test, host->bdev.size, 2000 + 64 - 256);
+	expect_consistent(test, host);
+}
+
 static struct kunit_case balloon_core_pressure_cases[] = {
+	KUNIT_CASE(pressure_never_waits_behind_a_cycle),
 	KUNIT_CASE(pressure_deflate_frees_and_holds_off),
 	KUNIT_CASE(pressure_deflate_needs_host_permission),
 	KUNIT_CASE(pressure_deflate_huge_page_whole),
