@@ -175,9 +175,10 @@ struct balloon_core_batch {
  *	is the transport's to log.
  *
  * No method is called from atomic context, and none is called once
- * balloon_core_unregister() has returned.  Since the core's OOM notifier
- * takes the work lock too, no method may allocate memory in a way that
- * can invoke the OOM killer: use __GFP_NORETRY or GFP_NOWAIT.
+ * balloon_core_unregister() has returned.  No method may allocate memory
+ * in a way that can invoke the OOM killer (use __GFP_NORETRY or
+ * GFP_NOWAIT): it would run while the work lock keeps the core's OOM
+ * notifier, which only trylocks it, from deflating.
  */
 struct balloon_core_ops {
 	struct module *owner;
@@ -286,8 +287,8 @@ struct balloon_core_rate {
  *	unregister reads it without a lock to see whether there is anything
  *	to undo (register and unregister of one balloon never run at once).
  * @ops_lock: guards @ops, so that no method runs after unregister.
- * @lock: the work lock.  Serialises the work loop, the OOM notifier,
- *	migration (which only trylocks it), resets and unregister.  Every
+ * @lock: the work lock.  Serialises the work loop, the OOM notifier and
+ *	migration (which only trylock it), resets and unregister.  Every
  *	transport method is called with it held.
  * @kick_lock: serialises queueing @work (balloon_core_kick() and the work
  *	item requeueing itself) against unregister clearing the registered
