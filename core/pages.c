@@ -44,6 +44,7 @@ gfp_t balloon_core_page_gfp(void)
 {
 	return balloon_mapping_gfp_mask();
 }
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_page_gfp);
 
 /**
  * balloon_core_free_page() - give a page back to the guest and count it
