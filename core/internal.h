@@ -95,10 +95,12 @@ struct balloon_core_limits {
  *	OOM notifier deciding whether to kick, after they have dropped @lock.
  * BALLOON_CORE_F_HOLDOFF: no inflation before @holdoff_until.  Set, tested
  *	and cleared under @lock, with @holdoff_until.
- * BALLOON_CORE_F_PRESSURE: the OOM notifier found @lock busy and left the
- *	pressure deflate to the next cycle.  Set by the notifier without a
- *	lock; tested without it by the inflate loop, which stops; tested and
- *	cleared under @lock by the cycle, which deflates.
+ * BALLOON_CORE_F_PRESSURE: the OOM notifier asks for a pressure deflate.
+ *	Set by the notifier without a lock, before it tries @lock; cleared
+ *	under @lock by the notifier when it got the lock and deflates, else
+ *	tested and cleared under @lock by the next cycle, which deflates.
+ *	Tested without @lock by the inflate loop, which stops, and by the
+ *	work item choosing its next delay.
  */
 enum {
 	BALLOON_CORE_F_REGISTERED,

@@ -158,8 +158,13 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 	}
 
 	/* The OOM notifier found the lock busy: deflate for it now. */
-	if (test_and_clear_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags))
+	if (test_and_clear_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags)) {
 		balloon_core_pressure_deflate(bdev, &l);
+		/* No method runs after a reset the host asked for. */
+		if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
+		    !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags))
+			goto out;
+	}
 
 	balloon_core_rate_limit(&bdev->rate, &l);
 	slow = balloon_core_rate_cycle_slow(&bdev->rate);

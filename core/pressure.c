@@ -10,6 +10,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/delay.h>
 #include <linux/jiffies.h>
 #include <linux/minmax.h>
 #include <linux/notifier.h>
@@ -18,6 +19,13 @@
 #include "internal.h"
 #include "ops.h"
 #include "trace.h"
+
+/*
+ * How long the OOM notifier tries the work lock before it leaves the
+ * deflate to the next cycle: at most 20 tries 5-10 ms apart.
+ */
+#define BALLOON_CORE_OOM_TRIES		20
+#define BALLOON_CORE_OOM_WAIT_US	5000
 
 /**
  * balloon_core_held_off() - is inflation held off after a pressure deflate?
@@ -82,12 +90,14 @@ unsigned long balloon_core_pressure_deflate(struct balloon_core_dev *bdev,
 
 /*
  * The kernel is about to kill a process for memory.  The OOM killer stands
- * down when anything was freed.  The notifier never waits for the work
- * lock: a cycle may hold it for long (in direct reclaim, which may wait on
- * the very task that is out of memory, or on a host that does not answer),
- * and waiting there would stop every OOM kill in the guest.  When the lock
- * is busy, the running cycle stops inflating at once and the next one,
- * queued now, does the pressure deflate.
+ * down when anything was freed.  The notifier never waits long for the
+ * work lock: a cycle may hold it for long (in direct reclaim, which may
+ * wait on the very task that is out of memory, or on a host that does not
+ * answer), and waiting there would stop every OOM kill in the guest.  It
+ * first asks a running cycle to stop inflating (BALLOON_CORE_F_PRESSURE)
+ * and tries the lock for a moment, which is enough for short holders (a
+ * migration, a host round trip, an inflate pass ending); after that, the
+ * next cycle, queued now, does the pressure deflate.
  */
 static int balloon_core_oom_notify(struct notifier_block *nb,
 				   unsigned long unused, void *arg)
@@ -96,6 +106,7 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 		container_of(nb, struct balloon_core_dev, oom_nb);
 	unsigned long *freed = arg;
 	struct balloon_core_limits l;
+	unsigned int tries;
 
 	/*
 	 * Only a host that allows it gets a pressure deflate; any other
@@ -104,11 +115,17 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 	if (!(READ_ONCE(bdev->caps.flags) & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE))
 		return NOTIFY_OK;
 
-	if (!mutex_trylock(&bdev->lock)) {
-		set_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags);
-		balloon_core_kick(bdev);
-		return NOTIFY_OK;
+	set_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags);
+	for (tries = 0; !mutex_trylock(&bdev->lock); tries++) {
+		if (tries == BALLOON_CORE_OOM_TRIES) {
+			balloon_core_kick(bdev);
+			return NOTIFY_OK;
+		}
+		usleep_range(BALLOON_CORE_OOM_WAIT_US,
+			     2 * BALLOON_CORE_OOM_WAIT_US);
 	}
+	/* Deflating here: the next cycle need not. */
+	clear_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags);
 	balloon_core_limits_get(&l);
 	*freed += balloon_core_pressure_deflate(bdev, &l);
 	mutex_unlock(&bdev->lock);

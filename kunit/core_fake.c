@@ -62,12 +62,14 @@ static int fake_inflate(struct balloon_core_dev *bdev,
 {
 	struct fake_host *host = to_fake(bdev);
 	int ret = fake_record(host, FAKE_INFLATE, batch->count);
+	struct completion *stall;
 	unsigned int i;
 
 	/* A host that does not answer for a while. */
-	if (host->stall) {
+	stall = READ_ONCE(host->stall);
+	if (stall) {
 		WRITE_ONCE(host->stalled, true);
-		wait_for_completion(host->stall);
+		wait_for_completion(stall);
 		WRITE_ONCE(host->stalled, false);
 	}
 	if (!(host->orders & BIT(batch->order)))

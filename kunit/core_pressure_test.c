@@ -156,9 +156,9 @@ static void oom_call_fn(struct work_struct *work)
 static void pressure_never_waits_behind_a_cycle(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
-	struct completion release;
 	struct oom_call call = { .host = host };
-	bool returned;
+	struct completion *release;
+	bool stalled, returned = false;
 	int i;
 
 	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
@@ -167,28 +167,37 @@ static void pressure_never_waits_behind_a_cycle(struct kunit *test)
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
 
-	/* The next cycle's first inflate call waits for the test. */
-	init_completion(&release);
-	host->stall = &release;
+	/*
+	 * The next cycle's first inflate call waits for the test.  The
+	 * completion outlives this function (a late cycle may still look
+	 * at it), and from here on nothing returns before it is completed.
+	 */
+	release = kunit_kzalloc(test, sizeof(*release), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, release);
+	init_completion(release);
+	WRITE_ONCE(host->stall, release);
 	host->target = 4000;
 	balloon_core_kick(&host->bdev);
 	for (i = 0; i < 100 && !READ_ONCE(host->stalled); i++)
 		msleep(50);
-	KUNIT_ASSERT_TRUE(test, READ_ONCE(host->stalled));
+	stalled = READ_ONCE(host->stalled);
 
 	init_completion(&call.done);
 	INIT_WORK(&call.work, oom_call_fn);
-	queue_work(system_unbound_wq, &call.work);
-	returned = wait_for_completion_timeout(&call.done, 2 * HZ);
+	if (stalled) {
+		queue_work(system_unbound_wq, &call.work);
+		returned = wait_for_completion_timeout(&call.done, 2 * HZ);
+	}
 
 	/* Let the host answer, whatever happened, so that nothing hangs. */
-	host->stall = NULL;
-	complete_all(&release);
-	flush_work(&call.work);
+	complete_all(release);
+	if (stalled)
+		flush_work(&call.work);
 	/* The stalled cycle, then the one the notifier queued. */
 	flush_delayed_work(&host->bdev.work);
 	flush_delayed_work(&host->bdev.work);
 
+	KUNIT_EXPECT_TRUE(test, stalled);
 	KUNIT_EXPECT_TRUE(test, returned);
 	/* Nothing was freed at once; the next cycle gave oom_pages back. */
 	KUNIT_EXPECT_EQ(test, call.freed, 0UL);
@@ -203,8 +212,60 @@ static void pressure_never_waits_behind_a_cycle(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+/*
+ * A notifier that got the lock deflated itself: a request left by an
+ * earlier one that found the lock busy is answered, and the next cycle
+ * gives nothing back a second time.
+ */
+static void pressure_deflates_once_per_request(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
+	fake_register(test, host);
+	host->target = 2000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+
+	/* An earlier notification left its request; this one gets the lock. */
+	set_bit(BALLOON_CORE_F_PRESSURE, &host->bdev.flags);
+	KUNIT_EXPECT_EQ(test, fake_oom(host), 256UL);
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 1);
+	expect_consistent(test, host);
+}
+
+/*
+ * The host answers the cycle's deferred pressure deflate with a reset: no
+ * other method runs in that cycle (the host wants a new handshake first).
+ */
+static void pressure_deferred_deflate_reset_ends_cycle(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int targets;
+
+	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
+	fake_register(test, host);
+	host->target = 2000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+
+	set_bit(BALLOON_CORE_F_PRESSURE, &host->bdev.flags);
+	host->script[0] = (struct fake_script){ FAKE_DEFLATE,
+		host->calls[FAKE_DEFLATE] + 1, -BALLOON_CORE_ERESET };
+	targets = host->calls[FAKE_TARGET];
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_TARGET], targets);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RESET), 1);
+	expect_consistent(test, host);
+}
+
 static struct kunit_case balloon_core_pressure_cases[] = {
 	KUNIT_CASE(pressure_never_waits_behind_a_cycle),
+	KUNIT_CASE(pressure_deflates_once_per_request),
+	KUNIT_CASE(pressure_deferred_deflate_reset_ends_cycle),
 	KUNIT_CASE(pressure_deflate_frees_and_holds_off),
 	KUNIT_CASE(pressure_deflate_needs_host_permission),
 	KUNIT_CASE(pressure_deflate_huge_page_whole),
