@@ -219,7 +219,8 @@ struct balloon_core_ops {
  * @BALLOON_CORE_STAT_HUGE_ALLOC_FAIL: failed huge-page allocations.
  * @BALLOON_CORE_STAT_HUGE_FREE: ballooned huge pages given back.
  * @BALLOON_CORE_STAT_HUGE_SPLIT: refused huge pages split into 4 KiB pages.
- * @BALLOON_CORE_STAT_PRESSURE: OOM notifications that deflated the balloon.
+ * @BALLOON_CORE_STAT_PRESSURE: pressure deflates, by the OOM notifier or by
+ *	the next cycle in its place.
  * @BALLOON_CORE_STAT_PRESSURE_FREE: 4 KiB units given back under pressure.
  * @BALLOON_CORE_STAT_HOLDOFF: cycles whose inflation was held off after a
  *	pressure deflate.
@@ -341,8 +342,8 @@ struct balloon_core_rate {
  *
  * Lock order: @lock, then @ops_lock, then @kick_lock; @b_dev_info's
  * pages_lock nests inside @lock (or is taken by the MM alone), and only
- * trylock_page() is taken inside it.  The OOM notifier and migration take
- * @lock from the MM's paths.  A transport never takes any of these locks;
+ * trylock_page() is taken inside it.  The OOM notifier and migration try
+ * @lock from the MM's paths, and never wait for it long.  A transport never takes any of these locks;
  * it only locks its own channel to the host.  Members other than @parent
  * are private to the core.
  */
