@@ -343,9 +343,9 @@ struct balloon_core_rate {
  * Lock order: @lock, then @ops_lock, then @kick_lock; @b_dev_info's
  * pages_lock nests inside @lock (or is taken by the MM alone), and only
  * trylock_page() is taken inside it.  The OOM notifier and migration try
- * @lock from the MM's paths, and never wait for it long.  A transport never takes any of these locks;
- * it only locks its own channel to the host.  Members other than @parent
- * are private to the core.
+ * @lock from the MM's paths, and never wait for it long.  A transport
+ * never takes any of these locks; it only locks its own channel to the
+ * host.  Members other than @parent are private to the core.
  */
 struct balloon_core_dev {
 	const struct balloon_core_ops *ops;
