@@ -20,16 +20,22 @@ static unsigned long fake_oom(struct fake_host *host)
 	return freed;
 }
 
-static void pressure_deflate_frees_and_holds_off(struct kunit *test)
+/* A registered balloon of 2000 pages on a host that allows deflate on OOM. */
+static void fake_pressure_balloon(struct kunit *test, struct fake_host *host)
 {
-	struct fake_host *host = test->priv;
-	unsigned int calls;
-
 	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
 	fake_register(test, host);
 	host->target = 2000;
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+}
+
+static void pressure_deflate_frees_and_holds_off(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned int calls;
+
+	fake_pressure_balloon(test, host);
 
 	/* An OOM notification takes oom_pages back, telling the host. */
 	KUNIT_EXPECT_EQ(test, fake_oom(host), 256UL);
@@ -161,11 +167,7 @@ static void pressure_never_waits_behind_a_cycle(struct kunit *test)
 	bool stalled, returned = false;
 	int i;
 
-	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
-	fake_register(test, host);
-	host->target = 2000;
-	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+	fake_pressure_balloon(test, host);
 
 	/*
 	 * The next cycle's first inflate call waits for the test.  The
@@ -221,11 +223,7 @@ static void pressure_deflates_once_per_request(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
 
-	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
-	fake_register(test, host);
-	host->target = 2000;
-	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+	fake_pressure_balloon(test, host);
 
 	/* An earlier notification left its request; this one gets the lock. */
 	set_bit(BALLOON_CORE_F_PRESSURE, &host->bdev.flags);
@@ -245,11 +243,7 @@ static void pressure_deferred_deflate_reset_ends_cycle(struct kunit *test)
 	struct fake_host *host = test->priv;
 	unsigned int targets;
 
-	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
-	fake_register(test, host);
-	host->target = 2000;
-	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+	fake_pressure_balloon(test, host);
 
 	set_bit(BALLOON_CORE_F_PRESSURE, &host->bdev.flags);
 	host->script[0] = (struct fake_script){ FAKE_DEFLATE,
