@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import shutil
 import sys
 import time
@@ -142,7 +143,10 @@ class Runner:
         return g
 
     def run(self, test: RigTest) -> None:
-        """Run one test and print its result line."""
+        """Run one test and print its result line.  A guest lost during
+        the test, with a console that names none of our modules, is the
+        emulator's (or the guest kernel's) failure, as a lost boot is: the
+        test runs once more in a fresh guest."""
         if test.needs_modules and not self.our_modules:
             self.report(test, "SKIP", "needs --modules DIR")
             return
@@ -150,7 +154,24 @@ class Runner:
             self.report(test, "FAIL", self.modules_problem)
             return
         workdir = self.rundir / test.name
-        shutil.rmtree(workdir, ignore_errors=True)
+        lost = self._run_once(test, workdir, retry=True)
+        if lost:
+            print(f"INFRA: {self.series}/{test.name}: guest lost during the "
+                  f"test, in no module of ours; running it once more "
+                  f"(console: {lost})", flush=True)
+            self._run_once(test, workdir, retry=False)
+
+    def _run_once(self, test: RigTest, workdir: Path,
+                  retry: bool) -> Path | None:
+        """Run *test* in a fresh guest and report it; or, with *retry*,
+        when the guest is lost in no module of ours, keep its console and
+        return where it is, reporting nothing."""
+        if retry:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            for f in workdir.glob("*"):
+                if f.is_file() and not f.name.startswith("lost-"):
+                    f.unlink()
         try:
             g = self.boot(test, workdir)
         except GuestLost as exc:
@@ -159,10 +180,10 @@ class Runner:
             self.report(test, "FAIL", f"INFRA: guest lost twice "
                         f"(infrastructure, not the test): {exc}; "
                         f"logs: {workdir}")
-            return
+            return None
         except BootError as exc:
             self._finish(test, workdir, None, "FAIL", str(exc))
-            return
+            return None
 
         ctx = Context(self.series, test.name, g, self.our_modules,
                       self.verbose)
@@ -175,6 +196,11 @@ class Runner:
             status, reason = "FAIL", str(exc)
         except GuestLost as exc:
             status, reason = "FAIL", f"guest lost during test: {exc}"
+            if retry and not names_our_modules(g.console()):
+                g.stop()
+                kept = workdir / "lost-test-console.log"
+                kept.write_text(g.console())
+                return kept
         except (GuestCommandError, QMPError) as exc:
             status, reason = "FAIL", str(exc)
         except Exception as exc:  # pylint: disable=broad-except
@@ -184,6 +210,7 @@ class Runner:
         finally:
             g.stop()
         self._finish(test, workdir, g, status, reason)
+        return None
 
     def _finish(self, test: RigTest, workdir: Path, g: Guest | None,
                 status: str, reason: str) -> None:
@@ -202,6 +229,15 @@ class Runner:
         elif not any(workdir.glob("lost-*")):
             shutil.rmtree(workdir, ignore_errors=True)
         self.report(test, status, reason)
+
+#: How a kernel log names code of our modules (a call trace's frames).
+OUR_FRAME = re.compile(r"\[(balloon_core|balloon_virtio|balloon_vmw)\]")
+
+
+def names_our_modules(console: str) -> bool:
+    """Does the kernel log show our modules' code in a trace?"""
+    return bool(OUR_FRAME.search(console))
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, prepare kernel + initramfs, run the tests."""

@@ -3,7 +3,8 @@
 import unittest
 from unittest import mock
 
-from balloonrig.runner import TestFailure, expect, wait_for
+from balloonrig.runner import (TestFailure, expect, names_our_modules,
+                               wait_for)
 
 
 class FakeTime:
@@ -53,6 +54,25 @@ class WaitForTest(unittest.TestCase):
                      lambda v: f"still {v} after 3 s", 1)
         # Polled at 0, 1, 2 and 3 s: the last poll is at the deadline.
         self.assertEqual(self.clock.sleeps, [1, 1, 1])
+
+
+class NamesOurModulesTest(unittest.TestCase):
+    def test_a_frame_of_ours(self):
+        self.assertTrue(names_our_modules(
+            "[   24.1] Call Trace:\n"
+            "[   24.1]  balloon_core_cycle+0x4e/0x120 [balloon_core]\n"))
+        self.assertTrue(names_our_modules(
+            " ? balloon_virtio_inflate+0x10/0x90 [balloon_virtio]"))
+
+    def test_the_kernel_alone(self):
+        # A TCG text_poke_bp hang seen on 6.1, with our modules loaded.
+        self.assertFalse(names_our_modules(
+            "[    2.277362] balloon_core: loading out-of-tree module taints "
+            "kernel.\n"
+            "[   24.115053] Call Trace:\n"
+            "[   24.115053]  text_poke_bp+0x4b/0x70\n"
+            "[   24.115053] Modules linked in: balloon_virtio(OE) "
+            "balloon_core(OE)\n"))
 
 
 if __name__ == "__main__":
