@@ -204,7 +204,7 @@ balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 			   struct balloon_core_inflation *in)
 {
 	struct balloon_core_batch *batch = &bdev->batch;
-	unsigned int i, j, queued = 0, order = batch->order;
+	unsigned int i, j, order = batch->order;
 	enum balloon_core_inflated verdict;
 	bool split = false;
 	LIST_HEAD(taken);
@@ -238,11 +238,6 @@ balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 				balloon_core_enqueue(bdev, page, order);
 			else
 				list_add_tail(&page->lru, &taken);
-			/* The page lock keeps interrupts off: not too long. */
-			if (!order && ++queued == BALLOON_CORE_LOCK_CHUNK) {
-				balloon_core_enqueue_list(bdev, &taken);
-				queued = 0;
-			}
 			bdev->size += BALLOON_CORE_UNITS_PER_PAGE << order;
 			in->taken++;
 			continue;
@@ -264,7 +259,7 @@ balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 			balloon_core_free_page(bdev, page, 0,
 					       BALLOON_CORE_STAT_REFUSED_FREE);
 	}
-	/* One trip through the balloon's page lock per chunk, not per page. */
+	/* A few trips through the balloon's page lock, not one per page. */
 	balloon_core_enqueue_list(bdev, &taken);
 	batch->count = 0;
 

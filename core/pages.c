@@ -143,30 +143,6 @@ VISIBLE_IF_KUNIT size_t balloon_core_dequeue_4k(struct balloon_core_dev *bdev,
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_dequeue_4k);
 
-/*
- * Put 4 KiB pages on the kernel's balloon list, %BALLOON_CORE_LOCK_CHUNK
- * under each hold of its page lock.  Returns how many.
- */
-static size_t balloon_core_enqueue_4k(struct balloon_core_dev *bdev,
-				      struct list_head *list)
-{
-	size_t done = 0;
-
-	while (!list_empty(list)) {
-		struct page *page, *next;
-		unsigned int n = 0;
-		LIST_HEAD(chunk);
-
-		list_for_each_entry_safe(page, next, list, lru) {
-			list_move_tail(&page->lru, &chunk);
-			if (++n == BALLOON_CORE_LOCK_CHUNK)
-				break;
-		}
-		done += balloon_page_list_enqueue(&bdev->b_dev_info, &chunk);
-	}
-	return done;
-}
-
 /**
  * balloon_core_enqueue_list() - 4 KiB pages join the balloon together
  * @bdev: the balloon.
@@ -179,7 +155,19 @@ static size_t balloon_core_enqueue_4k(struct balloon_core_dev *bdev,
 void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
 			       struct list_head *list)
 {
-	bdev->nr_pages[0] += balloon_core_enqueue_4k(bdev, list);
+	while (!list_empty(list)) {
+		struct page *page, *next;
+		unsigned int n = 0;
+		LIST_HEAD(chunk);
+
+		list_for_each_entry_safe(page, next, list, lru) {
+			list_move_tail(&page->lru, &chunk);
+			if (++n == BALLOON_CORE_LOCK_CHUNK)
+				break;
+		}
+		bdev->nr_pages[0] += balloon_page_list_enqueue(&bdev->b_dev_info,
+							       &chunk);
+	}
 }
 
 /**
