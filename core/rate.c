@@ -129,9 +129,11 @@ static void balloon_core_tunable_load(struct balloon_core_tunable *t,
 		return;
 	}
 	if (v < t->min || v > t->max) {
+		unsigned int c = clamp(v, t->min, t->max);
+
 		pr_warn("%s=%u is outside %u..%u: using %u\n", t->name, v,
-			t->min, t->max, clamp(v, t->min, t->max));
-		v = clamp(v, t->min, t->max);
+			t->min, t->max, c);
+		v = c;
 	}
 	WRITE_ONCE(t->val, v);
 }
@@ -152,7 +154,7 @@ static int balloon_core_tunable_set(const char *val,
 		ret = balloon_core_tunable_check(t, v);
 	if (ret) {
 		pr_warn_ratelimited("%s: rejected \"%.*s\": range is %u..%u%s\n",
-				    kp->name, (int)strcspn(val, "\n"), val,
+				    t->name, (int)strcspn(val, "\n"), val,
 				    t->min, t->max,
 				    t->le ? ", at most the matching _max" :
 				    t->ge ? ", at least the matching _min" : "");
