@@ -163,7 +163,7 @@ step "rig unit tests" rig-unit '' \
 kernel_bad='BUG:|WARNING:|KASAN:|Oops|circular locking|inconsistent lock state|Call Trace'
 
 kunit_variant() {
-	local variant=$1 log json ktest rc results
+	local variant=$1 log json ktest rc results parsed
 
 	log="$logs/kunit-$variant.log"
 	json="$logs/kunit-$variant.json"
@@ -171,13 +171,11 @@ kunit_variant() {
 	rc=$?
 	# One line per case, each parameter of a parameterised case as a case
 	# of its own, from kunit.py's JSON; it fails when there is none.
-	if ! results=$(python3 "$BALLOON_REPO/scripts/kunit-results.py" \
-		"$variant" "$json" "$log"); then
-		echo "$results"
-		tail -n 30 "$log" | sed 's/^/    /'
-	else
-		echo "$results"
-	fi
+	results=$(python3 "$BALLOON_REPO/scripts/kunit-results.py" \
+		"$variant" "$json" "$log")
+	parsed=$?
+	echo "$results"
+	[ "$parsed" -eq 0 ] || tail -n 30 "$log" | sed 's/^/    /'
 	# kunit.py fails a run whose kernel crashed or whose test plan came
 	# up short; the cases that did not run have no line of their own.
 	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL:' <<<"$results"; then
