@@ -112,17 +112,28 @@ static void migrate_busy_balloon_retries_later(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
 }
 
+/*
+ * In a balloon of 100 movable pages, migrate one to a new page the host
+ * refuses; return what the callback returned, with both pages left to the
+ * caller.
+ */
+static int fake_migrate_refused(struct kunit *test, struct fake_host *host,
+				struct page **page, struct page **newpage)
+{
+	fake_movable_balloon(test, host);
+	host->refuse_every = 101;	/* the next page offered */
+	*newpage = fake_new_page(test);
+	*page = fake_isolate(host);
+	return fake_migrate(host, *newpage, *page, false);
+}
+
 static void migrate_new_page_refused(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
 	struct page *page, *newpage;
 
-	fake_movable_balloon(test, host);
-	host->refuse_every = 101;	/* the next page offered */
-
-	newpage = fake_new_page(test);
-	page = fake_isolate(host);
-	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EBUSY);
+	KUNIT_EXPECT_EQ(test, fake_migrate_refused(test, host, &page, &newpage),
+			-EBUSY);
 	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
 	KUNIT_EXPECT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
 
@@ -155,13 +166,8 @@ static void migrate_keeps_page_isolated_until_done(struct kunit *test)
 	struct fake_host *host = test->priv;
 	struct page *page, *newpage;
 
-	fake_movable_balloon(test, host);
-	host->refuse_every = 101;	/* the next page offered */
-
-	newpage = fake_new_page(test);
-	page = fake_isolate(host);
-	host->isolated_at_size = 0;
-	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EBUSY);
+	KUNIT_EXPECT_EQ(test, fake_migrate_refused(test, host, &page, &newpage),
+			-EBUSY);
 	/* The balloon shrank and told the host with the page still isolated. */
 	KUNIT_EXPECT_EQ(test, host->reported, 99);
 	KUNIT_EXPECT_EQ(test, host->isolated_at_size, 1);
@@ -288,11 +294,8 @@ static void unregister_waits_until_migration_lets_go(struct kunit *test)
 	struct page *page, *newpage;
 	unsigned long flags;
 
-	fake_movable_balloon(test, host);
-	host->refuse_every = 101;	/* the next page offered */
-	newpage = fake_new_page(test);
-	page = fake_isolate(host);
-	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, false), -EBUSY);
+	KUNIT_ASSERT_EQ(test, fake_migrate_refused(test, host, &page, &newpage),
+			-EBUSY);
 	fake_putback(host, page);
 	put_page(newpage);
 	KUNIT_ASSERT_EQ(test, host->bdev.size, 99);
