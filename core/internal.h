@@ -156,7 +156,7 @@ bool balloon_core_run_cycle(struct balloon_core_dev *bdev);
 /* deflate.c */
 bool balloon_core_deflate(struct balloon_core_dev *bdev,
 			  const struct balloon_core_limits *l,
-			  u64 goal_units, bool rate_limited);
+			  u64 goal_units, bool to_target);
 
 /* main.c */
 void balloon_core_reset(struct balloon_core_dev *bdev);

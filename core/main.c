@@ -124,12 +124,21 @@ static u64 balloon_core_clamp_target(struct balloon_core_dev *bdev, u64 target)
 	return limit;
 }
 
-/* Which way the balloon must move: 1 inflate, -1 deflate, 0 at target. */
+/*
+ * Which way the balloon must move: 1 inflate, -1 deflate, 0 at target.
+ * Above a target other than 0, by less than the largest page the host
+ * takes, the balloon stays where it is (the in-tree VMware driver's 2 MiB
+ * slack): a small dip must not cost a 2 MiB page.
+ */
 static int balloon_core_direction(struct balloon_core_dev *bdev)
 {
+	u64 slack = BALLOON_CORE_UNITS_PER_PAGE;
+
+	if (bdev->target && bdev->caps.orders)
+		slack <<= __fls(bdev->caps.orders);
 	if (bdev->size + BALLOON_CORE_UNITS_PER_PAGE <= bdev->target)
 		return 1;
-	if (bdev->size >= bdev->target + BALLOON_CORE_UNITS_PER_PAGE)
+	if (bdev->size >= bdev->target + slack)
 		return -1;
 	return 0;
 }
@@ -180,8 +189,7 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 	trace_balloon_core_target(bdev, target, bdev->target);
 	dir = balloon_core_direction(bdev);
 	if (dir < 0)
-		clean = balloon_core_deflate(bdev, &l,
-					     bdev->size - bdev->target, true);
+		clean = balloon_core_deflate(bdev, &l, 0, true);
 	else if (dir > 0 && balloon_core_held_off(bdev))
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_HOLDOFF);
 	else if (dir > 0)
