@@ -43,6 +43,8 @@ static const char * const balloon_core_stat_names[BALLOON_CORE_STAT_NR] = {
 	[BALLOON_CORE_STAT_MIGRATE] = "migrate",
 	[BALLOON_CORE_STAT_MIGRATE_FAIL] = "migrate_fail",
 	[BALLOON_CORE_STAT_BLOCK_ALLOC] = "block_alloc",
+	[BALLOON_CORE_STAT_FLOOR] = "floor",
+	[BALLOON_CORE_STAT_RECLAIMING] = "reclaiming",
 };
 
 static int balloon_core_vmmemctl_show(struct seq_file *f, void *unused)
@@ -93,6 +95,9 @@ static int balloon_core_stats_show(struct seq_file *f, void *unused)
 
 	seq_printf(f, "size_kib %llu\n", READ_ONCE(bdev->size) * 4);
 	seq_printf(f, "target_kib %llu\n", READ_ONCE(bdev->target) * 4);
+	seq_printf(f, "floor_kib %llu\n", READ_ONCE(bdev->floor) * 4);
+	seq_printf(f, "floor_refused_kib %llu\n",
+		   READ_ONCE(bdev->floor_refused) * 4);
 	seq_printf(f, "pages_4k %lu\n", READ_ONCE(bdev->nr_pages[0]));
 	seq_printf(f, "pages_2m %lu\n",
 		   READ_ONCE(bdev->nr_pages[BALLOON_CORE_MAX_ORDER]));

@@ -8,6 +8,7 @@
 
 #include <linux/atomic.h>
 #include <linux/gfp.h>
+#include <linux/moduleparam.h>
 
 #include <balloon/core.h>
 
@@ -101,6 +102,8 @@ struct balloon_core_limits {
  *	tested and cleared under @lock by the next cycle, which deflates.
  *	Tested without @lock by the inflate loop, which stops, and by the
  *	work item choosing its next delay.
+ * BALLOON_CORE_F_FLOOR_SAID: the log has said once that the floor cut a
+ *	host's target.  Set under @lock, never cleared.
  */
 enum {
 	BALLOON_CORE_F_REGISTERED,
@@ -108,6 +111,7 @@ enum {
 	BALLOON_CORE_F_RESET,
 	BALLOON_CORE_F_HOLDOFF,
 	BALLOON_CORE_F_PRESSURE,
+	BALLOON_CORE_F_FLOOR_SAID,
 };
 
 static inline void balloon_core_stat_inc(struct balloon_core_dev *bdev,
@@ -124,6 +128,7 @@ static inline u64 balloon_core_stat_read(struct balloon_core_dev *bdev,
 
 /* rate.c */
 void balloon_core_params_settle(void);
+bool balloon_core_params_are_live(void);
 void balloon_core_limits_get(struct balloon_core_limits *l);
 void balloon_core_rate_init(struct balloon_core_rate *r,
 			    const struct balloon_core_limits *l);
@@ -151,12 +156,23 @@ struct page *balloon_core_alloc_page(gfp_t gfp, unsigned int order);
 size_t balloon_core_dequeue_4k(struct balloon_core_dev *bdev,
 			       struct list_head *list, size_t n);
 bool balloon_core_run_cycle(struct balloon_core_dev *bdev);
+unsigned long balloon_core_floor_curve(unsigned long guest);
+int balloon_core_floor_parse(const char *val, unsigned long *pages);
+extern const struct kernel_param_ops balloon_core_floor_ops;
+unsigned long balloon_core_refaults(void);
 #endif
 
 /* deflate.c */
 bool balloon_core_deflate(struct balloon_core_dev *bdev,
 			  const struct balloon_core_limits *l,
 			  u64 goal_units, bool to_target);
+
+/* floor.c */
+void balloon_core_floor_init(struct balloon_core_dev *bdev);
+u64 balloon_core_guest_units(struct balloon_core_dev *bdev);
+u64 balloon_core_floor_target(struct balloon_core_dev *bdev, u64 target);
+bool balloon_core_floor_reclaiming(struct balloon_core_dev *bdev,
+				   const struct balloon_core_limits *l);
 
 /* main.c */
 void balloon_core_reset(struct balloon_core_dev *bdev);

@@ -106,22 +106,22 @@ static int balloon_core_start(struct balloon_core_dev *bdev)
 	return 0;
 }
 
-/* Host-supplied targets are untrusted: never more than the guest has. */
+/*
+ * Host-supplied targets are untrusted: never more than the guest has, and
+ * never below the guest's floor (core/floor.c).
+ */
 static u64 balloon_core_clamp_target(struct balloon_core_dev *bdev, u64 target)
 {
-	u64 limit = (u64)totalram_pages() * BALLOON_CORE_UNITS_PER_PAGE;
+	u64 limit = balloon_core_guest_units(bdev);
 
-	/* Pages taken out of the managed count are still the guest's. */
-	if (bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED)
-		limit += bdev->size;
-
-	if (target <= limit)
-		return target;
-	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_CLAMPED);
-	dev_warn_once(bdev->parent,
-		      "%s: host target %llu above guest memory, clamped to %llu\n",
-		      bdev->name, target, limit);
-	return limit;
+	if (target > limit) {
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_CLAMPED);
+		dev_warn_once(bdev->parent,
+			      "%s: host target %llu above guest memory, clamped to %llu\n",
+			      bdev->name, target, limit);
+		target = limit;
+	}
+	return balloon_core_floor_target(bdev, target);
 }
 
 /*
@@ -187,6 +187,10 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 
 	bdev->target = balloon_core_clamp_target(bdev, target);
 	trace_balloon_core_target(bdev, target, bdev->target);
+	/* A guest reclaiming hard holds inflation off, and may deflate. */
+	if (balloon_core_floor_reclaiming(bdev, &l) &&
+	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		goto out;
 	dir = balloon_core_direction(bdev);
 	if (dir < 0)
 		clean = balloon_core_deflate(bdev, &l, 0, true);
@@ -388,6 +392,7 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	spin_lock_init(&bdev->kick_lock);
 	INIT_DELAYED_WORK(&bdev->work, balloon_core_work);
 	balloon_core_pages_init(bdev);
+	balloon_core_floor_init(bdev);
 	balloon_core_limits_get(&l);
 	balloon_core_rate_init(&bdev->rate, &l);
 	bdev->parent = parent;

@@ -262,6 +262,20 @@ void balloon_core_params_settle(void)
 }
 
 /**
+ * balloon_core_params_are_live() - are parameter writes judged at once?
+ *
+ * For the parameters of other files (core/floor.c), which follow the same
+ * rule: a bad value given at load time is ignored, a bad write refused.
+ *
+ * Context: A parameter's set method (kernel_param_lock() held).
+ * Return: true once module init has settled the load-time values.
+ */
+bool balloon_core_params_are_live(void)
+{
+	return balloon_core_params_live;
+}
+
+/**
  * balloon_core_limits_get() - snapshot the rate parameters
  * @l: where to store them.
  *

@@ -118,6 +118,24 @@ TRACE_EVENT(balloon_core_pressure,
 		      __entry->freed, __entry->size)
 );
 
+/* The guest was found reclaiming hard: @refaults pages in @ms. */
+TRACE_EVENT(balloon_core_reclaiming,
+	    TP_PROTO(struct balloon_core_dev *bdev, unsigned long refaults,
+		     unsigned int ms),
+	    TP_ARGS(bdev, refaults, ms),
+	    TP_STRUCT__entry(__array(char, name, BALLOON_CORE_TRACE_NAME)
+			     __field(unsigned long, refaults)
+			     __field(unsigned int, ms)
+			     __field(u64, size)),
+	    TP_fast_assign(strscpy(__entry->name, bdev->name,
+				   BALLOON_CORE_TRACE_NAME);
+			   __entry->refaults = refaults;
+			   __entry->ms = ms;
+			   __entry->size = bdev->size;),
+	    TP_printk("%s refaults=%lu ms=%u size=%llu", __entry->name,
+		      __entry->refaults, __entry->ms, __entry->size)
+);
+
 #endif /* _BALLOON_CORE_TRACE_H */
 
 #undef TRACE_INCLUDE_PATH

@@ -7,6 +7,7 @@
 #include <kunit/test.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
+#include <linux/vmstat.h>
 #include <linux/xarray.h>
 
 #include "core_fake.h"
@@ -213,6 +214,21 @@ static size_t fake_dequeue_4k(struct balloon_core_dev *bdev,
 	return balloon_page_list_dequeue(&bdev->b_dev_info, list, n);
 }
 
+/*
+ * The guest's refaults, and those a test adds: the core's own work item
+ * (which no stub reaches) sees the guest's alone, and in a KUnit kernel,
+ * which runs no workload, they do not move.
+ */
+static unsigned long fake_refaults(void)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct fake_host *host = test->priv;
+
+	return global_node_page_state(WORKINGSET_REFAULT_ANON) +
+	       global_node_page_state(WORKINGSET_REFAULT_FILE) +
+	       host->refaults;
+}
+
 int core_fake_init(struct kunit *test)
 {
 	struct fake_host *host;
@@ -232,6 +248,7 @@ int core_fake_init(struct kunit *test)
 				   fake_alloc_page);
 	kunit_activate_static_stub(test, balloon_core_dequeue_4k,
 				   fake_dequeue_4k);
+	kunit_activate_static_stub(test, balloon_core_refaults, fake_refaults);
 	return 0;
 }
 

@@ -86,6 +86,7 @@ struct fake_host {
 	unsigned int sleep_allocs;
 	unsigned int huge_allocs;
 	bool bad_gfp;
+	unsigned long refaults;		/* added to the guest's own refaults */
 
 	/* what the host saw */
 	struct xarray held;		/* pfn -> page order, as a value */

@@ -60,6 +60,7 @@ struct vmw_model {
 	unsigned int reset_cmd, reset_nth, reset_entry;
 	unsigned int busy_cmd, busy_nth;
 	unsigned int retarget_at;	/* lock entry after which ... */
+	unsigned int retarget_unlock_at; /* or unlock entry after which ... */
 	u64 retarget;			/* ... the target becomes this */
 
 	/* what the host knows */
@@ -141,13 +142,17 @@ static unsigned long model_page(struct vmw_model *m, u64 pfn,
 		return BALLOON_VMW_ERROR_PPN_INVALID;
 	entry = xa_load(&m->locked, pfn);
 	if (!lock) {
+		++m->unlock_entries;
 		if (m->refuse_unlock_nth &&
-		    ++m->unlock_entries == m->refuse_unlock_nth)
+		    m->unlock_entries == m->refuse_unlock_nth)
 			return m->refuse_status;
 		if (!entry || xa_to_value(entry) != order)
 			return BALLOON_VMW_ERROR_PPN_UNLOCKED;
 		xa_erase(&m->locked, pfn);
 		m->held -= 1UL << order;
+		if (m->retarget_unlock_at &&
+		    m->unlock_entries == m->retarget_unlock_at)
+			m->target = m->retarget;
 		return BALLOON_VMW_SUCCESS;
 	}
 	if (entry)
@@ -834,6 +839,63 @@ static void target_from_lock_reply_stops_inflation(struct kunit *test)
 	expect_in_step(test, bdev);
 }
 
+/*
+ * The same on the way down: a deflate stops where an unlock reply's
+ * target says, rather than at the target the cycle started with.
+ */
+static void target_from_unlock_reply_stops_deflation(struct kunit *test)
+{
+	struct vmw_model *m = test->priv;
+	struct balloon_core_dev *bdev;
+	unsigned int unlocks;
+
+	m->proto = 2;
+	bdev = vmw_up(test);
+	m->target = 1000;
+	vmw_settle(bdev, 10);
+	KUNIT_ASSERT_EQ(test, bdev->size, 1000);
+
+	/* Asked down to 0, the host changes its mind at the 10th unlock. */
+	m->retarget_unlock_at = m->unlock_entries + 10;
+	m->retarget = 990;
+	m->target = 0;
+	unlocks = m->calls[BALLOON_VMW_CMD_UNLOCK];
+	balloon_core_run_cycle(bdev);
+	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_UNLOCK], unlocks + 10);
+	KUNIT_EXPECT_EQ(test, bdev->size, 990);
+	KUNIT_EXPECT_EQ(test, bdev->target, 990);
+	expect_in_step(test, bdev);
+}
+
+/*
+ * A host asking for the whole guest gets the guest less its floor, in
+ * 2 MiB pages as far as they go; the host sees the balloon stop there.
+ */
+static void target_whole_guest_stops_at_floor(struct kunit *test)
+{
+	struct vmw_model *m = test->priv;
+	struct balloon_core_dev *bdev = vmw_up(test);
+	u64 guest = (u64)totalram_pages() * BALLOON_CORE_UNITS_PER_PAGE;
+
+	m->target = guest;
+	vmw_settle(bdev, 1000);
+	KUNIT_EXPECT_GT(test, bdev->floor, 0);
+	KUNIT_EXPECT_EQ(test, bdev->target, guest - bdev->floor);
+	/* Within a 2 MiB page of it: the rest was not worth a split page. */
+	KUNIT_EXPECT_LE(test, bdev->size, bdev->target);
+	KUNIT_EXPECT_GT(test, bdev->size + BIT(BALLOON_VMW_2M_ORDER),
+			bdev->target);
+	KUNIT_EXPECT_EQ(test, bdev->floor_refused, bdev->floor);
+	KUNIT_EXPECT_EQ(test, m->held, bdev->size);
+	KUNIT_EXPECT_GT(test, bdev->nr_pages[BALLOON_VMW_2M_ORDER], 0);
+	expect_in_step(test, bdev);
+
+	m->target = 0;
+	vmw_settle(bdev, 1000);
+	KUNIT_EXPECT_EQ(test, bdev->size, 0);
+	KUNIT_EXPECT_EQ(test, m->held, 0);
+}
+
 static void doorbell_kicks_the_core(struct kunit *test)
 {
 	struct vmw_model *m = test->priv;
@@ -1121,6 +1183,8 @@ static struct kunit_case balloon_vmw_protocol_cases[] = {
 	KUNIT_CASE(reset_mid_batch_drops_all_and_restarts),
 	KUNIT_CASE(reset_at_get_target),
 	KUNIT_CASE(target_from_lock_reply_stops_inflation),
+	KUNIT_CASE(target_from_unlock_reply_stops_deflation),
+	KUNIT_CASE(target_whole_guest_stops_at_floor),
 	KUNIT_CASE(doorbell_kicks_the_core),
 	KUNIT_CASE(no_vmci_polls_alone),
 	KUNIT_CASE(unload_full_balloon_leaves_host_empty),

@@ -222,12 +222,16 @@ struct balloon_core_ops {
  * @BALLOON_CORE_STAT_PRESSURE: pressure deflates, by the OOM notifier or by
  *	the next cycle in its place.
  * @BALLOON_CORE_STAT_PRESSURE_FREE: 4 KiB units given back under pressure.
- * @BALLOON_CORE_STAT_HOLDOFF: cycles whose inflation was held off after a
- *	pressure deflate.
+ * @BALLOON_CORE_STAT_HOLDOFF: cycles whose inflation was held off, after a
+ *	pressure deflate or while the guest reclaims hard.
  * @BALLOON_CORE_STAT_MIGRATE: ballooned pages moved by balloon compaction.
  * @BALLOON_CORE_STAT_MIGRATE_FAIL: moves refused (balloon busy, host error).
  * @BALLOON_CORE_STAT_BLOCK_ALLOC: blocks of 4 KiB pages taken whole and
  *	split (one allocation for up to 512 pages).
+ * @BALLOON_CORE_STAT_FLOOR: times a host target began to be cut by the
+ *	guest floor (core/floor.c).
+ * @BALLOON_CORE_STAT_RECLAIMING: cycles that found the guest reclaiming
+ *	hard, and held inflation off.
  * @BALLOON_CORE_STAT_NR: number of counters.
  */
 enum balloon_core_stat {
@@ -260,6 +264,8 @@ enum balloon_core_stat {
 	BALLOON_CORE_STAT_MIGRATE,
 	BALLOON_CORE_STAT_MIGRATE_FAIL,
 	BALLOON_CORE_STAT_BLOCK_ALLOC,
+	BALLOON_CORE_STAT_FLOOR,
+	BALLOON_CORE_STAT_RECLAIMING,
 	BALLOON_CORE_STAT_NR
 };
 
@@ -323,9 +329,18 @@ struct balloon_core_rate {
  * @size: balloon size in 4 KiB units.  Written under @lock; read under it,
  *	and without it by balloon_core_size() and debugfs (READ_ONCE()) and
  *	by the work item deciding whether to retry (a plain read).
- * @target: last target read from the host, clamped, in 4 KiB units.
- *	Written under @lock; read under it, and without it by debugfs
- *	(READ_ONCE()) and by the work item deciding whether to retry.
+ * @target: the size the balloon moves towards, in 4 KiB units: the host's
+ *	last target, clamped to the guest's memory and cut by the guest
+ *	floor.  Written under @lock; read under it, and without it by
+ *	debugfs (READ_ONCE()) and by the work item deciding whether to retry.
+ * @floor: the guest floor at the last target, in 4 KiB units.  Written
+ *	under @lock (WRITE_ONCE()); debugfs reads it without (READ_ONCE()).
+ * @floor_refused: how much of the host's last target the floor refused,
+ *	in 4 KiB units; 0 when none.  Written under @lock (WRITE_ONCE());
+ *	read under it, and by debugfs without it (READ_ONCE()).
+ * @refaults: the guest's workingset refaults when last counted, to
+ *	measure how hard it reclaims.  Protected by @lock.
+ * @refaults_at: when @refaults was counted (jiffies).  Protected by @lock.
  * @rate: the adaptive inflate and deflate rates.  Protected by @lock;
  *	debugfs reads @rate.alloc and @rate.free without it (READ_ONCE()).
  * @holdoff_until: no inflation before this time (jiffies), set by a
@@ -363,6 +378,10 @@ struct balloon_core_dev {
 	struct list_head prealloc;
 	u64 size;
 	u64 target;
+	u64 floor;
+	u64 floor_refused;
+	unsigned long refaults;
+	unsigned long refaults_at;
 	struct balloon_core_rate rate;
 	unsigned long holdoff_until;
 	struct notifier_block oom_nb;

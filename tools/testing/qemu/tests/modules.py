@@ -112,7 +112,8 @@ def test_ours_load_parameters(ctx: Context) -> None:
 
 TRACE_EVENTS = ("balloon_core_target", "balloon_core_inflate",
                 "balloon_core_deflate", "balloon_core_refused",
-                "balloon_core_reset", "balloon_core_pressure")
+                "balloon_core_reset", "balloon_core_pressure",
+                "balloon_core_reclaiming")
 
 
 @rigtest(mode="ours", needs_modules=True, mem_mib=1024,
