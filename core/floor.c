@@ -179,7 +179,13 @@ VISIBLE_IF_KUNIT unsigned long balloon_core_floor_curve(unsigned long guest)
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_floor_curve);
 
-/* What kswapd keeps free: the high watermarks of every populated zone. */
+/*
+ * What kswapd keeps free: the high watermarks of every populated zone,
+ * without the boost that fragmentation adds for a while
+ * (high_wmark_pages() counts it), so that the floor holds still.  On a
+ * kernel with transparent huge pages these are larger than
+ * min_free_kbytes alone would make them: khugepaged raises it.
+ */
 static unsigned long balloon_core_watermarks(void)
 {
 	unsigned long pages = 0;
@@ -192,7 +198,7 @@ static unsigned long balloon_core_watermarks(void)
 			struct zone *zone = &pgdat->node_zones[i];
 
 			if (populated_zone(zone))
-				pages += high_wmark_pages(zone);
+				pages += zone->_watermark[WMARK_HIGH];
 		}
 	}
 	return pages;

@@ -141,7 +141,7 @@ static void floor_param_parses_and_reads_back(struct kunit *test)
 	KUNIT_EXPECT_STREQ(test, buf, "auto\n");
 }
 
-/* The high watermarks, summed here as the kernel's zones hold them. */
+/* The high watermarks without boost, summed here from the zones. */
 static unsigned long watermarks(void)
 {
 	unsigned long pages = 0;
@@ -150,7 +150,8 @@ static unsigned long watermarks(void)
 	for_each_online_node(nid)
 		for (i = 0; i < MAX_NR_ZONES; i++)
 			if (populated_zone(&NODE_DATA(nid)->node_zones[i]))
-				pages += high_wmark_pages(&NODE_DATA(nid)->node_zones[i]);
+				pages += high_wmark_pages(&NODE_DATA(nid)->node_zones[i]) -
+					 NODE_DATA(nid)->node_zones[i].watermark_boost;
 	return pages;
 }
 
