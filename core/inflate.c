@@ -14,9 +14,11 @@
 
 #include <linux/gfp.h>
 #include <linux/list.h>
+#include <linux/lockdep.h>
 #include <linux/log2.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
+#include <linux/mutex.h>
 #include <linux/sched.h>
 
 #include "internal.h"
@@ -51,6 +53,9 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_core_alloc_page);
  * @BALLOON_CORE_INFLATE_REFUSED: the host refused as many 4 KiB pages as a
  *	cycle tolerates (&balloon_core_limits.max_refused): the cycle ends,
  *	as a good one.
+ * @BALLOON_CORE_INFLATE_INTERRUPTED: while the cycle allocated without the
+ *	work lock, the OOM notifier gave pages back or asked for that, or
+ *	reset the balloon: the cycle ends and the loop backs off.
  * @BALLOON_CORE_INFLATE_NO_MEMORY: an allocation failed and the rates say
  *	stop: the cycle ends and the work loop backs off.
  * @BALLOON_CORE_INFLATE_HOST_FULL: the host wants no more pages this cycle
@@ -66,6 +71,7 @@ enum balloon_core_inflated {
 	BALLOON_CORE_INFLATE_GO_ON,
 	BALLOON_CORE_INFLATE_NEXT_ORDER,
 	BALLOON_CORE_INFLATE_REFUSED,
+	BALLOON_CORE_INFLATE_INTERRUPTED,
 	BALLOON_CORE_INFLATE_NO_MEMORY,
 	BALLOON_CORE_INFLATE_HOST_FULL,
 	BALLOON_CORE_INFLATE_HOST_FAILED,
@@ -83,7 +89,8 @@ enum balloon_core_inflated {
  * @can_sleep: allocations may sleep: the guest is short of memory, or the
  *	cycle is one of the slow ones after such a shortage.
  *
- * Owned by balloon_core_inflate(), on its stack; the work lock is held.
+ * Owned by balloon_core_inflate(), on its stack: only the cycle that runs
+ * it touches it, with or without the work lock.
  */
 struct balloon_core_inflation {
 	const struct balloon_core_limits *l;
@@ -192,24 +199,31 @@ static enum balloon_core_inflated balloon_core_inflate_answer(int ret)
 }
 
 /*
- * Hand a filled batch to the host.  Accepted pages join the balloon.  A
- * refused huge page is split, and its 4 KiB pages are offered again in the
- * 4 KiB pass (the host most likely objected to one of them).  Up to
- * @max_refused refused 4 KiB pages a cycle wait on @refused until the cycle
- * ends, so that the allocator does not hand them out again at once; any
- * beyond that are freed now.
+ * Hand the @pending pages of @order to the host as one batch.  Accepted
+ * pages join the balloon.  A refused huge page is split, and its 4 KiB
+ * pages are offered again in the 4 KiB pass (the host most likely objected
+ * to one of them).  Up to @max_refused refused 4 KiB pages a cycle wait on
+ * @refused until the cycle ends, so that the allocator does not hand them
+ * out again at once; any beyond that are freed now.
  */
 static enum balloon_core_inflated
 balloon_core_inflate_batch(struct balloon_core_dev *bdev,
-			   struct balloon_core_inflation *in)
+			   struct balloon_core_inflation *in,
+			   unsigned int order, struct list_head *pending)
 {
 	struct balloon_core_batch *batch = &bdev->batch;
-	unsigned int i, j, order = batch->order;
 	enum balloon_core_inflated verdict;
+	struct page *page, *next;
 	bool split = false;
 	LIST_HEAD(taken);
+	unsigned int i, j;
 	int ret;
 
+	balloon_core_batch_init(bdev, order);
+	list_for_each_entry_safe(page, next, pending, lru) {
+		list_del(&page->lru);
+		batch->pages[batch->count++] = page;
+	}
 	ret = balloon_core_call_inflate(bdev, batch);
 	verdict = balloon_core_inflate_answer(ret);
 	if (ret && ret != -EAGAIN) {
@@ -271,15 +285,14 @@ balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 }
 
 /*
- * No page of @order to be had; @pending pages wait in the batch.  A huge
- * page is a bonus, a 4 KiB one the guest cannot spare right now means it
- * is short of memory: go on with sleeping allocations where the rates
- * allow, or end the cycle.
+ * No page of @order to be had.  A huge page is a bonus, a 4 KiB one the
+ * guest cannot spare right now means it is short of memory: go on with
+ * sleeping allocations where the rates allow, or end the cycle.
  */
 static enum balloon_core_inflated
 balloon_core_inflate_no_page(struct balloon_core_dev *bdev,
 			     struct balloon_core_inflation *in,
-			     unsigned int order, unsigned int pending)
+			     unsigned int order)
 {
 	if (order)
 		return BALLOON_CORE_INFLATE_NEXT_ORDER;
@@ -287,8 +300,7 @@ balloon_core_inflate_no_page(struct balloon_core_dev *bdev,
 		balloon_core_rate_sleep_failed(&bdev->rate, in->l);
 		return BALLOON_CORE_INFLATE_NO_MEMORY;
 	}
-	if (!balloon_core_rate_nosleep_failed(&bdev->rate, in->l,
-					      in->taken + pending))
+	if (!balloon_core_rate_nosleep_failed(&bdev->rate, in->l, in->taken))
 		return BALLOON_CORE_INFLATE_NO_MEMORY;
 	in->can_sleep = true;
 	in->budget = bdev->rate.alloc;
@@ -296,41 +308,92 @@ balloon_core_inflate_no_page(struct balloon_core_dev *bdev,
 }
 
 /*
- * Allocate and hand over pages of one order until the cycle's budget or
- * the target is reached, or something ends the pass.
+ * Allocate up to @want pages of @order onto @pending, without the work
+ * lock, stopping at the first failure or at memory pressure.  @need is
+ * what the cycle still wants in all, for the size of 4 KiB blocks.
+ * Returns false when an allocation failed.
+ */
+static bool balloon_core_inflate_alloc(struct balloon_core_dev *bdev,
+				       struct balloon_core_inflation *in,
+				       unsigned int order, unsigned int want,
+				       u64 need, struct list_head *pending)
+{
+	unsigned int count;
+
+	for (count = 0; count < want; count++) {
+		struct page *page;
+
+		if (test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags))
+			break;
+		page = balloon_core_get_page(bdev, in, order, need - count);
+		if (!page)
+			return false;
+		list_add_tail(&page->lru, pending);
+	}
+	return true;
+}
+
+/*
+ * While the cycle allocated without the work lock, did the OOM notifier
+ * give pages back (the hold-off it sets), ask for that, or reset the
+ * balloon?  Inflation was allowed, so no hold-off ran when it began.
+ */
+static bool balloon_core_inflate_interrupted(struct balloon_core_dev *bdev)
+{
+	return test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags) ||
+	       test_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags) ||
+	       test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
+	       !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
+}
+
+/*
+ * Allocate and hand over pages of one order, a batch at a time, until the
+ * cycle's budget or the target is reached, or something ends the pass.
+ * Each batch is allocated without the work lock, which is taken again to
+ * hand it to the host: the OOM notifier and balloon compaction never wait
+ * behind the allocator, whose sleeping allocations may reclaim.
  */
 static enum balloon_core_inflated
 balloon_core_inflate_order(struct balloon_core_dev *bdev,
 			   struct balloon_core_inflation *in, unsigned int order)
 {
 	enum balloon_core_inflated verdict = BALLOON_CORE_INFLATE_GO_ON;
-	struct balloon_core_batch *batch = &bdev->batch;
-	unsigned int n = 1U << order;
+	struct page *page, *next;
+	LIST_HEAD(pending);
 
-	balloon_core_batch_init(bdev, order);
-	/* Memory pressure (the OOM notifier) ends the pass at once. */
+	lockdep_assert_held(&bdev->lock);
+
 	while (verdict == BALLOON_CORE_INFLATE_GO_ON &&
-	       !test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags) &&
-	       (batch->count + 1) * n <= balloon_core_inflate_left(bdev) &&
-	       in->taken + batch->count < in->budget) {
-		struct page *page;
+	       !test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags)) {
+		u64 need = min_t(u64, balloon_core_inflate_left(bdev) >> order,
+				 in->budget - min(in->taken, in->budget));
+		unsigned int want = min_t(u64, need, bdev->caps.max_batch);
+		bool got;
 
-		page = balloon_core_get_page(bdev, in, order,
-					     min_t(u64, balloon_core_inflate_left(bdev) -
-						   batch->count,
-						   in->budget - in->taken -
-						   batch->count));
-		if (!page) {
-			verdict = balloon_core_inflate_no_page(bdev, in, order,
-							       batch->count);
-			continue;
+		if (!want)
+			break;
+		mutex_unlock(&bdev->lock);
+		got = balloon_core_inflate_alloc(bdev, in, order, want, need,
+						 &pending);
+		mutex_lock(&bdev->lock);
+
+		if (balloon_core_inflate_interrupted(bdev)) {
+			verdict = BALLOON_CORE_INFLATE_INTERRUPTED;
+			break;
 		}
-		batch->pages[batch->count++] = page;
-		if (batch->count == bdev->caps.max_batch)
-			verdict = balloon_core_inflate_batch(bdev, in);
+		if (!list_empty(&pending))
+			verdict = balloon_core_inflate_batch(bdev, in, order,
+							     &pending);
+		if (!got)
+			verdict = max(verdict,
+				      balloon_core_inflate_no_page(bdev, in,
+								   order));
 	}
-	if (batch->count)
-		verdict = max(verdict, balloon_core_inflate_batch(bdev, in));
+	list_for_each_entry_safe(page, next, &pending, lru) {
+		list_del(&page->lru);
+		balloon_core_free_page(bdev, page, order,
+				       BALLOON_CORE_STAT_REFUSED_FREE);
+	}
 	/* The pass is over; the cycle goes on with the next order. */
 	if (verdict == BALLOON_CORE_INFLATE_NEXT_ORDER)
 		verdict = BALLOON_CORE_INFLATE_GO_ON;
@@ -343,8 +406,10 @@ balloon_core_inflate_order(struct balloon_core_dev *bdev,
  * @l: the cycle's limits.
  * @slow: the cycle starts with sleeping allocations.
  *
- * Context: Process context, work lock held; may sleep.
- * Return: false when an allocation or the host failed: time to back off.
+ * Context: Process context, work lock held; drops it while allocating, and
+ * holds it again on return.  May sleep.
+ * Return: false when an allocation or the host failed, or memory pressure
+ * or a reset came while allocating: time to back off.
  */
 bool balloon_core_inflate(struct balloon_core_dev *bdev,
 			  const struct balloon_core_limits *l, bool slow)

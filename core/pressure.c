@@ -91,9 +91,10 @@ unsigned long balloon_core_pressure_deflate(struct balloon_core_dev *bdev,
 /*
  * The kernel is about to kill a process for memory.  The OOM killer stands
  * down when anything was freed.  The notifier never waits long for the
- * work lock: a cycle may hold it for long (in direct reclaim, which may
- * wait on the very task that is out of memory, or on a host that does not
- * answer), and waiting there would stop every OOM kill in the guest.  It
+ * work lock.  No cycle holds it while it allocates (direct reclaim may
+ * wait on the very task that is out of memory), but one may hold it for
+ * long with a host that does not answer, and waiting there would stop
+ * every OOM kill in the guest.  It
  * first asks a running cycle to stop inflating (BALLOON_CORE_F_PRESSURE)
  * and tries the lock for a moment, which is enough for short holders (a
  * migration, a host round trip, an inflate pass ending); after that, the

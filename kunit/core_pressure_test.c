@@ -4,6 +4,7 @@
  * (core/pressure.c), and the managed page count, through the fake
  * transport of core_fake.h.
  */
+#include <kunit/static_stub.h>
 #include <kunit/test.h>
 #include <linux/completion.h>
 #include <linux/delay.h>
@@ -215,6 +216,67 @@ static void pressure_never_waits_behind_a_cycle(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+/* The OOM path runs while a sleeping allocation of the cycle is blocked. */
+static struct oom_call *blocked_call;
+static bool blocked_returned;
+
+static struct page *blocking_alloc_page(gfp_t gfp, unsigned int order)
+{
+	struct oom_call *call = blocked_call;
+
+	/* Non-sleeping allocations fail: the cycle goes on sleeping. */
+	if (!gfpflags_allow_blocking(gfp))
+		return NULL;
+	if (call) {
+		blocked_call = NULL;
+		queue_work(system_unbound_wq, &call->work);
+		blocked_returned = wait_for_completion_timeout(&call->done,
+							       2 * HZ);
+	}
+	return alloc_pages(gfp, order);
+}
+
+/*
+ * A cycle's sleeping allocation blocks (in reclaim, say) while the kernel
+ * runs out of memory: the allocation runs without the work lock, so the
+ * OOM notifier takes it at once and gives pages back there and then; the
+ * cycle, back with the lock, sees the hold-off and inflates no further.
+ */
+static void pressure_not_blocked_by_sleeping_alloc(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct oom_call *call;
+	unsigned int calls;
+
+	fake_pressure_balloon(test, host);
+	call = kunit_kzalloc(test, sizeof(*call), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, call);
+	call->host = host;
+	init_completion(&call->done);
+	INIT_WORK(&call->work, oom_call_fn);
+	blocked_call = call;
+	blocked_returned = false;
+	kunit_activate_static_stub(test, balloon_core_alloc_page,
+				   blocking_alloc_page);
+
+	host->target = 4000;
+	calls = host->calls[FAKE_INFLATE];
+	balloon_core_run_cycle(&host->bdev);
+	/* Whatever happened, the call is over before the test's memory is. */
+	if (!blocked_returned)
+		flush_work(&call->work);
+
+	KUNIT_EXPECT_NULL(test, blocked_call);
+	KUNIT_EXPECT_TRUE(test, blocked_returned);
+	KUNIT_EXPECT_EQ(test, call->freed, 256UL);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 1);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], calls);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 256);
+	KUNIT_EXPECT_TRUE(test, test_bit(BALLOON_CORE_F_HOLDOFF,
+					 &host->bdev.flags));
+	expect_consistent(test, host);
+}
+
 /*
  * A notifier that got the lock deflated itself: a request left by an
  * earlier one that found the lock busy is answered, and the next cycle
@@ -259,6 +321,7 @@ static void pressure_deferred_deflate_reset_ends_cycle(struct kunit *test)
 
 static struct kunit_case balloon_core_pressure_cases[] = {
 	KUNIT_CASE(pressure_never_waits_behind_a_cycle),
+	KUNIT_CASE(pressure_not_blocked_by_sleeping_alloc),
 	KUNIT_CASE(pressure_deflates_once_per_request),
 	KUNIT_CASE(pressure_deferred_deflate_reset_ends_cycle),
 	KUNIT_CASE(pressure_deflate_frees_and_holds_off),

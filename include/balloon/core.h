@@ -296,7 +296,9 @@ struct balloon_core_rate {
  * @ops_lock: guards @ops, so that no method runs after unregister.
  * @lock: the work lock.  Serialises the work loop, the OOM notifier and
  *	migration (which only trylock it), resets and unregister.  Every
- *	transport method is called with it held.
+ *	transport method is called with it held.  The work loop drops it
+ *	while it allocates pages to inflate (which may reclaim), and holds
+ *	it to hand them to the host and put them in the balloon.
  * @kick_lock: serialises queueing @work (balloon_core_kick() and the work
  *	item requeueing itself) against unregister clearing the registered
  *	bit in @flags, so that no work is queued once unregister has begun.
@@ -325,7 +327,9 @@ struct balloon_core_rate {
  *	Protected by @lock.
  * @prealloc: 4 KiB pieces of huge pages the host refused this cycle, and
  *	of blocks split for it, offered before any new 4 KiB allocation.
- *	Protected by @lock.
+ *	Touched only by the work loop's inflation, with or without @lock
+ *	(cycles never overlap: one work item), and emptied before the cycle
+ *	ends.
  * @size: balloon size in 4 KiB units.  Written under @lock; read under it,
  *	and without it by balloon_core_size() and debugfs (READ_ONCE()) and
  *	by the work item deciding whether to retry (a plain read).
@@ -358,7 +362,8 @@ struct balloon_core_rate {
  * Lock order: @lock, then @ops_lock, then @kick_lock; @b_dev_info's
  * pages_lock nests inside @lock (or is taken by the MM alone), and only
  * trylock_page() is taken inside it.  The OOM notifier and migration try
- * @lock from the MM's paths, and never wait for it long.  A transport
+ * @lock from the MM's paths, and never wait for it long; no allocation
+ * that may reclaim runs under it (inflation allocates without it).  A transport
  * never takes any of these locks; it only locks its own channel to the
  * host.  Members other than @parent are private to the core.
  */
