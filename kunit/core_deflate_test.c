@@ -58,17 +58,24 @@ static void deflate_takes_pages_in_bounded_chunks(struct kunit *test)
 
 	host->max_batch = BALLOON_CORE_MAX_BATCH;
 	fake_register(test, host);
-	host->target = 10000;
-	while (host->bdev.size < 10000 && host->calls[FAKE_INFLATE] < 100)
+	host->target = BALLOON_KUNIT_MANY_PAGES;
+	while (host->bdev.size < BALLOON_KUNIT_MANY_PAGES &&
+	       host->calls[FAKE_INFLATE] < 1000)
 		balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 10000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, BALLOON_KUNIT_MANY_PAGES);
 
-	/* Batches of thousands of pages; the lock is held for 256 at most. */
+	/*
+	 * An unload of over a million pages, in batches of thousands; the
+	 * lock is held for 256 at most, with a reschedule point after each.
+	 */
 	host->dequeue_max = 0;
+	host->dequeue_calls = 0;
 	fake_unregister(host);
 	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
-	KUNIT_EXPECT_EQ(test, host->pages_out, 10000U);
+	KUNIT_EXPECT_EQ(test, host->pages_out, BALLOON_KUNIT_MANY_PAGES);
 	KUNIT_EXPECT_LE(test, host->dequeue_max, (size_t)256);
+	KUNIT_EXPECT_GE(test, host->dequeue_calls,
+			BALLOON_KUNIT_MANY_PAGES / 256);
 	KUNIT_EXPECT_FALSE(test, host->protocol_error);
 }
 

@@ -113,6 +113,13 @@ struct fake_host {
 	bool let_go;			/* the migration's last step happened */
 };
 
+/*
+ * "A million pages and more": the size at which work proportional to the
+ * balloon must be seen to run in bounded chunks.  4 GiB and a bit of 4 KiB
+ * pages; scripts/kunit.sh boots UML with the memory for it.
+ */
+#define BALLOON_KUNIT_MANY_PAGES	((1U << 20) + 4096)
+
 #define HUGE_ORDER	BALLOON_CORE_MAX_ORDER
 #define HUGE_PAGES	BIT(HUGE_ORDER)
 
