@@ -45,12 +45,15 @@ mkdir -p "$src"
 (cd "$BALLOON_REPO" && git ls-files -co --exclude-standard -z |
 	xargs -0 cp --parents -t "$src")
 
-# Source first, from the clean copy; then the .deb.
-(cd "$src" && dpkg-buildpackage -S -us -uc && dpkg-buildpackage -b -us -uc)
+# No package of an earlier run is left to be taken for this one's, nor
+# what scripts/deb-test.sh took out of its installation.
 source=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Source)
-
 mkdir -p "$out"
 rm -f "$out/$source"_* "$out/$name"-dkms_*
+rm -rf "${out:?}/modules" "${out:?}/etc"
+
+# Source first, from the clean copy; then the .deb.
+(cd "$src" && dpkg-buildpackage -S -us -uc && dpkg-buildpackage -b -us -uc)
 cp "$work"/*.deb "$work"/*.dsc "$work"/*.tar.* "$work"/*.changes \
 	"$work"/*.buildinfo "$out/"
 
