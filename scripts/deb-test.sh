@@ -115,8 +115,10 @@ run=
 cleanup() {
 	[ -n "$run" ] && remove_tree "$run"
 	remove_tree "$top/new"
+	say "$(elapsed "$locked") from taking the lock to cleaning up"
 }
 balloon_heavy_lock
+locked=$SECONDS
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 for stale in "$top"/run.*; do
