@@ -18,7 +18,9 @@
 #                         plus VMware hypercalls per GiB (scripts/bench.sh;
 #                         options in BENCH_ARGS, e.g. BENCH_ARGS="--reps 5")
 #   make check            every test: builds and style on 6.1 and 6.12,
-#                         KUnit (two variants), QEMU guests on both kernels
+#                         the Debian package (lintian, install and purge in
+#                         a throwaway root), KUnit (two variants), QEMU
+#                         guests on both kernels
 #   make kunit            the KUnit suites only (kunit.py, UML)
 #   make clean
 
