@@ -8,6 +8,9 @@
 #   make uninstall        remove what install put there, depmod
 #                         (both honour INSTALL_MOD_PATH, a staging root;
 #                         install signs with MOK_KEY= MOK_CERT= if given)
+#   make deb              the Debian package balloon-dkms (the sources for
+#                         DKMS and the modprobe.d blacklist) and its source
+#                         package, in build/deb/ (scripts/deb-build.sh)
 #   make demo             boot a QEMU guest with our modules and drive its
 #                         balloon from the host (scripts/demo.sh); options
 #                         in DEMO_ARGS, e.g. DEMO_ARGS="6.1 --mem 4096"
@@ -15,7 +18,9 @@
 #                         plus VMware hypercalls per GiB (scripts/bench.sh;
 #                         options in BENCH_ARGS, e.g. BENCH_ARGS="--reps 5")
 #   make check            every test: builds and style on 6.1 and 6.12,
-#                         KUnit (two variants), QEMU guests on both kernels
+#                         the Debian package (lintian, install and purge in
+#                         a throwaway root), KUnit (two variants), QEMU
+#                         guests on both kernels
 #   make kunit            the KUnit suites only (kunit.py, UML)
 #   make clean
 
@@ -77,10 +82,13 @@ check:
 kunit:
 	scripts/kunit.sh
 
+deb:
+	scripts/deb-build.sh
+
 demo:
 	@scripts/demo.sh $(DEMO_ARGS)
 
 bench:
 	@scripts/bench.sh $(BENCH_ARGS)
 
-.PHONY: all modules install uninstall clean check kunit demo bench
+.PHONY: all modules install uninstall clean check kunit deb demo bench

@@ -3,10 +3,13 @@
 #
 # Every test of the project, from nothing: dependencies, then for the newest
 # Debian 6.12 and 6.1 kernels a W=1 build, a sparse run and a DKMS build
-# (dkms.conf, with the real dkms, in a private tree), checkpatch
-# --strict, kernel-doc and a reStructuredText check of Documentation/, the
-# QEMU rig's unit tests, the KUnit suites in both variants (kunit.py, UML),
-# and the QEMU guests on both kernels.  Each result is one line,
+# (dkms.conf, with the real dkms, in a private tree), the Debian package
+# (built, lintian, installed and purged in a throwaway Debian 12 root),
+# checkpatch --strict, kernel-doc and a reStructuredText check of
+# Documentation/, the QEMU rig's unit tests, the KUnit suites in both
+# variants (kunit.py, UML), and the QEMU guests on both kernels, the
+# blacklist test again with the package's modules and modprobe.d file.
+# Each result is one line,
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; the last line is
 # the count, "N passed, N failed, N skipped".  Exits non-zero on failure.
 #
@@ -126,6 +129,33 @@ for series in 6.12 6.1; do
 		"$BALLOON_REPO/scripts/dkms-build.sh" "$series"
 done
 
+# --- the Debian package: built from a copy of the tree (its version is
+# dkms.conf's), lintian on the .deb and the source package, then
+# installed and purged in a throwaway Debian 12 root (scripts/deb-test.sh),
+# which copies the modules DKMS built there and the installed modprobe.d
+# file to $debdir for the QEMU blacklist test below.
+debdir="$BALLOON_REPO/build/deb"
+pkgname=$(balloon_conf_value PACKAGE_NAME)
+pkgversion=$(balloon_conf_value PACKAGE_VERSION)
+deb="$debdir/$pkgname-dkms_${pkgversion}_all.deb"
+deb_tested=
+step "deb build ($(basename "$deb"))" deb-build "$warn" \
+	"$BALLOON_REPO/scripts/deb-build.sh" "$debdir"
+if [ -f "$deb" ]; then
+	step "lintian (.deb and source package)" lintian '^[EW]: ' \
+		lintian --fail-on error,warning "$deb" "$debdir"/*.dsc
+	"$BALLOON_REPO/scripts/deb-test.sh" "$debdir" \
+		>"$logs/deb-test.results" 2>"$logs/deb-test.log"
+	rc=$?
+	deb_tested=1
+	fold_results <"$logs/deb-test.results"
+	if [ $rc -ne 0 ] && ! grep -q '^FAIL:' "$logs/deb-test.results"; then
+		fail "deb test" "deb-test.sh exited $rc, see $logs/deb-test.log"
+	fi
+else
+	skip "deb lintian, install and purge" "no package built"
+fi
+
 # --- style: checkpatch --strict and kernel-doc, from the 6.12 source tree.
 mapfile -t csrc < <(cd "$BALLOON_REPO" && git ls-files -co --exclude-standard -- \
 	'*.c' '*.h' 'Kconfig' '*Kbuild' 'Makefile')
@@ -219,6 +249,27 @@ if [ -n "$do_qemu" ]; then
 		fold_results < "$logs/qemu-$series.log"
 		grep -q '^[0-9]* passed, [0-9]* failed' "$logs/qemu-$series.log" ||
 			fail "qemu/$series" "the rig gave no summary, see $logs/qemu-$series.log"
+	done
+	# The blacklist test with what the package installed in the throwaway
+	# root: the modules DKMS built and /etc/modprobe.d/balloon.conf.
+	for series in 6.12 6.1; do
+		name="deb qemu/$series/ours_modprobe_blacklist"
+		kver=$(balloon_kernel_release "$series")
+		if [ -z "$deb_tested" ] || [ ! -f "$debdir/etc/modprobe.d/balloon.conf" ]; then
+			skip "$name" "the package was not installed"
+			continue
+		elif ! ls "$debdir/modules/$kver"/*.ko >/dev/null 2>&1; then
+			skip "$name" "DKMS installed no module for $kver"
+			continue
+		fi
+		log="$logs/qemu-deb-$series.log"
+		python3 "$BALLOON_REPO/tools/testing/qemu/run_tests.py" \
+			--series "$series" --modules "$debdir/modules" \
+			--modprobe-conf "$debdir/etc/modprobe.d/balloon.conf" \
+			-k ours_modprobe_blacklist >"$log" 2>&1
+		fold_results < <(sed -E 's#^(PASS|FAIL|SKIP|INFRA): #\1: deb qemu/#' "$log")
+		grep -Eq '^(PASS|FAIL|SKIP): [^ ]*/ours_modprobe_blacklist' "$log" ||
+			fail "$name" "the rig gave no result, see $log"
 	done
 else
 	skip qemu "--no-qemu given"

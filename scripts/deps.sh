@@ -4,7 +4,9 @@
 # Install, from Debian's archive, everything the build, the checks and the
 # test rigs need: compilers and kernel build tools, sparse, dkms, the 6.12 kernel
 # source (checkpatch, kernel-doc, kunit.py), the newest 6.12 and 6.1
-# kernel headers, QEMU and busybox for the guests.  Idempotent: does
+# kernel headers, QEMU and busybox for the guests, and what builds, checks
+# and installs the Debian package (debhelper, dh-dkms, lintian,
+# debootstrap for the throwaway root).  Idempotent: does
 # nothing when everything is there.  Needs root (apt-get).  Arguments name
 # further packages a command needs on top (make bench: gnuplot-nox).
 set -euo pipefail
@@ -14,6 +16,7 @@ packages=(
 	gcc make perl python3 bc bison flex libelf-dev libssl-dev
 	cpio xz-utils zstd kmod sparse linux-source-6.12 dkms
 	qemu-system-x86 busybox-static python3-docutils
+	build-essential dpkg-dev debhelper dh-dkms lintian debootstrap
 	"$@"
 )
 

@@ -54,6 +54,13 @@ balloon_kernel_source() {
 	echo "$src"
 }
 
+# The value of NAME="..." in dkms.conf (PACKAGE_NAME, PACKAGE_VERSION,
+# BUILD_EXCLUSIVE_KERNEL...): the project's one version, and the DKMS
+# package's name and the kernels it takes.
+balloon_conf_value() {
+	sed -n "s/^$1=\"\\(.*\\)\"\$/\\1/p" "$BALLOON_REPO/dkms.conf"
+}
+
 # Kernel release ("6.12.117+deb12-amd64") of the newest Debian kernel of a
 # series (6.12 or 6.1) in the archive.
 balloon_kernel_release() {

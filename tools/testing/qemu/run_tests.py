@@ -3,8 +3,8 @@
 
 Usage::
 
-    run_tests.py --series 6.12|6.1 [--modules DIR] [--cache DIR]
-                 [-k NAME] [-v] [--list]
+    run_tests.py --series 6.12|6.1 [--modules DIR] [--modprobe-conf FILE]
+                 [--cache DIR] [-k NAME] [-v] [--list]
 
 Prints one ``PASS:``/``FAIL:``/``SKIP: <series>/<test>`` line per test,
 ``# ...`` lines for information, an ``INFRA:`` line when a guest could not

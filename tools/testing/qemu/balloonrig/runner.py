@@ -26,6 +26,12 @@ from .guest import (BootError, BootSpec, Guest, GuestCommandError,
 from .prepare import PREPARE_ERRORS, heavy_lock, prepare
 from .qmp import QMPError
 
+#: The modprobe.d file that keeps the in-tree balloon drivers off, as the
+#: tree has it (``make install`` installs it); ``--modprobe-conf`` names
+#: another copy, e.g. the one the Debian package installed.
+MODPROBE_CONF = Path(__file__).resolve().parents[4] / "etc" / "modprobe.d" \
+    / "balloon.conf"
+
 
 class TestFailure(AssertionError):
     """The test found a problem."""
@@ -96,6 +102,8 @@ class Context:
     guest: Guest
     our_modules: list[Path]
     verbose: bool
+    #: The modprobe.d file a test installs in the guest.
+    modprobe_conf: Path
 
     def info(self, msg: str) -> None:
         """Print an informational ``# info`` line."""
@@ -120,6 +128,7 @@ class Runner:
     modules_problem: str | None
     rundir: Path
     verbose: bool
+    modprobe_conf: Path
     counts: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"PASS": 0, "FAIL": 0, "SKIP": 0})
 
@@ -186,7 +195,7 @@ class Runner:
             return None
 
         ctx = Context(self.series, test.name, g, self.our_modules,
-                      self.verbose)
+                      self.verbose, self.modprobe_conf)
         status, reason = "PASS", ""
         try:
             test.fn(ctx)
@@ -247,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="kernel series (6.12, 6.1) or a full release")
     ap.add_argument("--modules", metavar="DIR",
                     help="dir with our .ko files (or <DIR>/<kver>/)")
+    ap.add_argument("--modprobe-conf", metavar="FILE", type=Path,
+                    default=MODPROBE_CONF,
+                    help="the modprobe.d file the blacklist test installs "
+                         "(default: the tree's etc/modprobe.d/balloon.conf)")
     ap.add_argument("--cache", metavar="DIR",
                     help="cache dir (default $BALLOON_CACHE or "
                          "~/.cache/balloon-drv)")
@@ -261,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--list", action="store_true", help="list tests")
     args = ap.parse_args(argv)
+    if not args.modprobe_conf.is_file():
+        ap.error(f"--modprobe-conf: no file {args.modprobe_conf}")
 
     tests = [t for t in TESTS
              if not args.k or any(k in t.name for k in args.k)]
@@ -289,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     series = kimg.series or kimg.kver
     runner = Runner(series, kimg, initrd, prep.ours, prep.problem,
                     kernels.cache_root(args.cache) / "runs" / series,
-                    args.verbose)
+                    args.verbose, args.modprobe_conf)
     props = dict(p.split("=", 1) for p in args.balloon_prop)
     extra = tuple(a for arg in args.append for a in arg.split())
     for test in tests:

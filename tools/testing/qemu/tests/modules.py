@@ -4,17 +4,12 @@ balloon_vmw off VMware, the modprobe.d blacklist."""
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 from balloonrig import initramfs
 from balloonrig.parse import trace_fields
 from balloonrig.runner import Context, expect, rigtest
 
 from .helpers import MIB, OUR_MODULES, move_balloon
-
-#: The modprobe.d file ``make install`` installs.
-MODPROBE_CONF = Path(__file__).resolve().parents[4] / "etc" / "modprobe.d" \
-    / "balloon.conf"
 
 
 @rigtest(mode="none", needs_modules=True, mem_mib=1024)
@@ -192,9 +187,10 @@ def _modprobe_plan(ctx: Context, args: str) -> list[str]:
 
 @rigtest(mode="none", needs_modules=True, mem_mib=1024)
 def test_ours_modprobe_blacklist(ctx: Context) -> None:
-    """With our modprobe.d file installed, resolving the balloon device's
-    modalias (as udev does) loads balloon_core and balloon_virtio, and not
-    the in-tree virtio_balloon."""
+    """With our modprobe.d file installed (the tree's, or the one
+    --modprobe-conf names), resolving the balloon device's modalias (as
+    udev does) loads balloon_core and balloon_virtio, and not the in-tree
+    virtio_balloon."""
     g = ctx.guest
     alias = _balloon_modalias(ctx)
     expect(g.balloon_driver() is None,
@@ -205,9 +201,9 @@ def test_ours_modprobe_blacklist(ctx: Context) -> None:
            f"without the blacklist {alias} resolves to {before}, expected "
            f"both virtio_balloon and balloon_virtio")
 
-    conf = base64.b64encode(MODPROBE_CONF.read_bytes()).decode()
+    conf = base64.b64encode(ctx.modprobe_conf.read_bytes()).decode()
     g.check(f"mkdir -p /etc/modprobe.d && echo {conf} | base64 -d "
-            f"> /etc/modprobe.d/{MODPROBE_CONF.name}")
+            f"> /etc/modprobe.d/{ctx.modprobe_conf.name}")
     after = _modprobe_plan(ctx, f"-b {alias}")
     ours = [m for m in after if m in OUR_MODULES]
     expect(ours == ["balloon_core", "balloon_virtio"] and
@@ -225,4 +221,4 @@ def test_ours_modprobe_blacklist(ctx: Context) -> None:
     bound = g.balloon_driver()
     expect(bound == "balloon_virtio", f"balloon device bound to {bound}")
     ctx.info(f"{alias}: {' '.join(before)} without the blacklist, "
-             f"{' '.join(after)} with it; bound to {bound}")
+             f"{' '.join(after)} with {ctx.modprobe_conf}; bound to {bound}")

@@ -1,10 +1,12 @@
-"""balloonrig.runner: expect() and wait_for()."""
+"""balloonrig.runner: expect(), wait_for() and the modprobe.d option."""
 
+import contextlib
+import io
 import unittest
 from unittest import mock
 
-from balloonrig.runner import (TestFailure, expect, names_our_modules,
-                               wait_for)
+from balloonrig.runner import (MODPROBE_CONF, TestFailure, expect, main,
+                               names_our_modules, wait_for)
 
 
 class FakeTime:
@@ -73,6 +75,24 @@ class NamesOurModulesTest(unittest.TestCase):
             "[   24.115053]  text_poke_bp+0x4b/0x70\n"
             "[   24.115053] Modules linked in: balloon_virtio(OE) "
             "balloon_core(OE)\n"))
+
+
+class ModprobeConfTest(unittest.TestCase):
+    def test_the_default_is_the_trees(self):
+        self.assertTrue(MODPROBE_CONF.is_file(), MODPROBE_CONF)
+        self.assertEqual(MODPROBE_CONF.parts[-3:],
+                         ("etc", "modprobe.d", "balloon.conf"))
+        self.assertIn("blacklist virtio_balloon",
+                      MODPROBE_CONF.read_text().splitlines())
+
+    def test_a_missing_file_is_refused_before_anything_runs(self):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), \
+                self.assertRaises(SystemExit) as cm:
+            main(["--series", "6.12", "--list",
+                  "--modprobe-conf", "/nonexistent/balloon.conf"])
+        self.assertEqual(cm.exception.code, 2)
+        self.assertIn("no file /nonexistent/balloon.conf", err.getvalue())
 
 
 if __name__ == "__main__":
