@@ -72,7 +72,7 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 		if (ret) {
 			trace_balloon_core_deflate(bdev, order, batch->count, 0,
 						   ret);
-			balloon_core_requeue(bdev, order, &taken, batch->count);
+			balloon_core_requeue(bdev, order, &taken);
 			break;
 		}
 		/* Pages the host would not release stay in the balloon. */
@@ -83,7 +83,7 @@ static int balloon_core_deflate_order(struct balloon_core_dev *bdev,
 			kept++;
 		}
 		if (kept) {
-			balloon_core_requeue_kept(bdev, order, &stuck, kept);
+			balloon_core_requeue_kept(bdev, order, &stuck);
 			ret = -EBUSY;
 		}
 		balloon_core_free_list(bdev, &taken, order);

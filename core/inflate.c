@@ -247,7 +247,6 @@ balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 		struct page *page = batch->pages[i];
 
 		if (!batch->status[i]) {
-			balloon_core_account(bdev, page, order, true);
 			if (order)
 				balloon_core_enqueue(bdev, page, order);
 			else

@@ -192,8 +192,7 @@ bool balloon_core_inflate(struct balloon_core_dev *bdev,
 void balloon_core_pages_init(struct balloon_core_dev *bdev);
 void balloon_core_free_page(struct balloon_core_dev *bdev, struct page *page,
 			    unsigned int order, enum balloon_core_stat stat);
-void balloon_core_account(struct balloon_core_dev *bdev, struct page *page,
-			  unsigned int order, bool in);
+void balloon_core_pages_start(struct balloon_core_dev *bdev);
 void balloon_core_enqueue(struct balloon_core_dev *bdev, struct page *page,
 			  unsigned int order);
 void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
@@ -202,10 +201,9 @@ unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
 				  unsigned int order, struct list_head *list,
 				  unsigned int n);
 void balloon_core_requeue(struct balloon_core_dev *bdev, unsigned int order,
-			  struct list_head *list, unsigned int n);
+			  struct list_head *list);
 void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
-			       unsigned int order, struct list_head *list,
-			       unsigned int n);
+			       unsigned int order, struct list_head *list);
 void balloon_core_free_list(struct balloon_core_dev *bdev,
 			    struct list_head *list, unsigned int order);
 gfp_t balloon_core_page_gfp(void);

@@ -103,6 +103,7 @@ static int balloon_core_start(struct balloon_core_dev *bdev)
 		return ret;
 	}
 	bdev->caps = caps;
+	balloon_core_pages_start(bdev);
 	return 0;
 }
 

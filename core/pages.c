@@ -16,7 +16,6 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/balloon_compaction.h>
 #include <linux/delay.h>
 #include <linux/device.h>
 #include <linux/gfp.h>
@@ -30,10 +29,24 @@
 #include "internal.h"
 #include "ops.h"
 
+/*
+ * Where the two APIs differ.  Up to 6.x the balloon list has a lock of its
+ * own (pages_lock), the driver puts pages on it and counts the managed
+ * pages, and its migrate callback inserts the new page itself.  Since 7.0
+ * (linux/balloon.h) one lock inside mm/ guards every balloon list, the
+ * kernel counts (the list's adjust_managed_page_count flag), and the
+ * migrate callback only talks to the host.
+ */
+#ifdef BALLOON_COMPAT_BALLOON_H
+#define BALLOON_CORE_MIGRATION	IS_ENABLED(CONFIG_BALLOON_MIGRATION)
+#else
+#define BALLOON_CORE_MIGRATION	IS_ENABLED(CONFIG_BALLOON_COMPACTION)
+#endif
+
 /**
  * balloon_core_page_gfp() - the allocation mask for a 4 KiB balloon page
  *
- * Movable where balloon compaction is built in, so that the page can join
+ * Movable where balloon migration is built in, so that the page can join
  * the kernel's balloon list and be migrated; the inflate path adds its own
  * reclaim and reserve flags.
  *
@@ -42,7 +55,7 @@
  */
 gfp_t balloon_core_page_gfp(void)
 {
-	return balloon_mapping_gfp_mask();
+	return BALLOON_CORE_MIGRATION ? GFP_HIGHUSER_MOVABLE : GFP_HIGHUSER;
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_page_gfp);
 
@@ -63,31 +76,62 @@ void balloon_core_free_page(struct balloon_core_dev *bdev,
 	balloon_core_stat_inc(bdev, stat);
 }
 
-/**
- * balloon_core_account() - a page enters or leaves the balloon
- * @bdev: the balloon.
- * @page: the page.
- * @order: its order.
- * @in: true when it enters, false when it leaves.
- *
- * Where the transport chose so (%BALLOON_CORE_CAP_ADJUST_MANAGED), the
- * guest's managed page count (MemTotal) follows.
- *
- * Context: Work lock held.
+/*
+ * Who counts a ballooned page.  The guest's managed page count (MemTotal)
+ * leaves out ballooned pages where the transport chose so
+ * (%BALLOON_CORE_CAP_ADJUST_MANAGED), and NR_BALLOON_PAGES ("Balloon:" in
+ * /proc/meminfo, since 6.15) counts them all.  A page on one of the core's
+ * own lists (pages above 4 KiB, and 4 KiB pages the host would not
+ * release) is counted here, when it joins or leaves the list.  For a 4 KiB
+ * page on the kernel's balloon list the kernel counts NR_BALLOON_PAGES,
+ * and since 7.0 the managed pages too; before, the core counts those.
  */
-void balloon_core_account(struct balloon_core_dev *bdev,
-			  struct page *page, unsigned int order, bool in)
+static void balloon_core_count(struct balloon_core_dev *bdev,
+			       struct page *page, unsigned int order, bool in)
 {
 	long n = 1L << order;
 
 	if (bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED)
 		adjust_managed_page_count(page, in ? -n : n);
+#ifdef BALLOON_COMPAT_NR_BALLOON_PAGES
+	mod_node_page_state(page_pgdat(page), NR_BALLOON_PAGES, in ? n : -n);
+#endif
+}
+
+/* The same for a 4 KiB page joining or leaving the kernel's list. */
+static void balloon_core_count_listed(struct balloon_core_dev *bdev,
+				      struct page *page, bool in)
+{
+#ifndef BALLOON_COMPAT_BALLOON_H
+	if (bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED)
+		adjust_managed_page_count(page, in ? -1 : 1);
+#endif
+}
+
+/**
+ * balloon_core_pages_start() - the host's capabilities are known
+ * @bdev: the balloon, empty, after a successful @start.
+ *
+ * Since 7.0 the kernel keeps the managed page count of the pages on its
+ * list, as the transport chose; the balloon is empty, so the choice can
+ * change here.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_pages_start(struct balloon_core_dev *bdev)
+{
+#ifdef BALLOON_COMPAT_BALLOON_H
+	WRITE_ONCE(bdev->b_dev_info.adjust_managed_page_count,
+		   !!(bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED));
+#endif
 }
 
 /*
  * Ballooned pages are PageOffline, so that hibernation and kdump do not
  * read them (which would make the host back them again); for 4 KiB pages
- * balloon_page_insert() and balloon_page_finalize() see to it.
+ * on the kernel's list, the kernel sees to it.  Since 7.0 a page the
+ * kernel's list let go of stays PageOffline until it is freed, and
+ * setting the type again is allowed.
  */
 static void balloon_core_mark_offline(struct page *page, unsigned int order,
 				      bool offline)
@@ -97,29 +141,61 @@ static void balloon_core_mark_offline(struct page *page, unsigned int order,
 	for (i = 0; i < (1U << order); i++) {
 		if (offline)
 			__SetPageOffline(page + i);
-		else
+		else if (PageOffline(page + i))
 			__ClearPageOffline(page + i);
 	}
 }
 
+/* A page joins one of the core's own lists, at the head or the tail. */
+static void balloon_core_own_add(struct balloon_core_dev *bdev,
+				 struct page *page, unsigned int order,
+				 bool tail)
+{
+	balloon_core_mark_offline(page, order, true);
+	balloon_core_count(bdev, page, order, true);
+	if (tail)
+		list_add_tail(&page->lru, &bdev->pages[order]);
+	else
+		list_add(&page->lru, &bdev->pages[order]);
+	bdev->nr_pages[order]++;
+}
+
+/*
+ * Take up to @n pages off one of the core's own lists: for order 0, the
+ * 4 KiB pages the host would not release.
+ */
+static unsigned int balloon_core_own_take(struct balloon_core_dev *bdev,
+					  unsigned int order,
+					  struct list_head *list,
+					  unsigned int n)
+{
+	struct page *page, *next;
+	unsigned int got = 0;
+
+	list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
+		if (got == n)
+			break;
+		list_move_tail(&page->lru, list);
+		balloon_core_count(bdev, page, order, false);
+		balloon_core_mark_offline(page, order, false);
+		got++;
+	}
+	bdev->nr_pages[order] -= got;
+	return got;
+}
+
 /**
- * balloon_core_enqueue() - a page joins the balloon
+ * balloon_core_enqueue() - a page above 4 KiB joins the balloon
  * @bdev: the balloon.
  * @page: the page, which the host took.
- * @order: its order.
+ * @order: its order, above 0.
  *
  * Context: Work lock held.
  */
 void balloon_core_enqueue(struct balloon_core_dev *bdev,
 			  struct page *page, unsigned int order)
 {
-	if (order) {
-		balloon_core_mark_offline(page, order, true);
-		list_add(&page->lru, &bdev->pages[order]);
-	} else {
-		balloon_page_enqueue(&bdev->b_dev_info, page);
-	}
-	bdev->nr_pages[order]++;
+	balloon_core_own_add(bdev, page, order, false);
 }
 
 /**
@@ -128,7 +204,7 @@ void balloon_core_enqueue(struct balloon_core_dev *bdev,
  * @list: where to put them.
  * @n: how many at most; callers ask for %BALLOON_CORE_LOCK_CHUNK at most.
  *
- * One hold of the balloon's page lock, with interrupts off.  The only
+ * One hold of the balloon list's lock, with interrupts off.  The only
  * place the core takes pages off that list, so that KUnit suites can see
  * how many it takes under one hold.
  *
@@ -143,17 +219,12 @@ VISIBLE_IF_KUNIT size_t balloon_core_dequeue_4k(struct balloon_core_dev *bdev,
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_dequeue_4k);
 
-/**
- * balloon_core_enqueue_list() - 4 KiB pages join the balloon together
- * @bdev: the balloon.
- * @list: the pages, which the host took; emptied.
- *
- * %BALLOON_CORE_LOCK_CHUNK pages under each hold of the balloon's page lock.
- *
- * Context: Work lock held.
+/*
+ * Put 4 KiB pages on the kernel's balloon list, %BALLOON_CORE_LOCK_CHUNK
+ * under each hold of its lock, counting them (balloon_core_count_listed()).
  */
-void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
-			       struct list_head *list)
+static void balloon_core_list_enqueue(struct balloon_core_dev *bdev,
+				      struct list_head *list)
 {
 	while (!list_empty(list)) {
 		struct page *page, *next;
@@ -161,13 +232,28 @@ void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
 		LIST_HEAD(chunk);
 
 		list_for_each_entry_safe(page, next, list, lru) {
+			balloon_core_count_listed(bdev, page, true);
 			list_move_tail(&page->lru, &chunk);
 			if (++n == BALLOON_CORE_LOCK_CHUNK)
 				break;
 		}
 		bdev->nr_pages[0] += balloon_page_list_enqueue(&bdev->b_dev_info,
 							       &chunk);
+		cond_resched();
 	}
+}
+
+/**
+ * balloon_core_enqueue_list() - 4 KiB pages join the balloon together
+ * @bdev: the balloon.
+ * @list: the pages, which the host took; emptied.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
+			       struct list_head *list)
+{
+	balloon_core_list_enqueue(bdev, list);
 }
 
 /**
@@ -177,7 +263,9 @@ void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
  * @list: where to put them.
  * @n: how many at most.
  *
- * Pages isolated for migration are not on the lists and are not taken.
+ * 4 KiB pages come off the kernel's list first, and those the host would
+ * not release last.  Pages isolated for migration are not on the lists
+ * and are not taken.  Pages taken no longer count as ballooned.
  *
  * Context: Work lock held.
  * Return: how many were taken.
@@ -186,42 +274,48 @@ unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
 				  unsigned int order,
 				  struct list_head *list, unsigned int n)
 {
-	struct page *page, *next;
 	unsigned int got = 0;
 
-	if (!order) {
-		/* In chunks, with interrupts on between them. */
-		while (got < n) {
-			unsigned int want = min_t(unsigned int, n - got,
-						  BALLOON_CORE_LOCK_CHUNK);
-			size_t took = balloon_core_dequeue_4k(bdev, list, want);
+	if (order)
+		return balloon_core_own_take(bdev, order, list, n);
 
-			got += took;
-			if (took < want)
-				break;
-		}
-	} else {
-		list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
-			if (got == n)
-				break;
-			balloon_core_mark_offline(page, order, false);
-			list_move_tail(&page->lru, list);
-			got++;
-		}
+	/* In chunks, with interrupts on between them. */
+	while (got < n) {
+		unsigned int want = min_t(unsigned int, n - got,
+					  BALLOON_CORE_LOCK_CHUNK);
+		LIST_HEAD(chunk);
+		struct page *page;
+		size_t took = balloon_core_dequeue_4k(bdev, &chunk, want);
+
+		list_for_each_entry(page, &chunk, lru)
+			balloon_core_count_listed(bdev, page, false);
+		list_splice_tail(&chunk, list);
+		bdev->nr_pages[0] -= took;
+		got += took;
+		if (took < want)
+			break;
 	}
-	bdev->nr_pages[order] -= got;
+	if (got < n && !list_empty(&bdev->pages[0]))
+		got += balloon_core_own_take(bdev, 0, list, n - got);
 	return got;
 }
 
+#ifdef BALLOON_COMPAT_BALLOON_H
+/* Since 7.0 the kernel's enqueue puts a page back as it was. */
+static void balloon_core_reinsert_list(struct balloon_core_dev *bdev,
+				       struct list_head *list)
+{
+	balloon_core_list_enqueue(bdev, list);
+}
+#else
 /*
  * Put one 4 KiB page, taken off the balloon by balloon_core_dequeue(), back
- * on the kernel's balloon list: at the head, or with @tail at the far end.
- * Compaction may still hold the page's lock for a moment (it saw the page
- * movable just before we took it): wait for it, where the kernel's
- * enqueue helpers would BUG().
+ * on the kernel's balloon list.  Compaction may still hold the page's lock
+ * for a moment (it saw the page movable just before we took it): wait for
+ * it, where the kernel's enqueue helpers would BUG().
  */
 static void balloon_core_reinsert_4k(struct balloon_core_dev *bdev,
-				     struct page *page, bool tail)
+				     struct page *page)
 {
 	struct balloon_dev_info *info = &bdev->b_dev_info;
 	unsigned long flags;
@@ -230,84 +324,85 @@ static void balloon_core_reinsert_4k(struct balloon_core_dev *bdev,
 	lock_page(page);
 	spin_lock_irqsave(&info->pages_lock, flags);
 	balloon_page_insert(info, page);
-	if (tail)
-		list_move_tail(&page->lru, &info->pages);
 	spin_unlock_irqrestore(&info->pages_lock, flags);
 	unlock_page(page);
+	balloon_core_count_listed(bdev, page, true);
 	count_vm_event(BALLOON_INFLATE);
+#ifdef BALLOON_COMPAT_NR_BALLOON_PAGES
+	/* The kernel's enqueue counts it; its insert, used here, does not. */
+	inc_node_page_state(page, NR_BALLOON_PAGES);
+#endif
 	bdev->nr_pages[0]++;
 }
 
 static void balloon_core_reinsert_list(struct balloon_core_dev *bdev,
-				       struct list_head *list, bool tail)
+				       struct list_head *list)
 {
 	struct page *page, *next;
 	unsigned int i = 0;
 
 	list_for_each_entry_safe(page, next, list, lru) {
-		balloon_core_reinsert_4k(bdev, page, tail);
+		balloon_core_reinsert_4k(bdev, page);
 		if (++i % BALLOON_CORE_LOCK_CHUNK == 0)
 			cond_resched();
 	}
 }
+#endif
 
 /**
  * balloon_core_requeue() - put pages taken by balloon_core_dequeue() back
  * @bdev: the balloon.
  * @order: their order.
- * @list: the pages.
- * @n: how many there are.
+ * @list: the pages; emptied.
+ *
+ * After a host command failed as a whole: the pages go back where the
+ * next deflate takes them first (4 KiB pages the host would not release
+ * before may join the kernel's list now).
  *
  * Context: Process context, work lock held; may sleep.
  */
 void balloon_core_requeue(struct balloon_core_dev *bdev,
-			  unsigned int order, struct list_head *list,
-			  unsigned int n)
+			  unsigned int order, struct list_head *list)
 {
-	struct page *page;
+	struct page *page, *next;
 
 	if (!order) {
-		balloon_core_reinsert_list(bdev, list, false);
+		balloon_core_reinsert_list(bdev, list);
 		return;
 	}
-	list_for_each_entry(page, list, lru)
-		balloon_core_mark_offline(page, order, true);
-	list_splice(list, &bdev->pages[order]);
-	bdev->nr_pages[order] += n;
+	list_for_each_entry_safe_reverse(page, next, list, lru) {
+		list_del(&page->lru);
+		balloon_core_own_add(bdev, page, order, false);
+	}
 }
 
 /**
  * balloon_core_requeue_kept() - put back pages the host would not release
  * @bdev: the balloon.
  * @order: their order.
- * @list: the pages, taken by balloon_core_dequeue().
- * @n: how many there are.
+ * @list: the pages, taken by balloon_core_dequeue(); emptied.
  *
- * They go to the far end of the balloon, so that the next deflate tries
- * every other page before them.
+ * They go on the core's own list for their order, at the far end, so that
+ * the next deflate tries every other page before them.  4 KiB pages there
+ * are not on the kernel's list: compaction does not move them.
  *
  * Context: Process context, work lock held; may sleep.
  */
 void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
-			       unsigned int order,
-			       struct list_head *list, unsigned int n)
+			       unsigned int order, struct list_head *list)
 {
-	struct page *page;
+	struct page *page, *next;
 
-	if (!order) {
-		balloon_core_reinsert_list(bdev, list, true);
-		return;
+	list_for_each_entry_safe(page, next, list, lru) {
+		list_del(&page->lru);
+		balloon_core_own_add(bdev, page, order, true);
 	}
-	list_for_each_entry(page, list, lru)
-		balloon_core_mark_offline(page, order, true);
-	list_splice_tail(list, &bdev->pages[order]);
-	bdev->nr_pages[order] += n;
 }
 
 /**
  * balloon_core_free_list() - give pages that left the balloon to the guest
  * @bdev: the balloon.
- * @list: the pages, taken by balloon_core_dequeue().
+ * @list: the pages, taken by balloon_core_dequeue(); emptied.
  * @order: their order.
  *
  * Context: Work lock held.
@@ -319,7 +414,6 @@ void balloon_core_free_list(struct balloon_core_dev *bdev,
 
 	list_for_each_entry_safe(page, next, list, lru) {
 		list_del(&page->lru);
-		balloon_core_account(bdev, page, order, false);
 		balloon_core_free_page(bdev, page, order,
 				       order ? BALLOON_CORE_STAT_HUGE_FREE :
 					       BALLOON_CORE_STAT_FREE);
@@ -330,22 +424,28 @@ void balloon_core_free_list(struct balloon_core_dev *bdev,
  * balloon_core_isolated() - 4 KiB pages isolated for migration right now
  * @bdev: the balloon.
  *
- * Read under the balloon's page lock: the migrate callback and the MM's
- * putback drop the count under it, and release it as their last touch of
- * the balloon, so a zero read here means no migration still uses @bdev.
+ * Up to 6.x read under the balloon's page lock: the migrate callback and
+ * the MM's putback drop the count under it, and release it as their last
+ * touch of the balloon, so a zero read here means no migration still uses
+ * @bdev.  Since 7.0 the kernel drops the count under its own lock, after
+ * which it touches only the page.
  *
- * Context: Process context; takes the balloon's page lock.
+ * Context: Process context.
  * Return: the number of pages.
  */
 unsigned long balloon_core_isolated(struct balloon_core_dev *bdev)
 {
 	struct balloon_dev_info *info = &bdev->b_dev_info;
+#ifdef BALLOON_COMPAT_BALLOON_H
+	return READ_ONCE(info->isolated_pages);
+#else
 	unsigned long flags, n;
 
 	spin_lock_irqsave(&info->pages_lock, flags);
 	n = info->isolated_pages;
 	spin_unlock_irqrestore(&info->pages_lock, flags);
 	return n;
+#endif
 }
 
 /**
@@ -427,15 +527,114 @@ void balloon_core_release_refused(struct balloon_core_dev *bdev)
 	}
 }
 
-#ifdef CONFIG_BALLOON_COMPACTION
+#if BALLOON_CORE_MIGRATION
+/* What the host did with a page balloon compaction moves. */
+enum balloon_core_moved {
+	BALLOON_CORE_MOVE_KEPT,		/* nothing changed: try again later */
+	BALLOON_CORE_MOVE_DONE,		/* the host gave @page back, took @newpage */
+	BALLOON_CORE_MOVE_LOST,		/* it gave @page back, refused @newpage */
+};
+
+/*
+ * Tell the host.  The old page leaves first: a host at its target may
+ * refuse a page it does not need (VMware does), and one that will not
+ * give the old page back leaves nothing to undo: the old page simply
+ * stays.
+ */
+static enum balloon_core_moved
+balloon_core_move_host(struct balloon_core_dev *bdev, struct page *newpage,
+		       struct page *page, int *ret)
+{
+	struct balloon_core_batch *batch = &bdev->batch;
+	bool taken;
+
+	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
+	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+		return BALLOON_CORE_MOVE_KEPT;
+
+	balloon_core_batch_init(bdev, 0);
+	batch->pages[0] = page;
+	batch->count = 1;
+	*ret = balloon_core_call_deflate(bdev, batch);
+	if (*ret || batch->status[0]) {
+		batch->count = 0;
+		if (*ret == -BALLOON_CORE_ERESET)
+			set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+		if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+			balloon_core_kick(bdev);
+		return BALLOON_CORE_MOVE_KEPT;
+	}
+
+	/* "No more this cycle" (-EAGAIN) still took a page whose status is 0. */
+	batch->pages[0] = newpage;
+	*ret = balloon_core_call_inflate(bdev, batch);
+	taken = (!*ret || *ret == -EAGAIN) && !batch->status[0];
+	batch->count = 0;
+	return taken ? BALLOON_CORE_MOVE_DONE : BALLOON_CORE_MOVE_LOST;
+}
+
+/* The host has neither page now: the balloon is one page smaller. */
+static void balloon_core_move_lost(struct balloon_core_dev *bdev, int ret)
+{
+	bdev->nr_pages[0]--;
+	bdev->size -= BALLOON_CORE_UNITS_PER_PAGE;
+	if (ret == -BALLOON_CORE_ERESET)
+		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
+	else
+		balloon_core_call_size_changed(bdev);
+	/* The next cycle inflates back to the target (or resets). */
+	balloon_core_kick(bdev);
+}
+
+#ifdef BALLOON_COMPAT_BALLOON_H
+/*
+ * Balloon migration moves a ballooned 4 KiB page: the host gives the old
+ * page back, then takes the new one.  Since 7.0 the kernel does the rest:
+ * on 0 it puts @newpage on the list and lets @page go, on -ENOENT (the
+ * host has neither) it lets @page go alone, and on any other error the
+ * migration fails and @page goes back on the list.  A busy balloon (a
+ * work cycle talking to the host) makes the migration retry later rather
+ * than wait.  The kernel drops the isolated count once this returns, and
+ * then touches only the page: unregister, which waits for that count,
+ * may then let the transport free @bdev.
+ */
+static int balloon_core_migratepage(struct balloon_dev_info *info,
+				    struct page *newpage, struct page *page,
+				    enum migrate_mode mode)
+{
+	struct balloon_core_dev *bdev =
+		container_of(info, struct balloon_core_dev, b_dev_info);
+	enum balloon_core_moved moved;
+	int ret = 0, rc;
+
+	if (!mutex_trylock(&bdev->lock)) {
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
+		return -EAGAIN;
+	}
+	moved = balloon_core_move_host(bdev, newpage, page, &ret);
+	if (moved == BALLOON_CORE_MOVE_DONE) {
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE);
+		rc = 0;
+	} else if (moved == BALLOON_CORE_MOVE_LOST) {
+		balloon_core_move_lost(bdev, ret);
+		rc = -ENOENT;
+	} else {
+		rc = -EAGAIN;
+	}
+	if (rc)
+		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
+	mutex_unlock(&bdev->lock);
+	return rc;
+}
+#else
 /*
  * Balloon compaction moves a ballooned 4 KiB page: the host gives the old
  * page back, then takes the new one.  If it will not give the old one
  * back, nothing changed; if it will not take the new one, the balloon
  * shrinks by that page and the work loop makes it up.  No path leaves a
  * page the host holds with the MM, or one the MM owns in the balloon.  A
- * busy balloon (the work loop, or reclaim entered from its own
- * allocations) makes the migration retry later rather than wait.
+ * busy balloon (a work cycle talking to the host) makes the migration
+ * retry later rather than wait.
  *
  * Unregister returns only once no page is isolated (read under the
  * balloon's page lock); after this function gives its page up
@@ -449,48 +648,23 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 {
 	struct balloon_core_dev *bdev =
 		container_of(info, struct balloon_core_dev, b_dev_info);
-	struct balloon_core_batch *batch = &bdev->batch;
-	bool taken, released = false;
-	int ret, rc = -EAGAIN;
+	enum balloon_core_moved moved;
+	int ret = 0, rc = -EAGAIN;
 	unsigned long flags;
 
 	if (!mutex_trylock(&bdev->lock)) {
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
 		return rc;
 	}
-	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
-	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+	moved = balloon_core_move_host(bdev, newpage, page, &ret);
+	if (moved == BALLOON_CORE_MOVE_KEPT)
 		goto out_unlock;
-
-	/*
-	 * The old page leaves first: a host at its target may refuse a page
-	 * it does not need (VMware does), and one that will not give the old
-	 * page back leaves nothing to undo: the old page simply stays.
-	 */
-	balloon_core_batch_init(bdev, 0);
-	batch->pages[0] = page;
-	batch->count = 1;
-	ret = balloon_core_call_deflate(bdev, batch);
-	if (ret || batch->status[0]) {
-		batch->count = 0;
-		if (ret == -BALLOON_CORE_ERESET)
-			set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
-		if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
-			balloon_core_kick(bdev);
-		goto out_unlock;
-	}
-
-	/* "No more this cycle" (-EAGAIN) still took a page whose status is 0. */
-	batch->pages[0] = newpage;
-	ret = balloon_core_call_inflate(bdev, batch);
-	taken = (!ret || ret == -EAGAIN) && !batch->status[0];
-	batch->count = 0;
 
 	/*
 	 * Either way the old page is no balloon page any more: the MM frees
 	 * it when it drops its own reference, without putting it back.
 	 */
-	if (taken) {
+	if (moved == BALLOON_CORE_MOVE_DONE) {
 		spin_lock_irqsave(&info->pages_lock, flags);
 		get_page(newpage);	/* the balloon's reference */
 		balloon_page_insert(info, newpage);
@@ -498,9 +672,8 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 	}
 	balloon_page_finalize(page);
 	put_page(page);			/* the balloon's reference */
-	released = true;
 
-	if (taken) {
+	if (moved == BALLOON_CORE_MOVE_DONE) {
 		if ((bdev->caps.flags & BALLOON_CORE_CAP_ADJUST_MANAGED) &&
 		    page_zone(page) != page_zone(newpage)) {
 			adjust_managed_page_count(page, 1);
@@ -509,26 +682,20 @@ static int balloon_core_migratepage(struct balloon_dev_info *info,
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE);
 		count_vm_event(BALLOON_MIGRATE);
 		rc = MIGRATEPAGE_SUCCESS;
-		goto out_unlock;
+	} else {
+		balloon_core_count_listed(bdev, page, false);
+#ifdef BALLOON_COMPAT_NR_BALLOON_PAGES
+		dec_node_page_state(page, NR_BALLOON_PAGES);
+#endif
+		balloon_core_move_lost(bdev, ret);
+		rc = -EBUSY;
 	}
-
-	/* The host has neither page now: the balloon is one page smaller. */
-	balloon_core_account(bdev, page, 0, false);
-	bdev->nr_pages[0]--;
-	bdev->size -= BALLOON_CORE_UNITS_PER_PAGE;
-	if (ret == -BALLOON_CORE_ERESET)
-		set_bit(BALLOON_CORE_F_RESET, &bdev->flags);
-	else
-		balloon_core_call_size_changed(bdev);
-	/* The next cycle inflates back to the target (or resets). */
-	balloon_core_kick(bdev);
-	rc = -EBUSY;
 
 out_unlock:
 	if (rc != MIGRATEPAGE_SUCCESS)
 		balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_MIGRATE_FAIL);
 	mutex_unlock(&bdev->lock);
-	if (released) {
+	if (moved != BALLOON_CORE_MOVE_KEPT) {
 		/* The last touch of @bdev: see above. */
 		spin_lock_irqsave(&info->pages_lock, flags);
 		info->isolated_pages--;
@@ -536,6 +703,7 @@ out_unlock:
 	}
 	return rc;
 }
+#endif
 #endif
 
 /**
@@ -551,7 +719,7 @@ void balloon_core_pages_init(struct balloon_core_dev *bdev)
 	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++)
 		INIT_LIST_HEAD(&bdev->pages[order]);
 	balloon_devinfo_init(&bdev->b_dev_info);
-#ifdef CONFIG_BALLOON_COMPACTION
+#if BALLOON_CORE_MIGRATION
 	bdev->b_dev_info.migratepage = balloon_core_migratepage;
 #endif
 	INIT_LIST_HEAD(&bdev->refused);

@@ -130,9 +130,18 @@ static void deflate_tries_kept_page_last(struct kunit *test)
 	/* Next time every other page goes first. */
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 1);
-	KUNIT_EXPECT_PTR_EQ(test, list_first_entry(&host->bdev.b_dev_info.pages,
-						   struct page, lru), first);
+	/* It waits on the core's own list, not the kernel's. */
+	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.b_dev_info.pages));
+	KUNIT_EXPECT_PTR_EQ(test, list_first_entry_or_null(&host->bdev.pages[0],
+							   struct page, lru),
+			    first);
+	KUNIT_EXPECT_TRUE(test, PageOffline(first));
+
+	/* Once the host lets go, it goes like any other. */
 	host->keep_pfn = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 0);
 	expect_consistent(test, host);
 }
 

@@ -10,7 +10,7 @@
 #ifndef _BALLOON_KUNIT_MM_FAKE_H
 #define _BALLOON_KUNIT_MM_FAKE_H
 
-#include <linux/balloon_compaction.h>
+#include <balloon/compat.h>
 #include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>

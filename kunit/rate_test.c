@@ -300,4 +300,4 @@ kunit_test_suites(&balloon_core_rate_suite, &balloon_core_param_suite);
 
 MODULE_DESCRIPTION("KUnit tests for balloon_core rates and parameters");
 MODULE_LICENSE("GPL");
-MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
+MODULE_IMPORT_NS(BALLOON_KUNIT_NS);

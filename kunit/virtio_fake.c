@@ -572,4 +572,4 @@ void virtio_fake_guest_content(struct kunit *test, enum fake_content c)
 
 MODULE_DESCRIPTION("KUnit tests for balloon_virtio against a fake virtio device");
 MODULE_LICENSE("GPL");
-MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
+MODULE_IMPORT_NS(BALLOON_KUNIT_NS);

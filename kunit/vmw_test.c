@@ -1209,4 +1209,4 @@ kunit_test_suites(&balloon_vmw_protocol_suite);
 
 MODULE_DESCRIPTION("KUnit tests for balloon_vmw against a model of the VMware host");
 MODULE_LICENSE("GPL");
-MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
+MODULE_IMPORT_NS(BALLOON_KUNIT_NS);

@@ -2,20 +2,28 @@
 /*
  * Every difference between the kernels we build against, in one place.
  *
- * The supported range is Linux 6.1 to 6.12: the top-level Kbuild stops
- * the build outside it, and dkms.conf mirrors it.  Differences are
- * feature probes, not version tests: the Kbuild greps the target kernel's
- * headers and defines a BALLOON_COMPAT_* macro for each feature found.
+ * Linux 6.1 and later are supported (tested: 6.1, 6.12 and 7.3): the
+ * top-level Kbuild stops the build before 6.1, and dkms.conf mirrors it.
+ * Differences are feature probes, not version tests: the Kbuild greps the
+ * target kernel's headers and defines a BALLOON_COMPAT_* macro for each
+ * feature found.  The kernel's balloon page API (BALLOON_COMPAT_BALLOON_H,
+ * BALLOON_COMPAT_NR_BALLOON_PAGES) is used by core/pages.c alone, which
+ * keeps its differences to itself.
  */
 #ifndef _BALLOON_COMPAT_H
 #define _BALLOON_COMPAT_H
 
 /*
- * Symbol namespace of the core's exports.  Up to 6.12 the namespace is a
- * bare token that the export macros stringify; 6.13 turned it into a
- * string literal, which is outside the supported range.
+ * Symbol namespaces: up to 6.12 a bare token that the export macros
+ * stringify; since 6.13 a string literal (BALLOON_COMPAT_NS_STRING).
  */
-#define BALLOON_CORE_NS BALLOON_CORE
+#ifdef BALLOON_COMPAT_NS_STRING
+#define BALLOON_CORE_NS		"BALLOON_CORE"
+#define BALLOON_KUNIT_NS	"EXPORTED_FOR_KUNIT_TESTING"
+#else
+#define BALLOON_CORE_NS		BALLOON_CORE
+#define BALLOON_KUNIT_NS	EXPORTED_FOR_KUNIT_TESTING
+#endif
 
 /*
  * KUnit static stubs arrived in 6.3 (BALLOON_COMPAT_STATIC_STUB).  Before
@@ -28,6 +36,13 @@
 #endif
 
 #include <kunit/visibility.h>
+
+/* The kernel's balloon page lists: linux/balloon.h since 7.0. */
+#ifdef BALLOON_COMPAT_BALLOON_H
+#include <linux/balloon.h>
+#else
+#include <linux/balloon_compaction.h>
+#endif
 
 #include <linux/shrinker.h>
 #include <linux/virtio_balloon.h>

@@ -16,7 +16,6 @@
 #ifndef _BALLOON_CORE_H
 #define _BALLOON_CORE_H
 
-#include <linux/balloon_compaction.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
