@@ -2,10 +2,11 @@
 /*
  * KUnit suite balloon_core_migrate: balloon compaction (core/pages.c)
  * through the fake transport of core_fake.h, with the MM's part played by
- * mm_fake.h.  The host hears of the old page before the new one, a page
- * stays isolated until the migration is done, failed migrations change
- * nothing or shrink the balloon by one page, and unregister waits for an
- * isolated page to come back.
+ * mm_fake.h (up to 6.x) or by the kernel's own migration code (7.x).  The
+ * host hears of the old page before the new one, a page stays isolated
+ * until the migration is done, failed migrations change nothing or shrink
+ * the balloon by one page, and unregister waits for an isolated page to
+ * come back.
  */
 #include <kunit/test.h>
 #include <linux/gfp.h>
@@ -36,8 +37,8 @@ static int fake_migrate(struct fake_host *host, struct page *newpage,
 /* A registered balloon of 100 movable pages, for the migration cases. */
 static void fake_movable_balloon(struct kunit *test, struct fake_host *host)
 {
-	if (!IS_ENABLED(CONFIG_BALLOON_COMPACTION))
-		kunit_skip(test, "needs CONFIG_BALLOON_COMPACTION");
+	if (!MM_FAKE_MIGRATION)
+		kunit_skip(test, "needs balloon migration in the kernel");
 	fake_register(test, host);
 	host->target = 100;
 	balloon_core_run_cycle(&host->bdev);
@@ -52,6 +53,186 @@ static struct page *fake_new_page(struct kunit *test)
 	return page;
 }
 
+#ifdef BALLOON_COMPAT_BALLOON_H
+/*
+ * Since 7.0 the kernel's migrate_pages() runs the move: it retries a
+ * migration that failed for now (-EAGAIN) a few times, and the old page
+ * is freed by the MM once the balloon let go of it.
+ */
+static void migrate_tells_host_old_then_new(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+	unsigned long pfn;
+	unsigned int nlog;
+
+	fake_movable_balloon(test, host);
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 1);
+	pfn = page_to_pfn(page);
+	nlog = host->nlog;
+	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, true), 0);
+
+	/* The host gave back the old page before it took the new one. */
+	KUNIT_ASSERT_EQ(test, host->nlog, nlog + 2);
+	KUNIT_EXPECT_EQ(test, host->log[nlog].op, FAKE_DEFLATE);
+	KUNIT_EXPECT_EQ(test, host->log[nlog + 1].op, FAKE_INFLATE);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, pfn));
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE), 1);
+	/* The new page is on the kernel's list, a balloon page. */
+	KUNIT_EXPECT_TRUE(test, PageOffline(newpage));
+	KUNIT_EXPECT_PTR_EQ(test, list_first_entry(&host->bdev.b_dev_info.pages,
+						   struct page, lru), newpage);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
+	expect_consistent(test, host);
+
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void migrate_busy_balloon_retries_later(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+	unsigned int calls;
+
+	fake_movable_balloon(test, host);
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	calls = host->seq;
+	mutex_lock(&host->bdev.lock);	/* the work loop is running */
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), -EAGAIN);
+	mutex_unlock(&host->bdev.lock);
+	KUNIT_EXPECT_EQ(test, host->seq, calls);	/* host not called */
+	KUNIT_EXPECT_GE(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 1);
+
+	fake_putback(host, page);
+	__free_page(newpage);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	expect_consistent(test, host);
+
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+/*
+ * The host takes the old page back but refuses the new one: the callback
+ * says -ENOENT, the kernel frees both, and the balloon is one page smaller
+ * until the next cycle.
+ */
+static void migrate_new_page_refused(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+	unsigned long pfn, newpfn;
+	unsigned long ram;
+
+	host->cap_flags = BALLOON_CORE_CAP_ADJUST_MANAGED;
+	fake_movable_balloon(test, host);
+	ram = totalram_pages();
+	host->refuse_every = 101;	/* the next page offered */
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	pfn = page_to_pfn(page);
+	newpfn = page_to_pfn(newpage);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, false), 0);
+
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, pfn));
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, newpfn));
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 99);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 99);
+	KUNIT_EXPECT_EQ(test, host->reported, 99);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
+	/* The kernel gave the page back to the managed count. */
+	KUNIT_EXPECT_EQ(test, totalram_pages(), ram + 1);
+	expect_consistent(test, host);
+
+	/* The next cycle makes it up. */
+	host->refuse_every = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, totalram_pages(), ram);
+	expect_consistent(test, host);
+}
+
+static void migrate_old_page_kept_changes_nothing(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	host->keep_every = 1;		/* the host keeps the old page */
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, true), -EAGAIN);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
+	KUNIT_EXPECT_TRUE(test, PageOffline(page));
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
+	host->keep_every = 0;
+	expect_consistent(test, host);
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+/* A host error on the old page fails that try; the kernel's retry moves it. */
+static void migrate_old_page_command_failed(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+
+	fake_movable_balloon(test, host);
+	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 1, -EIO };
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, true), 0);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 2U);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE), 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
+	expect_consistent(test, host);
+	fake_unregister(host);
+	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
+}
+
+static void migrate_host_enough_still_takes_new_page(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	struct page *page, *newpage;
+	unsigned long pfn;
+
+	fake_movable_balloon(test, host);
+	KUNIT_ASSERT_EQ(test, host->calls[FAKE_INFLATE], 2U);
+	/* "No more this cycle", but the page itself was taken. */
+	host->script[0] = (struct fake_script){ FAKE_INFLATE, 3, -EAGAIN };
+
+	newpage = fake_new_page(test);
+	page = fake_isolate(host);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	pfn = page_to_pfn(page);
+	KUNIT_ASSERT_EQ(test, fake_migrate(host, newpage, page, true), 0);
+	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(newpage)));
+	KUNIT_EXPECT_NULL(test, xa_load(&host->held, pfn));
+	expect_consistent(test, host);
+}
+#else
 static void migrate_tells_host_old_then_new(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
@@ -239,6 +420,8 @@ static void migrate_host_enough_still_takes_new_page(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+#endif
+
 static void fake_putback_fn(struct work_struct *work)
 {
 	struct fake_host *host = container_of(to_delayed_work(work),
@@ -267,6 +450,7 @@ static void unregister_waits_for_isolated_page(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, host->protocol_error);
 }
 
+#ifndef BALLOON_COMPAT_BALLOON_H
 /* The migrate callback's last step: the isolated count drops. */
 static void fake_let_go_fn(struct work_struct *work)
 {
@@ -313,17 +497,22 @@ static void unregister_waits_until_migration_lets_go(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
 	KUNIT_EXPECT_EQ(test, info->isolated_pages, 0);
 }
+#endif
 
 static struct kunit_case balloon_core_migrate_cases[] = {
 	KUNIT_CASE(migrate_tells_host_old_then_new),
 	KUNIT_CASE(migrate_busy_balloon_retries_later),
 	KUNIT_CASE(migrate_new_page_refused),
 	KUNIT_CASE(migrate_host_enough_still_takes_new_page),
+#ifndef BALLOON_COMPAT_BALLOON_H
 	KUNIT_CASE(migrate_keeps_page_isolated_until_done),
+#endif
 	KUNIT_CASE(migrate_old_page_kept_changes_nothing),
 	KUNIT_CASE(migrate_old_page_command_failed),
 	KUNIT_CASE(unregister_waits_for_isolated_page),
+#ifndef BALLOON_COMPAT_BALLOON_H
 	KUNIT_CASE(unregister_waits_until_migration_lets_go),
+#endif
 	{ }
 };
 

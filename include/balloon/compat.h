@@ -44,6 +44,12 @@
 #include <linux/balloon_compaction.h>
 #endif
 
+/* 6.18 dropped MIGRATEPAGE_SUCCESS: a migrate callback returns 0. */
+#include <linux/migrate.h>
+#ifndef MIGRATEPAGE_SUCCESS
+#define MIGRATEPAGE_SUCCESS	0
+#endif
+
 #include <linux/shrinker.h>
 #include <linux/virtio_balloon.h>
 #include <linux/virtio_config.h>
