@@ -45,6 +45,7 @@ static const char * const balloon_core_stat_names[BALLOON_CORE_STAT_NR] = {
 	[BALLOON_CORE_STAT_BLOCK_ALLOC] = "block_alloc",
 	[BALLOON_CORE_STAT_FLOOR] = "floor",
 	[BALLOON_CORE_STAT_RECLAIMING] = "reclaiming",
+	[BALLOON_CORE_STAT_OOM] = "oom",
 };
 
 static int balloon_core_vmmemctl_show(struct seq_file *f, void *unused)

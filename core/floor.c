@@ -28,12 +28,12 @@
  *
  * The host sees the balloon stop short of its target, which both
  * protocols allow.  Above the floor, the balloon still stops inflating
- * while the guest is reclaiming hard: while pages it evicted are being
- * faulted back in (workingset refaults, the signal behind the kernel's
- * memory pressure stall information) faster than
- * %BALLOON_CORE_THRASH_PAGES a second.  Where the host allows deflate
- * under pressure, the balloon then gives pages back, as the OOM notifier
- * does, and a floor raised at run time takes the balloon back below it.
+ * while the guest is reclaiming hard: while pages it evicted recently are
+ * being faulted back in (workingset activations, the kernel's thrashing
+ * signal) faster than %BALLOON_CORE_THRASH_PAGES a second.  Where the
+ * host allows deflate under pressure, the balloon then gives pages back,
+ * as the OOM notifier does, and a floor raised at run time takes the
+ * balloon back below it at its next work cycle.
  *
  * The module parameter "floor" is "auto" (the above), 0 (no floor and no
  * back-off: the in-tree drivers' behaviour) or a size ("512M"), which
@@ -85,6 +85,9 @@ VISIBLE_IF_KUNIT int balloon_core_floor_parse(const char *val,
 	const char *suffix;
 	char num[24];
 
+	/* Nothing may follow a newline (sysfs writes end in one). */
+	if (val[len] && val[len + 1])
+		return -EINVAL;
 	if (len == 4 && !strncmp(val, "auto", 4)) {
 		*pages = BALLOON_CORE_FLOOR_AUTO;
 		return 0;
@@ -140,6 +143,8 @@ static int balloon_core_floor_get(char *buf, const struct kernel_param *kp)
 
 	if (pages == BALLOON_CORE_FLOOR_AUTO)
 		return sysfs_emit(buf, "auto\n");
+	if (!pages)
+		return sysfs_emit(buf, "0\n");
 	if (kib % 1024)
 		return sysfs_emit(buf, "%lluK\n", kib);
 	return sysfs_emit(buf, "%lluM\n", kib / 1024);
@@ -198,7 +203,7 @@ static unsigned long balloon_core_watermarks(void)
 			struct zone *zone = &pgdat->node_zones[i];
 
 			if (populated_zone(zone))
-				pages += zone->_watermark[WMARK_HIGH];
+				pages += READ_ONCE(zone->_watermark[WMARK_HIGH]);
 		}
 	}
 	return pages;
@@ -228,13 +233,12 @@ u64 balloon_core_guest_units(struct balloon_core_dev *bdev)
 }
 
 /*
- * The floor now, in pages: never more than the guest, 0 when there is
- * none.
+ * The floor now, in pages, for a guest of @guest pages: never more than
+ * the guest, 0 when there is none.
  */
-static unsigned long balloon_core_floor_pages(struct balloon_core_dev *bdev)
+static unsigned long balloon_core_floor_pages(unsigned long guest)
 {
 	unsigned long set = READ_ONCE(balloon_core_floor_param);
-	unsigned long guest = balloon_core_guest_pages(bdev);
 	unsigned long floor;
 
 	if (!set)
@@ -250,7 +254,7 @@ static unsigned long balloon_core_floor_pages(struct balloon_core_dev *bdev)
 /**
  * balloon_core_floor_target() - the target the floor leaves of the host's
  * @bdev: the balloon.
- * @target: the host's target, already no more than the guest's memory.
+ * @target: the host's target; more than the guest's memory is cut too.
  *
  * Records the floor and how much of @target it refused, for debugfs.  A
  * balloon above the floor (the floor rose) goes back below it only where
@@ -261,9 +265,12 @@ static unsigned long balloon_core_floor_pages(struct balloon_core_dev *bdev)
  */
 u64 balloon_core_floor_target(struct balloon_core_dev *bdev, u64 target)
 {
-	u64 floor = (u64)balloon_core_floor_pages(bdev) *
+	unsigned long guest = balloon_core_guest_pages(bdev);
+	u64 floor = (u64)balloon_core_floor_pages(guest) *
 		    BALLOON_CORE_UNITS_PER_PAGE;
-	u64 limit = balloon_core_guest_units(bdev) - floor;
+	u64 guest_units = (u64)guest * BALLOON_CORE_UNITS_PER_PAGE;
+	/* One reading of the guest's size: floor <= guest, no wrap. */
+	u64 limit = guest_units - floor;
 
 	WRITE_ONCE(bdev->floor, floor);
 	if (target <= limit) {
@@ -284,17 +291,20 @@ u64 balloon_core_floor_target(struct balloon_core_dev *bdev, u64 target)
 }
 
 /**
- * balloon_core_refaults() - pages the guest evicted and needed again
+ * balloon_core_refaults() - pages the guest evicted and soon needed again
  *
+ * The kernel's workingset detection counts a refault as an activation
+ * when the page was evicted recently enough that a little more memory
+ * would have kept it: thrashing, not streaming I/O, which refaults too.
  * A static stub point for the KUnit suites.
  *
- * Return: the running count of workingset refaults, anonymous and file.
+ * Return: the running count of workingset activations, anonymous and file.
  */
 VISIBLE_IF_KUNIT unsigned long balloon_core_refaults(void)
 {
 	KUNIT_STATIC_STUB_REDIRECT(balloon_core_refaults);
-	return global_node_page_state(WORKINGSET_REFAULT_ANON) +
-	       global_node_page_state(WORKINGSET_REFAULT_FILE);
+	return global_node_page_state(WORKINGSET_ACTIVATE_ANON) +
+	       global_node_page_state(WORKINGSET_ACTIVATE_FILE);
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_refaults);
 
@@ -325,25 +335,24 @@ bool balloon_core_floor_reclaiming(struct balloon_core_dev *bdev,
 				   const struct balloon_core_limits *l)
 {
 	unsigned long now = jiffies, refaults = balloon_core_refaults();
-	unsigned long span = max_t(unsigned long, now - bdev->refaults_at,
-				   HZ / 10);
+	unsigned long span = now - bdev->refaults_at;
 	unsigned long delta = refaults - bdev->refaults;
-	unsigned long until;
 
+	/*
+	 * Cycles run back to back while the balloon moves: judge the rate
+	 * over a tenth of a second at least, not over one short cycle.
+	 */
+	if (span < HZ / 10)
+		return false;
 	bdev->refaults = refaults;
 	bdev->refaults_at = now;
 	if (!READ_ONCE(balloon_core_floor_param) ||
 	    (u64)delta * HZ <= (u64)BALLOON_CORE_THRASH_PAGES * span)
 		return false;
 
-	trace_balloon_core_reclaiming(bdev, delta,
-				      jiffies_to_msecs(span));
+	trace_balloon_core_reclaiming(bdev, delta, jiffies_to_msecs(span));
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_RECLAIMING);
-	until = now + msecs_to_jiffies(BALLOON_CORE_THRASH_HOLDOFF_MS);
-	if (!test_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags) ||
-	    time_after(until, bdev->holdoff_until))
-		bdev->holdoff_until = until;
-	set_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
+	balloon_core_hold_off(bdev, BALLOON_CORE_THRASH_HOLDOFF_MS);
 	balloon_core_pressure_deflate(bdev, l);
 	return true;
 }

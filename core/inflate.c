@@ -86,6 +86,7 @@ enum balloon_core_inflated {
  * @taken: pages (of any order) the host took this cycle.
  * @refused: 4 KiB pages the host refused this cycle.
  * @allocs: 4 KiB allocations this cycle, for the reschedule points.
+ * @ooms: OOM notifications heard when the cycle began (%BALLOON_CORE_STAT_OOM).
  * @can_sleep: allocations may sleep: the guest is short of memory, or the
  *	cycle is one of the slow ones after such a shortage.
  *
@@ -98,6 +99,7 @@ struct balloon_core_inflation {
 	unsigned int taken;
 	unsigned int refused;
 	unsigned int allocs;
+	u64 ooms;
 	bool can_sleep;
 };
 
@@ -315,16 +317,15 @@ balloon_core_inflate_no_page(struct balloon_core_dev *bdev,
 static bool balloon_core_inflate_alloc(struct balloon_core_dev *bdev,
 				       struct balloon_core_inflation *in,
 				       unsigned int order, unsigned int want,
-				       u64 need, struct list_head *pending)
+				       u64 need, struct list_head *pending,
+				       unsigned int *count)
 {
-	unsigned int count;
-
-	for (count = 0; count < want; count++) {
+	for (*count = 0; *count < want; (*count)++) {
 		struct page *page;
 
 		if (test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags))
 			break;
-		page = balloon_core_get_page(bdev, in, order, need - count);
+		page = balloon_core_get_page(bdev, in, order, need - *count);
 		if (!page)
 			return false;
 		list_add_tail(&page->lru, pending);
@@ -333,16 +334,35 @@ static bool balloon_core_inflate_alloc(struct balloon_core_dev *bdev,
 }
 
 /*
- * While the cycle allocated without the work lock, did the OOM notifier
- * give pages back (the hold-off it sets), ask for that, or reset the
- * balloon?  Inflation was allowed, so no hold-off ran when it began.
+ * While the cycle allocated without the work lock, did the guest run out
+ * of memory (the OOM notifier ran, whether or not it found anything to
+ * give back), or did the notifier reset the balloon?  Inflation was
+ * allowed, so no hold-off ran when it began.
  */
-static bool balloon_core_inflate_interrupted(struct balloon_core_dev *bdev)
+static bool balloon_core_inflate_interrupted(struct balloon_core_dev *bdev,
+					     const struct balloon_core_inflation *in)
 {
-	return test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags) ||
+	return balloon_core_stat_read(bdev, BALLOON_CORE_STAT_OOM) != in->ooms ||
+	       test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags) ||
 	       test_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags) ||
 	       test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
 	       !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
+}
+
+/* Free pages of @order from the head of @pending, @n of them at most. */
+static void balloon_core_inflate_unwanted(struct balloon_core_dev *bdev,
+					  struct list_head *pending,
+					  unsigned int order, unsigned int n)
+{
+	struct page *page, *next;
+
+	list_for_each_entry_safe(page, next, pending, lru) {
+		if (!n--)
+			break;
+		list_del(&page->lru);
+		balloon_core_free_page(bdev, page, order,
+				       BALLOON_CORE_STAT_REFUSED_FREE);
+	}
 }
 
 /*
@@ -367,19 +387,26 @@ balloon_core_inflate_order(struct balloon_core_dev *bdev,
 		u64 need = min_t(u64, balloon_core_inflate_left(bdev) >> order,
 				 in->budget - min(in->taken, in->budget));
 		unsigned int want = min_t(u64, need, bdev->caps.max_batch);
+		unsigned int count;
+		u64 left;
 		bool got;
 
 		if (!want)
 			break;
 		mutex_unlock(&bdev->lock);
 		got = balloon_core_inflate_alloc(bdev, in, order, want, need,
-						 &pending);
+						 &pending, &count);
 		mutex_lock(&bdev->lock);
 
-		if (balloon_core_inflate_interrupted(bdev)) {
+		if (balloon_core_inflate_interrupted(bdev, in)) {
 			verdict = BALLOON_CORE_INFLATE_INTERRUPTED;
 			break;
 		}
+		/* The target may have come down meanwhile (a host reply). */
+		left = balloon_core_inflate_left(bdev) >> order;
+		if (count > left)
+			balloon_core_inflate_unwanted(bdev, &pending, order,
+						      count - left);
 		if (!list_empty(&pending))
 			verdict = balloon_core_inflate_batch(bdev, in, order,
 							     &pending);
@@ -416,6 +443,7 @@ bool balloon_core_inflate(struct balloon_core_dev *bdev,
 	struct balloon_core_inflation in = {
 		.l = l,
 		.budget = balloon_core_rate_inflate_budget(&bdev->rate, l, slow),
+		.ooms = balloon_core_stat_read(bdev, BALLOON_CORE_STAT_OOM),
 		.can_sleep = slow,
 	};
 	enum balloon_core_inflated verdict = BALLOON_CORE_INFLATE_GO_ON;

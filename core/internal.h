@@ -181,6 +181,7 @@ void balloon_core_reset(struct balloon_core_dev *bdev);
 int balloon_core_pressure_register(struct balloon_core_dev *bdev);
 void balloon_core_pressure_unregister(struct balloon_core_dev *bdev);
 bool balloon_core_held_off(struct balloon_core_dev *bdev);
+void balloon_core_hold_off(struct balloon_core_dev *bdev, unsigned int ms);
 unsigned long balloon_core_pressure_deflate(struct balloon_core_dev *bdev,
 					    const struct balloon_core_limits *l);
 

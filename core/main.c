@@ -190,7 +190,8 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 	trace_balloon_core_target(bdev, target, bdev->target);
 	/* A guest reclaiming hard holds inflation off, and may deflate. */
 	if (balloon_core_floor_reclaiming(bdev, &l) &&
-	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+	    (test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
+	     !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags)))
 		goto out;
 	dir = balloon_core_direction(bdev);
 	if (dir < 0)
@@ -227,9 +228,11 @@ VISIBLE_IF_KUNIT bool balloon_core_run_cycle(struct balloon_core_dev *bdev)
 {
 	bool more;
 
+	mutex_lock(&bdev->cycle_lock);
 	mutex_lock(&bdev->lock);
 	more = balloon_core_cycle(bdev);
 	mutex_unlock(&bdev->lock);
+	mutex_unlock(&bdev->cycle_lock);
 	return more;
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_run_cycle);
@@ -390,6 +393,7 @@ int balloon_core_register(struct balloon_core_dev *bdev,
 	memset(bdev, 0, sizeof(*bdev));
 	init_rwsem(&bdev->ops_lock);
 	mutex_init(&bdev->lock);
+	mutex_init(&bdev->cycle_lock);
 	spin_lock_init(&bdev->kick_lock);
 	INIT_DELAYED_WORK(&bdev->work, balloon_core_work);
 	balloon_core_pages_init(bdev);

@@ -47,13 +47,33 @@ bool balloon_core_held_off(struct balloon_core_dev *bdev)
 }
 
 /**
+ * balloon_core_hold_off() - hold inflation off for a while
+ * @bdev: the balloon.
+ * @ms: for how long, from now.
+ *
+ * Only ever extends a hold-off already running.
+ *
+ * Context: Work lock held.
+ */
+void balloon_core_hold_off(struct balloon_core_dev *bdev, unsigned int ms)
+{
+	unsigned long until = jiffies + msecs_to_jiffies(ms);
+
+	if (!test_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags) ||
+	    time_after(until, bdev->holdoff_until))
+		bdev->holdoff_until = until;
+	set_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
+}
+
+/**
  * balloon_core_pressure_deflate() - give pages back under memory pressure
  * @bdev: the balloon.
  * @l: the limits.
  *
  * Where the host allows it, give back up to @oom_pages pages (telling the
- * host first) and hold inflation off for a while, so that the next cycle
- * does not take them straight back.
+ * host first), and hold inflation off for a while, whether or not there
+ * was anything to give, so that the next cycle does not take memory
+ * straight back from a guest that is short of it.
  *
  * Context: Process context, work lock held; may sleep.
  * Return: how many 4 KiB pages were given back.
@@ -64,8 +84,10 @@ unsigned long balloon_core_pressure_deflate(struct balloon_core_dev *bdev,
 	u64 before = bdev->size;
 
 	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
-	    !(bdev->caps.flags & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE) ||
-	    !bdev->size)
+	    !(bdev->caps.flags & BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE))
+		return 0;
+	balloon_core_hold_off(bdev, l->holdoff_ms);
+	if (!bdev->size)
 		return 0;
 
 	/* A host that demanded a reset has forgotten every page: take all. */
@@ -82,8 +104,6 @@ unsigned long balloon_core_pressure_deflate(struct balloon_core_dev *bdev,
 	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_PRESSURE);
 	atomic64_add(before - bdev->size,
 		     &bdev->stats[BALLOON_CORE_STAT_PRESSURE_FREE]);
-	bdev->holdoff_until = jiffies + msecs_to_jiffies(l->holdoff_ms);
-	set_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags);
 	balloon_core_call_size_changed(bdev);
 	return (before - bdev->size) / BALLOON_CORE_UNITS_PER_PAGE;
 }
@@ -108,6 +128,12 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 	unsigned long *freed = arg;
 	struct balloon_core_limits l;
 	unsigned int tries;
+
+	/*
+	 * A cycle allocating without the work lock sees this count move when
+	 * it takes the lock again, and inflates no further.
+	 */
+	balloon_core_stat_inc(bdev, BALLOON_CORE_STAT_OOM);
 
 	/*
 	 * Only a host that allows it gets a pressure deflate; any other

@@ -318,14 +318,16 @@ static void floor_reclaim_holds_off_inflation(struct kunit *test)
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
 
-	/* A trickle: a page or two, over at least a tenth of a second. */
+	/* A trickle: a page or two over a second. */
+	host->bdev.refaults_at = jiffies - HZ;
 	host->refaults += 2;
 	host->target = 2000;
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RECLAIMING), 0);
 
-	/* 40 MiB refaulted since the last cycle: the guest is thrashing. */
+	/* 40 MiB refaulted in the last second: the guest is thrashing. */
+	host->bdev.refaults_at = jiffies - HZ;
 	host->refaults += MIB_PAGES(40);
 	host->target = 3000;
 	calls = host->calls[FAKE_INFLATE];
@@ -346,6 +348,43 @@ static void floor_reclaim_holds_off_inflation(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+/*
+ * Cycles run back to back while the balloon moves: refaults over cycles
+ * shorter than a tenth of a second add up, instead of each short cycle
+ * being judged alone over a tenth of a second.
+ */
+static void floor_reclaim_rate_spans_short_cycles(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned long start;
+
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+
+	/* 150 pages in 50 ms: too short a time to judge; nothing happens. */
+	start = jiffies - HZ / 20;
+	host->bdev.refaults_at = start;
+	host->refaults += 150;
+	host->target = 1100;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1100);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RECLAIMING), 0);
+
+	/*
+	 * 150 more, the first count half a second ago: 300 pages in 0.5 s
+	 * is 600 a second, hard reclaim; judged alone, 150 would not be.
+	 */
+	host->bdev.refaults_at = jiffies - HZ / 2;
+	host->refaults += 150;
+	host->target = 1200;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RECLAIMING), 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1100);
+	expect_consistent(test, host);
+}
+
 /* Without a floor there is no back-off either. */
 static void floor_zero_no_reclaim_backoff(struct kunit *test)
 {
@@ -353,6 +392,7 @@ static void floor_zero_no_reclaim_backoff(struct kunit *test)
 
 	floor_set(test, "0");
 	fake_register(test, host);
+	host->bdev.refaults_at = jiffies - HZ;
 	host->refaults += MIB_PAGES(40);
 	host->target = 1000;
 	balloon_core_run_cycle(&host->bdev);
@@ -371,6 +411,7 @@ static struct kunit_case balloon_core_floor_cases[] = {
 	KUNIT_CASE(floor_raised_gives_back_where_allowed),
 	KUNIT_CASE(floor_raised_keeps_what_host_holds),
 	KUNIT_CASE(floor_reclaim_holds_off_inflation),
+	KUNIT_CASE(floor_reclaim_rate_spans_short_cycles),
 	KUNIT_CASE(floor_zero_no_reclaim_backoff),
 	{ }
 };

@@ -278,6 +278,62 @@ static void pressure_not_blocked_by_sleeping_alloc(struct kunit *test)
 }
 
 /*
+ * The same with nothing in the balloon yet (the first batches of an
+ * inflation): the notifier finds nothing to give back, but the cycle, back
+ * with the lock, must still see that the guest ran out of memory, drop
+ * what it allocated and inflate no further.
+ */
+static void oom_during_first_batch(struct kunit *test, bool allowed)
+{
+	struct fake_host *host = test->priv;
+	struct oom_call *call;
+
+	host->cap_flags = allowed ? BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE : 0;
+	fake_register(test, host);
+	call = kunit_kzalloc(test, sizeof(*call), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, call);
+	call->host = host;
+	init_completion(&call->done);
+	INIT_WORK(&call->work, oom_call_fn);
+	blocked_call = call;
+	blocked_returned = false;
+	kunit_activate_static_stub(test, balloon_core_alloc_page,
+				   blocking_alloc_page);
+
+	host->target = 2000;
+	balloon_core_run_cycle(&host->bdev);
+	if (!blocked_returned)
+		flush_work(&call->work);
+
+	KUNIT_EXPECT_TRUE(test, blocked_returned);
+	KUNIT_EXPECT_EQ(test, call->freed, 0UL);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_OOM), 1);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 0U);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	/* What it had allocated went back to the guest. */
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE),
+			stat(host, BALLOON_CORE_STAT_SLEEP_ALLOC));
+	/* Inflation waits after an OOM the host lets the balloon act on. */
+	KUNIT_EXPECT_EQ(test, test_bit(BALLOON_CORE_F_HOLDOFF,
+				       &host->bdev.flags), allowed);
+	expect_consistent(test, host);
+}
+
+static void pressure_with_empty_balloon_stops_inflation(struct kunit *test)
+{
+	oom_during_first_batch(test, true);
+}
+
+/*
+ * A host that does not let the guest take pages back: the notifier stays
+ * off the work lock, but the cycle still stops taking memory.
+ */
+static void oom_without_permission_stops_inflation(struct kunit *test)
+{
+	oom_during_first_batch(test, false);
+}
+
+/*
  * A notifier that got the lock deflated itself: a request left by an
  * earlier one that found the lock busy is answered, and the next cycle
  * gives nothing back a second time.
@@ -322,6 +378,8 @@ static void pressure_deferred_deflate_reset_ends_cycle(struct kunit *test)
 static struct kunit_case balloon_core_pressure_cases[] = {
 	KUNIT_CASE(pressure_never_waits_behind_a_cycle),
 	KUNIT_CASE(pressure_not_blocked_by_sleeping_alloc),
+	KUNIT_CASE(pressure_with_empty_balloon_stops_inflation),
+	KUNIT_CASE(oom_without_permission_stops_inflation),
 	KUNIT_CASE(pressure_deflates_once_per_request),
 	KUNIT_CASE(pressure_deferred_deflate_reset_ends_cycle),
 	KUNIT_CASE(pressure_deflate_frees_and_holds_off),

@@ -881,10 +881,8 @@ static void target_whole_guest_stops_at_floor(struct kunit *test)
 	vmw_settle(bdev, 1000);
 	KUNIT_EXPECT_GT(test, bdev->floor, 0);
 	KUNIT_EXPECT_EQ(test, bdev->target, guest - bdev->floor);
-	/* Within a 2 MiB page of it: the rest was not worth a split page. */
-	KUNIT_EXPECT_LE(test, bdev->size, bdev->target);
-	KUNIT_EXPECT_GT(test, bdev->size + BIT(BALLOON_VMW_2M_ORDER),
-			bdev->target);
+	/* 2 MiB pages as far as they go, then 4 KiB pages to the exact size. */
+	KUNIT_EXPECT_EQ(test, bdev->size, bdev->target);
 	KUNIT_EXPECT_EQ(test, bdev->floor_refused, bdev->floor);
 	KUNIT_EXPECT_EQ(test, m->held, bdev->size);
 	KUNIT_EXPECT_GT(test, bdev->nr_pages[BALLOON_VMW_2M_ORDER], 0);

@@ -175,9 +175,10 @@ struct balloon_core_batch {
  *
  * No method is called from atomic context, and none is called once
  * balloon_core_unregister() has returned.  No method may allocate memory
- * in a way that can invoke the OOM killer (use __GFP_NORETRY or
- * GFP_NOWAIT): it would run while the work lock keeps the core's OOM
- * notifier, which only trylocks it, from deflating.
+ * in a way that can enter reclaim (use GFP_NOWAIT): it would run under
+ * the work lock, which the core's OOM notifier and balloon compaction
+ * only trylock, and reclaim may wait on the very task that is out of
+ * memory.
  */
 struct balloon_core_ops {
 	struct module *owner;
@@ -218,8 +219,9 @@ struct balloon_core_ops {
  * @BALLOON_CORE_STAT_HUGE_ALLOC_FAIL: failed huge-page allocations.
  * @BALLOON_CORE_STAT_HUGE_FREE: ballooned huge pages given back.
  * @BALLOON_CORE_STAT_HUGE_SPLIT: refused huge pages split into 4 KiB pages.
- * @BALLOON_CORE_STAT_PRESSURE: pressure deflates, by the OOM notifier or by
- *	the next cycle in its place.
+ * @BALLOON_CORE_STAT_PRESSURE: pressure deflates that gave pages back: by
+ *	the OOM notifier, by the next cycle in its place, or by a cycle that
+ *	found the guest reclaiming hard.
  * @BALLOON_CORE_STAT_PRESSURE_FREE: 4 KiB units given back under pressure.
  * @BALLOON_CORE_STAT_HOLDOFF: cycles whose inflation was held off, after a
  *	pressure deflate or while the guest reclaims hard.
@@ -231,6 +233,8 @@ struct balloon_core_ops {
  *	guest floor (core/floor.c).
  * @BALLOON_CORE_STAT_RECLAIMING: cycles that found the guest reclaiming
  *	hard, and held inflation off.
+ * @BALLOON_CORE_STAT_OOM: OOM notifications heard; each ends the pass of a
+ *	cycle that was allocating meanwhile.
  * @BALLOON_CORE_STAT_NR: number of counters.
  */
 enum balloon_core_stat {
@@ -265,6 +269,7 @@ enum balloon_core_stat {
 	BALLOON_CORE_STAT_BLOCK_ALLOC,
 	BALLOON_CORE_STAT_FLOOR,
 	BALLOON_CORE_STAT_RECLAIMING,
+	BALLOON_CORE_STAT_OOM,
 	BALLOON_CORE_STAT_NR
 };
 
@@ -298,6 +303,10 @@ struct balloon_core_rate {
  *	transport method is called with it held.  The work loop drops it
  *	while it allocates pages to inflate (which may reclaim), and holds
  *	it to hand them to the host and put them in the balloon.
+ * @cycle_lock: one work cycle at a time: the work item, and KUnit suites
+ *	stepping the balloon with balloon_core_run_cycle(), which may run
+ *	beside it.  Taken around the whole cycle, outside @lock, which the
+ *	cycle drops while it allocates.  Nothing else takes it.
  * @kick_lock: serialises queueing @work (balloon_core_kick() and the work
  *	item requeueing itself) against unregister clearing the registered
  *	bit in @flags, so that no work is queued once unregister has begun.
@@ -327,8 +336,7 @@ struct balloon_core_rate {
  * @prealloc: 4 KiB pieces of huge pages the host refused this cycle, and
  *	of blocks split for it, offered before any new 4 KiB allocation.
  *	Touched only by the work loop's inflation, with or without @lock
- *	(cycles never overlap: one work item), and emptied before the cycle
- *	ends.
+ *	(under @cycle_lock), and emptied before the cycle ends.
  * @size: balloon size in 4 KiB units.  Written under @lock; read under it,
  *	and without it by balloon_core_size() and debugfs (READ_ONCE()) and
  *	by the work item deciding whether to retry (a plain read).
@@ -347,7 +355,9 @@ struct balloon_core_rate {
  * @rate: the adaptive inflate and deflate rates.  Protected by @lock;
  *	debugfs reads @rate.alloc and @rate.free without it (READ_ONCE()).
  * @holdoff_until: no inflation before this time (jiffies), set by a
- *	deflate under memory pressure.  Protected by @lock.
+ *	deflate under memory pressure and while the guest reclaims hard
+ *	(balloon_core_hold_off(), which only extends it).  Protected by
+ *	@lock.
  * @oom_nb: the OOM notifier that deflates under memory pressure; set up by
  *	register, removed first thing by unregister.
  * @stats: counters indexed by &enum balloon_core_stat; atomic, no lock.
@@ -358,7 +368,7 @@ struct balloon_core_rate {
  * @name: the instance name, also the debugfs directory name.  Set by
  *	register, constant afterwards.
  *
- * Lock order: @lock, then @ops_lock, then @kick_lock; @b_dev_info's
+ * Lock order: @cycle_lock, then @lock, then @ops_lock, then @kick_lock; @b_dev_info's
  * pages_lock nests inside @lock (or is taken by the MM alone), and only
  * trylock_page() is taken inside it.  The OOM notifier and migration try
  * @lock from the MM's paths, and never wait for it long; no allocation
@@ -370,6 +380,7 @@ struct balloon_core_dev {
 	const struct balloon_core_ops *ops;
 	struct rw_semaphore ops_lock;
 	struct mutex lock;		/* the work lock, see above */
+	struct mutex cycle_lock;
 	spinlock_t kick_lock;		/* queueing @work vs. unregister */
 	unsigned long flags;
 	struct delayed_work work;

@@ -123,8 +123,10 @@ def test_ours_virtio_floor_stops_host(ctx: Context) -> None:
 def test_ours_virtio_hog_during_inflation(ctx: Context) -> None:
     """With deflate-on-oom, the host asks for almost all of the guest and
     a 1 GiB memory hog starts while the balloon inflates: the hog
-    completes, nothing is OOM-killed, no task hangs, and the balloon gave
-    memory back."""
+    completes, nothing is OOM-killed, no task hangs, and the balloon ends
+    within the floor.  (Whether the balloon had to give memory back
+    depends on who was faster, the hog or the balloon: it is reported,
+    not asserted.)"""
     g, qmp = ctx.guest, ctx.guest.qmp
     watch_hung_tasks(ctx)
     g.check("mount -o remount,size=90% /tmp")
@@ -144,8 +146,8 @@ def test_ours_virtio_hog_during_inflation(ctx: Context) -> None:
     hung = hung_tasks(ctx)
     expect(not hung, "hung tasks: " + " | ".join(hung[:3]))
     stats = debugfs_stats(ctx)
-    expect(stats["pressure"] > 0,
-           f"the balloon gave nothing back under pressure: {stats}")
+    expect(stats["size_kib"] <= stats["target_kib"] + 2048,
+           f"the balloon is above its target: {stats}")
     g.check("rm /tmp/hog")
     ctx.info(f"hog started at a balloon of {start['size_kib'] // 1024} MiB "
              f"(target {start['target_kib'] // 1024} MiB), took "
@@ -194,8 +196,8 @@ def test_ours_virtio_device_del_full_balloon(ctx: Context) -> None:
          expect_driver="balloon_virtio")
 def test_ours_virtio_rmmod_mid_inflate(ctx: Context) -> None:
     """balloon_virtio is unloaded while the balloon inflates towards
-    1.75 GiB: rmmod succeeds, every page is the guest's again, and QEMU
-    hears that the balloon is empty."""
+    1.75 GiB (1.5 GiB, the floor allowing): rmmod succeeds, every page is
+    the guest's again, and QEMU hears that the balloon is empty."""
     g, qmp = ctx.guest, ctx.guest.qmp
     full = g.spec.mem_mib * MIB
     before = g.meminfo()
