@@ -106,9 +106,9 @@ balloon_tree() {
 }
 
 # Build the modules for a series in build/<kver>/ (balloon_tree), against
-# balloon_kdir.  Extra
-# arguments go to make (W=1, C=2...).  The modules are then copied to
-# build/modules/<kver>/.  Prints nothing but make's output.
+# balloon_kdir.  Extra arguments go to make (W=1, C=2...).  The modules
+# are then copied to build/modules/<kver>/.  Prints nothing but make's
+# output.
 balloon_make() {
 	local series=$1 kver kdir tree
 	shift
@@ -117,6 +117,8 @@ balloon_make() {
 	kdir=$(balloon_kdir "$series") || return
 	tree="$BALLOON_REPO/build/$kver"
 	balloon_tree "$tree" || return
+	# A failed build leaves no modules from an earlier one behind.
+	rm -rf "$BALLOON_REPO/build/modules/$kver"
 	mkdir -p "$BALLOON_REPO/build/modules/$kver"
 	make -C "$tree" KDIR="$kdir" "$@" || return
 	find "$tree" -name '*.ko' -exec cp {} "$BALLOON_REPO/build/modules/$kver/" \;
