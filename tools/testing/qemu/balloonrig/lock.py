@@ -9,27 +9,31 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from pathlib import Path
+from typing import TextIO
 
 #: The descriptor on which scripts/lib.sh holds the lock.
 SHELL_FD = 9
 
 
-def inherited_fd(path: Path, fd: int = SHELL_FD) -> int | None:
-    """Return *fd* if it is open on *path* (a shell that holds the lock
-    started us), else None."""
+def inherited_fd(path: Path, fd: int | None = None) -> int | None:
+    """Return *fd* (default :data:`SHELL_FD`) if it is open on *path* (a
+    shell that holds the lock started us), else None."""
+    fd = SHELL_FD if fd is None else fd
     try:
         return fd if os.path.samestat(os.fstat(fd), os.stat(path)) else None
     except OSError:
         return None
 
 
-def heavy_lock(root: Path):
+def heavy_lock(root: Path, out: TextIO | None = None):
     """Take the lock in cache directory *root*; return the open file that
     holds it (held until it is closed or the process exits).  A lock the
     calling shell already holds, on a descriptor we inherited, is ours
     too: taking it again on that descriptor succeeds at once, where a new
-    open of the file would wait for ourselves."""
+    open of the file would wait for ourselves.  While it waits, it says so
+    on *out* (stdout by default: a ``#`` line among the rig's results)."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / "heavy.lock"
     fd = inherited_fd(path)
@@ -41,6 +45,6 @@ def heavy_lock(root: Path):
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         print("# waiting for another kernel build or QEMU run to finish",
-              flush=True)
+              file=out or sys.stdout, flush=True)
         fcntl.flock(f, fcntl.LOCK_EX)
     return f
