@@ -1,12 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the DKMS package with the real dkms, against the installed headers
-# of Debian's newest 6.12 and 6.1 kernels, or for 7.3 the tree prepared
-# from linux-source-7.3 in the cache (scripts/lib.sh's balloon_kdir), or
-# the series given, without changing this machine: a copy of the sources goes into a private source
-# tree, dkms gets a private DKMS tree and a throwaway signing key, and only
-# "dkms add" and "dkms build" run (never install, never load).  Building a
+# Build the DKMS package with the real dkms for Debian's newest 6.12 and
+# 6.1 kernels (or the series given: 6.12, 6.1, 7.3), against their
+# installed headers, or for 7.3 the tree prepared from linux-source-7.3 in
+# the cache (scripts/lib.sh's balloon_kdir), without changing this
+# machine: a copy of the sources goes into a private source tree, dkms
+# gets a private DKMS tree and a throwaway signing key, and only "dkms
+# add" and "dkms build" run (never install, never load).  Building a
 # copy also keeps kbuild's objects out of the repository.
 #
 # Checks that each build produced the three modules of dkms.conf, that

@@ -68,7 +68,7 @@ def source_tree(series: str, cache=None) -> Path:
     if _stamp_ok(tree, deb):
         return tree
     # Unpacking is a minute of a CPU; and two runs must not unpack at once.
-    with lock.heavy_lock(root):
+    with lock.heavy_lock(root, sys.stderr):
         if not _stamp_ok(tree, deb):
             t0 = time.monotonic()
             _unpack(deb, series, tree)
@@ -104,7 +104,7 @@ def module_tree(series: str, cache=None, jobs: int | None = None) -> Path:
     if _stamp_ok(tree, deb):
         return tree
     config, symvers = headers_files(kver, cache)
-    with lock.heavy_lock(kernels.cache_root(cache)):
+    with lock.heavy_lock(kernels.cache_root(cache), sys.stderr):
         if not _stamp_ok(tree, deb):
             _prepare(tree, deb, series, kver, (config, symvers), jobs)
     return tree
