@@ -13,7 +13,7 @@
 # Run it on an otherwise idle machine: a build beside it halves the
 # guest's speed.
 #
-#   scripts/bench.sh [6.12|6.1] [bench.py options, e.g. --reps 5]
+#   scripts/bench.sh [6.12|6.1|7.3] [bench.py options, e.g. --reps 5]
 #   scripts/bench.sh -h|--help
 #
 # The series comes first (6.12 by default); every other argument goes to
@@ -29,7 +29,7 @@ balloon_help_more() {
 
 series=6.12
 case "${1:-}" in
-6.12 | 6.1) series=$1; shift ;;
+6.12 | 6.1 | 7.3) series=$1; shift ;;
 esac
 
 "$BALLOON_REPO/scripts/deps.sh" gnuplot-nox

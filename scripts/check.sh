@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Every test of the project, from nothing: dependencies, then for the newest
-# Debian 6.12 and 6.1 kernels a W=1 build, a sparse run and a DKMS build
-# (dkms.conf, with the real dkms, in a private tree), the Debian package
-# (built, lintian, installed and purged in a throwaway Debian 12 root),
-# checkpatch --strict, kernel-doc and a reStructuredText check of
-# Documentation/, the QEMU rig's unit tests, the KUnit suites in both
-# variants (kunit.py, UML), and the QEMU guests on both kernels, the
-# blacklist test again with the package's modules and modprobe.d file.
+# Debian 6.12 and 6.1 kernels and trixie-backports' newest 7.3 a W=1 build,
+# a sparse run, a kbuild-only build and a DKMS build (dkms.conf, with the
+# real dkms, in a private tree), the Debian package (built, lintian,
+# installed and purged in a throwaway Debian 12 root), checkpatch --strict,
+# kernel-doc and a reStructuredText check of Documentation/, the QEMU rig's
+# unit tests, the KUnit suites in both variants (kunit.py, UML) on 6.12
+# and 7.3, and the QEMU guests on all three kernels, the blacklist test
+# again with the package's modules and modprobe.d file.
 # Each result is one line,
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; the last line is
 # the count, "N passed, N failed, N skipped".  Exits non-zero on failure.
@@ -19,7 +20,10 @@
 # --no-kunit leaves out the KUnit runs, --no-qemu the QEMU guests (each is
 # then one SKIP line).  Logs go to build/check/.  Caches (kernel source,
 # KUnit build dirs, kernel images, initramfs) live in $BALLOON_CACHE, else
-# $XDG_CACHE_HOME/balloon-drv, else ~/.cache/balloon-drv.
+# $XDG_CACHE_HOME/balloon-drv, else ~/.cache/balloon-drv; 7.3's packages
+# come through a private apt list there (apt-trixie-backports/), and its
+# modules are built against linux-source-7.3 prepared there (kbuild-<kver>/).
+# build/check/timings.log has how long each step took.
 set -uo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -37,6 +41,18 @@ done
 logs="$BALLOON_REPO/build/check"
 rm -rf "$logs" && mkdir -p "$logs"
 passed=0 failed=0 skipped=0
+start=$SECONDS
+
+# How long a step took, into timings.log.
+timed() {
+	local name=$1 t0=$SECONDS rc
+	shift
+
+	"$@"
+	rc=$?
+	printf '%5d s  %s\n' $((SECONDS - t0)) "$name" >>"$logs/timings.log"
+	return $rc
+}
 
 pass() { echo "PASS: $1"; passed=$((passed + 1)); }
 skip() { echo "SKIP: $1: $2"; skipped=$((skipped + 1)); }
@@ -46,6 +62,7 @@ fail() {
 }
 
 summary() {
+	printf '%5d s  total\n' $((SECONDS - start)) >>"$logs/timings.log"
 	echo "$passed passed, $failed failed, $skipped skipped"
 	[ "$failed" -eq 0 ]
 	exit
@@ -57,17 +74,18 @@ step() {
 	local name=$1 log="$logs/$2.log" pattern=$3 rc
 	shift 3
 
-	"$@" >"$log" 2>&1
+	timed "$name" "$@" >"$log" 2>&1
 	rc=$?
 	if [ $rc -ne 0 ]; then
 		fail "$name" "exit $rc, see $log"
 		tail -n 20 "$log" | sed 's/^/    /'
+		return 1
 	elif [ -n "$pattern" ] && grep -Eq "$pattern" "$log"; then
 		fail "$name" "warnings in $log"
 		grep -E "$pattern" "$log" | head -n 20 | sed 's/^/    /'
-	else
-		pass "$name"
+		return 1
 	fi
+	pass "$name"
 }
 
 # Fold a sub-runner's "PASS:/FAIL:/SKIP:" lines into our counts.
@@ -84,49 +102,80 @@ fold_results() {
 	done
 }
 
-if ! "$BALLOON_REPO/scripts/deps.sh" >"$logs/deps.log" 2>&1; then
+if ! timed deps "$BALLOON_REPO/scripts/deps.sh" >"$logs/deps.log" 2>&1; then
 	fail deps "installing dependencies failed, see $logs/deps.log"
 	tail -n 20 "$logs/deps.log"
 	summary
 fi
 src=$(balloon_kernel_source) || { fail source "no kernel source"; summary; }
 
-# --- builds: W=1, then sparse over every file, on each kernel.
+# --- each kernel's release and module build tree: Debian's headers for
+# 6.x, linux-source-7.3 prepared in the cache for 7.3 (downloaded through
+# the private apt list, unpacked and prepared once).  A series whose tree
+# cannot be had is one FAIL line, and its builds are left out.
+declare -A kver kdir built
+series_ok=()
+for series in "${BALLOON_SERIES[@]}"; do
+	log="$logs/kdir-$series.log"
+	if kver[$series]=$(balloon_kernel_release "$series" 2>"$log") &&
+		kdir[$series]=$(timed "kdir/$series" balloon_kdir "$series" 2>>"$log"); then
+		series_ok+=("$series")
+	else
+		fail "kdir/$series" "no kernel release or build tree, see $log"
+		tail -n 5 "$log" | sed 's/^/    /'
+	fi
+done
+
+# --- builds: W=1, then sparse over every file, on each kernel.  The other
+# builds of a series whose W=1 build failed would fail the same way: they
+# are skipped, and its QEMU tests run without our modules.
 warn='(warning|error|WARNING|ERROR):'
-for series in 6.12 6.1; do
-	kver=$(balloon_kernel_release "$series")
-	step "build/$series ($kver, W=1)" "build-$series" "$warn" \
-		balloon_make "$series" W=1
-	step "sparse/$series ($kver)" "sparse-$series" "$warn" \
-		make -C "$BALLOON_REPO/build/$kver" \
-		KDIR="/usr/src/linux-headers-$kver" W=1 C=2
+for series in "${series_ok[@]}"; do
+	k=${kver[$series]}
+	if step "build/$series ($k, W=1)" "build-$series" "$warn" \
+		balloon_make "$series" W=1; then
+		built[$series]=1
+		step "sparse/$series ($k)" "sparse-$series" "$warn" \
+			make -C "$BALLOON_REPO/build/$k" \
+			KDIR="${kdir[$series]}" W=1 C=2
+	else
+		skip "sparse/$series ($k)" "build/$series failed"
+	fi
 done
 
 # --- the kernel developer's build, through kbuild alone: no Makefile of
 # ours, no variable on the command line, and all three modules.
 kbuild_only() {
-	local kver=$1 tree="$BALLOON_REPO/build/kbuild-$1" ko rc=0
+	local dir=$1 tree="$BALLOON_REPO/build/kbuild-$2" ko rc=0
 
 	balloon_tree "$tree" || return
-	make -C "/usr/src/linux-headers-$kver" M="$tree" || return
+	make -C "$dir" M="$tree" || return
 	for ko in core/balloon_core.ko transports/balloon_vmw.ko \
 		transports/balloon_virtio.ko; do
 		[ -f "$tree/$ko" ] || { echo "no $ko built"; rc=1; }
 	done
 	return $rc
 }
-for series in 6.12 6.1; do
-	kver=$(balloon_kernel_release "$series")
-	step "kbuild-only build/$series (make -C <headers> M=...)" \
-		"kbuild-$series" "$warn" kbuild_only "$kver"
+for series in "${series_ok[@]}"; do
+	name="kbuild-only build/$series (make -C <kdir> M=...)"
+	if [ -n "${built[$series]:-}" ]; then
+		step "$name" "kbuild-$series" "$warn" \
+			kbuild_only "${kdir[$series]}" "${kver[$series]}"
+	else
+		skip "$name" "build/$series failed"
+	fi
 done
 
-# --- DKMS: the real dkms builds dkms.conf against each kernel's headers, in
+# --- DKMS: the real dkms builds dkms.conf against each kernel's tree, in
 # a private tree (scripts/dkms-build.sh changes nothing on this machine).
-for series in 6.12 6.1; do
-	kver=$(balloon_kernel_release "$series")
-	step "dkms build/$series ($kver)" "dkms-$series" "$warn" \
-		"$BALLOON_REPO/scripts/dkms-build.sh" "$series"
+for series in "${series_ok[@]}"; do
+	name="dkms build/$series (${kver[$series]})"
+	if [ -n "${built[$series]:-}" ]; then
+		step "$name" "dkms-$series" "$warn" \
+			"$BALLOON_REPO/scripts/dkms-build.sh" "$series"
+	else
+		skip "$name" "build/$series failed"
+	fi
 done
 
 # --- the Debian package: built from a copy of the tree (its version is
@@ -189,66 +238,89 @@ step "rig unit tests" rig-unit '' \
 	bash -c 'cd "$1" && python3 -m unittest discover \
 		-s tools/testing/qemu/unit -t tools/testing/qemu' _ "$BALLOON_REPO"
 
-# --- KUnit under kunit.py (UML), both variants.
+# --- KUnit under kunit.py (UML), both variants, on 6.12 and 7.3 (each in
+# its own unconfigured source tree and build directories).
 kernel_bad='BUG:|WARNING:|KASAN:|Oops|circular locking|inconsistent lock state|Call Trace'
+ours_bad='drivers/balloon/.*(warning|error):'
 
 kunit_variant() {
-	local variant=$1 log json ktest rc results parsed
+	local kernel=$1 variant=$2 name="$1/$2" log json ktest rc results parsed
 
-	log="$logs/kunit-$variant.log"
-	json="$logs/kunit-$variant.json"
-	"$BALLOON_REPO/scripts/kunit.sh" --json="$json" "$variant" >"$log" 2>&1
+	log="$logs/kunit-$kernel-$variant.log"
+	json="$logs/kunit-$kernel-$variant.json"
+	timed "kunit/$name" "$BALLOON_REPO/scripts/kunit.sh" --kernel "$kernel" \
+		--json="$json" "$variant" >"$log" 2>&1
 	rc=$?
+	# No JSON: kunit.py ran no kernel (the build failed, or the tree could
+	# not be had).  One line, with our files' errors if that is why.
+	if [ ! -s "$json" ]; then
+		echo "FAIL: kunit/$name: no results (kunit.sh exited $rc), see $log"
+		if grep -Eq "$ours_bad" "$log"; then
+			grep -E "$ours_bad" "$log" | head -n 10 | sed 's/^/    /'
+		else
+			tail -n 20 "$log" | sed 's/^/    /'
+		fi
+		return
+	fi
 	# One line per case, each parameter of a parameterised case as a case
 	# of its own, from kunit.py's JSON; it fails when there is none.
 	results=$(python3 "$BALLOON_REPO/scripts/kunit-results.py" \
-		"$variant" "$json" "$log")
+		"$name" "$json" "$log")
 	parsed=$?
 	echo "$results"
 	[ "$parsed" -eq 0 ] || tail -n 30 "$log" | sed 's/^/    /'
 	# kunit.py fails a run whose kernel crashed or whose test plan came
 	# up short; the cases that did not run have no line of their own.
 	if [ "$rc" -ne 0 ] && ! grep -q '^FAIL:' <<<"$results"; then
-		echo "FAIL: kunit/$variant: kunit.sh exited $rc, see $log"
+		echo "FAIL: kunit/$name: kunit.sh exited $rc, see $log"
 		tail -n 30 "$log" | sed 's/^/    /'
 	fi
 	# The kernel's own UML build warns; our files must not.
-	if grep -Eq 'drivers/balloon/.*(warning|error):' "$log"; then
-		echo "FAIL: kunit/$variant: build warnings in our files, see $log"
-		grep -E 'drivers/balloon/.*(warning|error):' "$log" | sed 's/^/    /'
+	if grep -Eq "$ours_bad" "$log"; then
+		echo "FAIL: kunit/$name: build warnings in our files, see $log"
+		grep -E "$ours_bad" "$log" | sed 's/^/    /'
 	fi
 	# kunit.py shows only KTAP: a KASAN, lockdep or sleep-in-atomic report
 	# is in the kernel's log, from the first test on (UML's own boot
 	# warnings come before it).
-	ktest="$BALLOON_CACHE/kunit-$variant/test.log"
+	ktest="$("$BALLOON_REPO/scripts/kunit.sh" --builddir --kernel "$kernel" \
+		"$variant")/test.log"
 	if sed -n '/KTAP version/,$p' "$ktest" 2>/dev/null |
 		grep -Eq "$kernel_bad"; then
-		echo "FAIL: kunit/$variant: the kernel reported a problem, see $ktest"
+		echo "FAIL: kunit/$name: the kernel reported a problem, see $ktest"
 		sed -n '/KTAP version/,$p' "$ktest" | grep -E "$kernel_bad" |
 			head -n 10 | sed 's/^/    /'
 	fi
 }
 
 if [ -n "$do_kunit" ]; then
-	for variant in default debug; do
-		kunit_variant "$variant" > "$logs/kunit-$variant.results"
-		fold_results < "$logs/kunit-$variant.results"
+	for kernel in 6.12 7.3; do
+		for variant in default debug; do
+			res="$logs/kunit-$kernel-$variant.results"
+			kunit_variant "$kernel" "$variant" >"$res"
+			fold_results <"$res"
+		done
 	done
 else
 	skip kunit "--no-kunit given"
 fi
 
 # --- QEMU guests, one kernel after the other (never two guests at once).
+# A series whose build failed runs without our modules: the tests that
+# need them are skipped (its build already failed the run).
 if [ -n "$do_qemu" ]; then
-	for series in 6.12 6.1; do
-		kver=$(balloon_kernel_release "$series")
-		python3 "$BALLOON_REPO/tools/testing/qemu/run_tests.py" \
-			--series "$series" \
-			--modules "$BALLOON_REPO/build/modules/$kver" \
-			>"$logs/qemu-$series.log" 2>&1
-		fold_results < "$logs/qemu-$series.log"
-		grep -q '^[0-9]* passed, [0-9]* failed' "$logs/qemu-$series.log" ||
-			fail "qemu/$series" "the rig gave no summary, see $logs/qemu-$series.log"
+	for series in "${BALLOON_SERIES[@]}"; do
+		log="$logs/qemu-$series.log"
+		mods=()
+		if [ -n "${built[$series]:-}" ]; then
+			mods=(--modules "$BALLOON_REPO/build/modules/${kver[$series]}")
+		fi
+		timed "qemu/$series" python3 \
+			"$BALLOON_REPO/tools/testing/qemu/run_tests.py" \
+			--series "$series" "${mods[@]}" >"$log" 2>&1
+		fold_results <"$log"
+		grep -q '^[0-9]* passed, [0-9]* failed' "$log" ||
+			fail "qemu/$series" "the rig gave no summary, see $log"
 	done
 	# The blacklist test with what the package installed in the throwaway
 	# root: the modules DKMS built and /etc/modprobe.d/balloon.conf.

@@ -3,14 +3,14 @@
 #
 # See the driver work (the README's first command; "make demo" runs it):
 # install what is missing (scripts/deps.sh, needs root the first time),
-# build our modules for a Debian kernel (6.12 by default, or 6.1), boot
+# build our modules for a Debian kernel (6.12 by default, 6.1 or 7.3), boot
 # that kernel in QEMU with balloon_core and balloon_virtio, and move the
 # balloon from the host over QMP (a 2 GiB guest: 1024 -> 1536 -> 2048 MiB),
 # showing target, actual and the guest's MemAvailable as it happens; then
 # our debugfs view and QEMU's guest statistics.  Exits 0 only when every
 # step reached its target.
 #
-#   scripts/demo.sh [6.12|6.1] [--mem MIB] [--steps MIB,MIB,...]
+#   scripts/demo.sh [6.12|6.1|7.3] [--mem MIB] [--steps MIB,MIB,...]
 #                   [--timeout S] [--tolerance MIB]
 #   scripts/demo.sh --help
 #
@@ -28,8 +28,8 @@ series=6.12
 args=()
 while [ $# -gt 0 ]; do
 	case "$1" in
-	6.*) series=$1 ;;
-	--series) series=${2:?--series needs 6.12 or 6.1}; shift ;;
+	6.* | 7.*) series=$1 ;;
+	--series) series=${2:?--series needs 6.12, 6.1 or 7.3}; shift ;;
 	--series=*) series=${1#--series=} ;;
 	*) args+=("$1") ;;
 	esac

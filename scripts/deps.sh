@@ -6,9 +6,14 @@
 # source (checkpatch, kernel-doc, kunit.py), the newest 6.12 and 6.1
 # kernel headers, QEMU and busybox for the guests, and what builds, checks
 # and installs the Debian package (debhelper, dh-dkms, lintian,
-# debootstrap for the throwaway root).  Idempotent: does
-# nothing when everything is there.  Needs root (apt-get).  Arguments name
-# further packages a command needs on top (make bench: gnuplot-nox).
+# debootstrap for the throwaway root).  The 7.3 kernel is not installed at
+# all: its packages are downloaded into the cache through a private apt
+# list and unpacked with dpkg-deb (tools/testing/qemu/balloonrig/
+# backports.py); its module tree is prepared with the compilers and tools
+# here (bc, bison, flex, libelf-dev, libssl-dev; xz-utils for its source
+# tarball).  Idempotent: does nothing when everything is there.  Needs
+# root (apt-get).  Arguments name further packages a command needs on top
+# (make bench: gnuplot-nox).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -1,20 +1,23 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the DKMS package with the real dkms, against the installed headers
-# of Debian's newest 6.12 and 6.1 kernels (or the series given), without
-# changing this machine: a copy of the sources goes into a private source
-# tree, dkms gets a private DKMS tree and a throwaway signing key, and only
-# "dkms add" and "dkms build" run (never install, never load).  Building a
+# Build the DKMS package with the real dkms for Debian's newest 6.12 and
+# 6.1 kernels (or the series given: 6.12, 6.1, 7.3), against their
+# installed headers, or for 7.3 the tree prepared from linux-source-7.3 in
+# the cache (scripts/lib.sh's balloon_kdir), without changing this
+# machine: a copy of the sources goes into a private source tree, dkms
+# gets a private DKMS tree and a throwaway signing key, and only "dkms
+# add" and "dkms build" run (never install, never load).  Building a
 # copy also keeps kbuild's objects out of the repository.
 #
 # Checks that each build produced the three modules of dkms.conf, that
 # their MODULE_VERSION is dkms.conf's PACKAGE_VERSION and their vermagic the
 # target kernel, that dkms signed them, and that BUILD_EXCLUSIVE_KERNEL
-# accepts 6.1..6.12 and nothing else.  One line per kernel; exits non-zero
-# on any failure, printing dkms's make.log.
+# accepts the kernels being built (and 6.1 to 6.12) but nothing older than
+# 6.1.  One line per kernel; exits non-zero on any failure, printing
+# dkms's make.log.
 #
-#   scripts/dkms-build.sh [6.12|6.1]...
+#   scripts/dkms-build.sh [6.12|6.1|7.3]...
 #   scripts/dkms-build.sh -h|--help
 set -euo pipefail
 
@@ -35,12 +38,17 @@ if [ -z "$name" ] || [ -z "$version" ] || [ ${#modules[@]} -eq 0 ]; then
 	exit 1
 fi
 
-# The Kbuild refuses kernels outside 6.1..6.12; dkms.conf must agree.
+# dkms.conf must take every kernel the Kbuild builds for: here, the ones
+# being built and 6.1 to 6.12; and refuse what is older than 6.1, as the
+# Kbuild does.  (Where a newer kernel is refused is dkms.conf's choice.)
 excl=$(conf_value BUILD_EXCLUSIVE_KERNEL)
-for rel in 6.1.0-56-amd64 6.1 6.5.0-1-amd64 6.10.3 6.12.117+deb12-amd64 \
-	5.10.0-30-amd64 6.0.12 6.13.1 6.19 7.1.0 16.1.0; do
+accept=(6.1.0-56-amd64 6.1 6.5.0-1-amd64 6.10.3 6.12.117+deb12-amd64)
+for series in "$@"; do
+	accept+=("$(balloon_kernel_release "$series")")
+done
+for rel in "${accept[@]}" 5.10.0-30-amd64 6.0.12 5.19.1; do
 	case "$rel" in
-	5.*|6.0*|6.13*|6.19|7.*|16.*) want=no ;;
+	5.*|6.0*) want=no ;;
 	*) want=yes ;;
 	esac
 	got=no
@@ -72,7 +80,10 @@ dkms add "${dkms_args[@]}" -m "$name" -v "$version" >"$work/add.log" 2>&1 || {
 status=0
 for series in "$@"; do
 	kver=$(balloon_kernel_release "$series")
-	kdir="/usr/src/linux-headers-$kver"
+	kdir=$(balloon_kdir "$series")
+	# dkms looks for sign-file in Debian's kbuild package or under
+	# /lib/modules/<kver>/build, which a prepared 7.3 tree is not.
+	export sign_file="$kdir/scripts/sign-file"
 	log="$work/build-$kver.log"
 	if ! dkms build "${dkms_args[@]}" -m "$name" -v "$version" \
 		-k "$kver" --kernelsourcedir "$kdir" >"$log" 2>&1; then

@@ -1,30 +1,74 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run the KUnit suites under kunit.py (UML) in Debian's 6.12 source tree.
+# Run the KUnit suites under kunit.py (UML) in a Debian kernel source tree:
+# 6.12 (linux-source-6.12) by default, or 7.3 (trixie-backports'
+# linux-source-7.3, fetched through the private apt list in the cache).
 #
-#   scripts/kunit.sh [--json=FILE] [default|debug] [GLOB]
-#                                       run one variant (default: default),
+#   scripts/kunit.sh [--kernel 6.12|7.3] [--json=FILE] [default|debug] [GLOB]
+#                                       run one variant (default: default)
+#                                       on one kernel (default: 6.12),
 #                                       optionally only suites.cases matching
 #                                       GLOB (kunit.py's filter_glob); with
 #                                       --json, kunit.py also writes its
 #                                       results to FILE as JSON
-#   scripts/kunit.sh --unwire           undo the wiring in the source tree
+#   scripts/kunit.sh [--kernel 6.12|7.3] --unwire
+#                                       undo the wiring in that source tree
+#   scripts/kunit.sh --builddir [--kernel 6.12|7.3] [default|debug]
+#                                       print the variant's build directory
 #   scripts/kunit.sh -h|--help          print this
 #
-# "make kunit" runs the default variant.  The project is wired in without
-# copying it: a symlink drivers/balloon -> this repository, plus one line
-# each appended to drivers/Kconfig and drivers/Makefile.  Each variant
-# keeps its own build directory in the cache ($BALLOON_CACHE, else
-# $XDG_CACHE_HOME/balloon-drv, else ~/.cache/balloon-drv), because
-# changing the config of a build directory forces a near-full rebuild.
+# "make kunit" runs the default variant on 6.12.  The project is wired in
+# without copying it: a symlink drivers/balloon -> this repository, plus
+# one line each appended to drivers/Kconfig and drivers/Makefile.  Each
+# kernel and variant keeps its own build directory in the cache
+# ($BALLOON_CACHE, else $XDG_CACHE_HOME/balloon-drv, else
+# ~/.cache/balloon-drv): kunit-default and kunit-debug for 6.12,
+# kunit-7.3-default and kunit-7.3-debug for 7.3, because changing the
+# config of a build directory forces a near-full rebuild.  The 7.3 tree
+# is an unconfigured copy of its own ($BALLOON_CACHE/linux-source-7.3),
+# not the one prepared for module builds: kunit.py wants a clean tree.
 # The "debug" variant adds KASAN, lockdep, atomic-sleep checks and fault
-# injection (kunit/debug.kunitconfig).
+# injection (kunit/debug.kunitconfig).  The balloon's migration option
+# differs with the kernel's balloon API: BALLOON_COMPACTION before 7.0
+# (kunit/compaction.kunitconfig), BALLOON_MIGRATION with 7.0's
+# include/linux/balloon.h (kunit/migration.kunitconfig).
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
 
-src=$(balloon_kernel_source)
+kernel=6.12
+json=()
+builddir_only=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) kernel=${2:?--kernel needs 6.12 or 7.3}; shift ;;
+	--kernel=*) kernel=${1#--kernel=} ;;
+	--json=*) json=("--json=$(realpath -m "${1#--json=}")") ;;
+	--builddir) builddir_only=1 ;;
+	*) break ;;
+	esac
+	shift
+done
+case "$kernel" in
+6.12 | 7.3) ;;
+*) echo "$0: --kernel: 6.12 or 7.3, not $kernel" >&2; exit 2 ;;
+esac
+
+# The build directory of a variant on this kernel.
+builddir() {
+	if [ "$kernel" = 6.12 ]; then
+		echo "$BALLOON_CACHE/kunit-$1"
+	else
+		echo "$BALLOON_CACHE/kunit-$kernel-$1"
+	fi
+}
+if [ -n "$builddir_only" ]; then
+	builddir "${1:-default}"
+	exit 0
+fi
+
+src=$(balloon_kernel_source "$kernel")
 kconfig_line='source "drivers/balloon/Kconfig"'
 make_line='obj-y += balloon/'
 
@@ -90,13 +134,12 @@ drop_stale_objects() {
 	fi
 }
 
-json=()
-case "${1:-}" in
---json=*)
-	json=("--json=$(realpath -m "${1#--json=}")")
-	shift
-	;;
-esac
+# The kernel's balloon migration option, by the API its headers have.
+if [ -f "$src/include/linux/balloon.h" ]; then
+	migration="$BALLOON_REPO/kunit/migration.kunitconfig"
+else
+	migration="$BALLOON_REPO/kunit/compaction.kunitconfig"
+fi
 
 variant=${1:-default}
 case "$variant" in
@@ -105,23 +148,26 @@ case "$variant" in
 	exit 0
 	;;
 default)
-	configs=(--kunitconfig="$BALLOON_REPO/kunit/.kunitconfig")
+	configs=(--kunitconfig="$BALLOON_REPO/kunit/.kunitconfig"
+		 --kunitconfig="$migration")
 	;;
 debug)
 	configs=(--kunitconfig="$BALLOON_REPO/kunit/.kunitconfig"
+		 --kunitconfig="$migration"
 		 --kunitconfig="$BALLOON_REPO/kunit/debug.kunitconfig")
 	;;
 *)
-	echo "usage: $0 [--json=FILE] [default|debug] [GLOB] | --unwire | --help" >&2
+	echo "usage: $0 [--kernel 6.12|7.3] [--json=FILE] [default|debug] [GLOB] | --unwire | --help" >&2
 	exit 2
 	;;
 esac
 
+build=$(builddir "$variant")
 balloon_heavy_lock
 clean_inplace_objects
-drop_stale_objects "$BALLOON_CACHE/kunit-$variant"
+drop_stale_objects "$build"
 wire
 cd "$src"
 exec python3 tools/testing/kunit/kunit.py run "${configs[@]}" \
-	--build_dir="$BALLOON_CACHE/kunit-$variant" --jobs="$(nproc)" \
+	--build_dir="$build" --jobs="$(nproc)" \
 	--timeout=120 "${json[@]}" ${2:+"$2"}

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # Shared by the scripts in this directory: their --help, where caches live
 # and how to find the kernel source tree.  Source it; do not run it.
 
@@ -26,20 +27,40 @@ mkdir -p "$BALLOON_CACHE"
 # Kernel builds and QEMU guests each want both of a small machine's CPUs:
 # a run that does either takes this lock first, so that two of them never
 # overlap (and a timing printed by one is not skewed by the other).  The
-# lock lives on file descriptor 9 until the calling shell exits.
+# lock lives on file descriptor 9 until the calling shell exits.  A shell
+# started by one that holds it inherits descriptor 9 and takes the lock
+# again on it at once (the Python rig does the same, balloonrig/lock.py),
+# where opening the file anew would wait for its own parent.
 balloon_heavy_lock() {
-	exec 9>>"$BALLOON_CACHE/heavy.lock"
+	if ! [ /proc/self/fd/9 -ef "$BALLOON_CACHE/heavy.lock" ]; then
+		exec 9>>"$BALLOON_CACHE/heavy.lock"
+	fi
 	if ! flock -n 9; then
 		echo "waiting for another kernel build or QEMU run to finish" >&2
 		flock 9
 	fi
 }
 
-# The Linux 6.12 source tree from Debian's linux-source-6.12, unpacked
-# once into the cache.  Prints its path.
+# The kernel series the tests build for and boot: Debian 12's own 6.12
+# and 6.1, and the newest 7.3 of trixie-backports (a private apt list in
+# the cache, balloonrig/backports.py).
+# shellcheck disable=SC2034  # for the scripts that source this file
+BALLOON_SERIES=(6.12 6.1 7.3)
+
+# An unconfigured source tree of a series (6.12 by default, or 7.3),
+# unpacked once into the cache: 6.12 from the installed linux-source-6.12
+# (checkpatch, kernel-doc, kunit.py), 7.3 from trixie-backports'
+# linux-source-7.3 (kunit.py).  Prints its path.
 balloon_kernel_source() {
+	local series=${1:-6.12}
 	local src="$BALLOON_CACHE/linux-source-6.12"
 	local tarball=/usr/src/linux-source-6.12.tar.xz
+
+	if [ "$series" != 6.12 ]; then
+		python3 "$BALLOON_REPO/tools/testing/qemu/balloonrig/kernels.py" \
+			source "$series"
+		return
+	fi
 
 	if [ ! -f "$src/Makefile" ]; then
 		[ -f "$tarball" ] || {
@@ -62,10 +83,20 @@ balloon_conf_value() {
 }
 
 # Kernel release ("6.12.117+deb12-amd64") of the newest Debian kernel of a
-# series (6.12 or 6.1) in the archive.
+# series (6.12, 6.1 or 7.3) in the archive.
 balloon_kernel_release() {
 	python3 "$BALLOON_REPO/tools/testing/qemu/balloonrig/kernels.py" \
 		resolve "$1" --headers
+}
+
+# The tree to build modules for a series against (KDIR): the installed
+# /usr/src/linux-headers-<kver> for 6.x; for 7.3, whose Debian headers do
+# not run on Debian 12, linux-source-7.3 prepared with Debian's .config
+# and Module.symvers in $BALLOON_CACHE/kbuild-<kver> (made the first time,
+# under the heavy lock).  Prints its path.
+balloon_kdir() {
+	python3 "$BALLOON_REPO/tools/testing/qemu/balloonrig/kernels.py" \
+		kdir "$1"
 }
 
 # Make DIR (emptied first) a tree of symlinks to the sources, for a build
@@ -81,17 +112,21 @@ balloon_tree() {
 	done
 }
 
-# Build the modules for a series in build/<kver>/ (balloon_tree).  Extra
-# arguments go to make (W=1, C=2...).  The modules are then copied to
-# build/modules/<kver>/.  Prints nothing but make's output.
+# Build the modules for a series in build/<kver>/ (balloon_tree), against
+# balloon_kdir.  Extra arguments go to make (W=1, C=2...).  The modules
+# are then copied to build/modules/<kver>/.  Prints nothing but make's
+# output.
 balloon_make() {
-	local series=$1 kver tree
+	local series=$1 kver kdir tree
 	shift
 
 	kver=$(balloon_kernel_release "$series") || return
+	kdir=$(balloon_kdir "$series") || return
 	tree="$BALLOON_REPO/build/$kver"
 	balloon_tree "$tree" || return
+	# A failed build leaves no modules from an earlier one behind.
+	rm -rf "$BALLOON_REPO/build/modules/$kver"
 	mkdir -p "$BALLOON_REPO/build/modules/$kver"
-	make -C "$tree" KDIR="/usr/src/linux-headers-$kver" "$@" || return
+	make -C "$tree" KDIR="$kdir" "$@" || return
 	find "$tree" -name '*.ko' -exec cp {} "$BALLOON_REPO/build/modules/$kver/" \;
 }

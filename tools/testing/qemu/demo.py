@@ -3,7 +3,7 @@
 
 Usage::
 
-    demo.py [--series 6.12|6.1] [--mem MIB] [--steps MIB,MIB,...]
+    demo.py [--series 6.12|6.1|7.3] [--mem MIB] [--steps MIB,MIB,...]
             [--modules DIR] [--timeout S] [--tolerance MIB] [--cache DIR]
 
 Boots the Debian kernel of the series under QEMU (TCG) with our
@@ -190,7 +190,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "series also bare (scripts/demo.sh 6.1), and installs what is "
         "missing and builds the modules first.")
     ap.add_argument("--series", default="6.12",
-                    help="Debian kernel series: 6.12 (default) or 6.1")
+                    help="Debian kernel series: 6.12 (default), 6.1 or 7.3")
     ap.add_argument("--mem", type=int, default=2048, metavar="MIB",
                     help="guest memory in MiB (default 2048)")
     ap.add_argument("--steps", metavar="MIB,...",

@@ -6,10 +6,21 @@ ABI number of a series (e.g. ``6.1.0-56``) is never hard-coded.  Images are
 fetched with ``apt-get download`` and unpacked with ``dpkg -x`` into a cache
 directory; nothing is installed into /boot or /lib/modules of the host.
 
+The 6.x series come from the system's own apt sources (Debian 12).  The
+series in :data:`BACKPORTS` come from Debian 13's ``trixie-backports``,
+through a private apt list in the cache (:mod:`balloonrig.backports`); their
+image is split into ``linux-binary-KVER`` (``vmlinuz``),
+``linux-modules-KVER`` and ``linux-base-KVER`` (config, System.map,
+modules.builtin), all under ``usr/lib/modules/KVER/``.  Their headers
+package does not run on Debian 12: :mod:`balloonrig.trees` prepares a
+module build tree from ``linux-source-SERIES`` instead.
+
 Command line (also used by the shell build scripts)::
 
-    kernels.py resolve {6.12|6.1} [--headers] [--kdir]
-    kernels.py fetch {6.12|6.1} [--cache DIR]
+    kernels.py resolve {6.12|6.1|7.3} [--headers] [--kdir]
+    kernels.py kdir {6.12|6.1|7.3}    module build tree (prepared if need be)
+    kernels.py source 7.3             unconfigured source tree (kunit.py)
+    kernels.py fetch {6.12|6.1|7.3} [--cache DIR]
 """
 
 from __future__ import annotations
@@ -24,12 +35,27 @@ import sys
 import tempfile
 from pathlib import Path
 
+try:
+    from . import backports
+except ImportError:  # run as a script (scripts/lib.sh)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from balloonrig import backports  # type: ignore[no-redef]
+
 #: Series name -> regex matching the kernel release inside a package name.
 #: Group 1 is the release string, the remaining groups are numeric sort keys.
 SERIES = {
     "6.12": r"(6\.12\.(\d+)\+deb12-amd64)",
     "6.1": r"(6\.1\.0-(\d+)-amd64)",
+    "7.3": r"(7\.3\.(\d+)\+deb(\d+)-amd64)",
 }
+
+#: Series fetched from trixie-backports with the private apt list.
+BACKPORTS = ("7.3",)
+
+#: The packages of a backports kernel image (7.x splits linux-image-KVER,
+#: now an empty metapackage, into these).
+BACKPORTS_IMAGE = ("linux-binary-{kver}", "linux-modules-{kver}",
+                   "linux-base-{kver}")
 
 _apt_updated = False
 
@@ -43,6 +69,13 @@ def cache_root(override: str | os.PathLike | None = None) -> Path:
         return Path(env).expanduser().resolve()
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(xdg) / "balloon-drv"
+
+
+def backports_apt(cache: str | os.PathLike | None = None,
+                  quiet: bool = False) -> backports.PrivateApt:
+    """The private apt configuration for trixie-backports in the cache."""
+    return backports.PrivateApt(cache_root(cache) / "apt-trixie-backports",
+                                quiet=quiet)
 
 
 def _pkgnames(prefix: str) -> list[str]:
@@ -75,7 +108,43 @@ def _candidates(series: str, kind: str) -> list[str]:
     return sorted(found, key=found.__getitem__, reverse=True)
 
 
-def resolve(series: str, headers: bool = False) -> str:
+def newest_backports(series: str, image_depends: list[str],
+                     binaries: list[str]) -> str | None:
+    """Return the newest release of *series* in trixie-backports: the one
+    ``linux-image-amd64`` depends on (*image_depends*) when it is of the
+    series, else the newest among the ``linux-binary-*`` packages named
+    in *binaries*."""
+    pat = re.compile(rf"^linux-(?:image|binary)-{SERIES[series]}$")
+    for name in image_depends:
+        m = pat.match(name)
+        if m:
+            return m.group(1)
+    found = {}
+    for name in binaries:
+        m = pat.match(name)
+        if m:
+            found[m.group(1)] = tuple(int(g) for g in m.groups()[1:])
+    return max(found, key=found.__getitem__) if found else None
+
+
+def _resolve_backports(series: str,
+                       cache: str | os.PathLike | None = None) -> str:
+    apt = backports_apt(cache)
+    for attempt in range(2):
+        if attempt:
+            apt.update(force=True)
+        deps = backports.parse_depends(
+            apt.fields("linux-image-amd64").get("Depends", ""))
+        kver = newest_backports(series, deps,
+                                apt.pkgnames(f"linux-binary-{series}."))
+        if kver:
+            return kver
+    raise LookupError(f"no linux-binary-{series}.* package in "
+                      f"{', '.join(backports.SUITES)}")
+
+
+def resolve(series: str, headers: bool = False,
+            cache: str | os.PathLike | None = None) -> str:
     """Return the newest kernel release of *series* (e.g. ``6.1.0-56-amd64``).
 
     With *headers*, resolve against ``linux-headers-*`` instead of
@@ -87,6 +156,9 @@ def resolve(series: str, headers: bool = False) -> str:
             raise ValueError(f"unknown series {series!r} "
                              f"(known: {', '.join(SERIES)})")
         return series
+    if series in BACKPORTS:
+        # Images and headers come from one source package: one release.
+        return _resolve_backports(series, cache)
     kind = "headers" if headers else "image"
     found = _candidates(series, kind)
     if not found:
@@ -115,8 +187,16 @@ class KernelImage:
 
     @property
     def vmlinuz(self) -> Path:
-        """Path of the bootable kernel image."""
-        return self.root / "boot" / f"vmlinuz-{self.kver}"
+        """Path of the bootable kernel image (``boot/vmlinuz-KVER``, or
+        since 7.x ``usr/lib/modules/KVER/vmlinuz``)."""
+        path = self.root / "boot" / f"vmlinuz-{self.kver}"
+        if path.exists():
+            return path
+        for base in ("usr/lib", "lib"):
+            alt = self.root / base / "modules" / self.kver / "vmlinuz"
+            if alt.exists():
+                return alt
+        return path
 
     @property
     def moddir(self) -> Path:
@@ -132,6 +212,8 @@ class KernelImage:
         """Return the kernel .config as a dict (``CONFIG_X`` -> value)."""
         conf = {}
         path = self.root / "boot" / f"config-{self.kver}"
+        if not path.exists():  # 7.x: linux-base-KVER
+            path = self.moddir / "config"
         for line in path.read_text().splitlines():
             if line.startswith("CONFIG_") and "=" in line:
                 key, val = line.split("=", 1)
@@ -152,7 +234,7 @@ def fetch(series: str, cache: str | os.PathLike | None = None,
     previous run already unpacked it.  A missing modules.dep (the 6.1
     packages ship none) is generated with ``depmod -b``.
     """
-    kver = resolve(series)
+    kver = resolve(series, cache=cache)
     dest = cache_root(cache) / "images" / kver
     stamp = dest / ".unpacked"
     img = KernelImage(kver, dest / "root")
@@ -161,6 +243,33 @@ def fetch(series: str, cache: str | os.PathLike | None = None,
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
+    if series_of(kver) in BACKPORTS:
+        _fetch_backports(img, cache, quiet)
+    else:
+        _fetch_image(img, quiet)
+    if not (img.moddir / "modules.dep").exists():
+        subprocess.run(["depmod", "-b", str(img.moddir.parents[2]), kver],
+                       check=True)
+    if not img.vmlinuz.exists():
+        raise RuntimeError(f"no {img.vmlinuz.name} in the packages of "
+                           f"{kver}")
+    stamp.touch()
+    return img
+
+
+def _fetch_backports(img: KernelImage, cache: str | os.PathLike | None,
+                     quiet: bool) -> None:
+    """Download and unpack the split image of a backports kernel."""
+    apt = backports_apt(cache, quiet)
+    for pattern in BACKPORTS_IMAGE:
+        backports.extract(apt.download(pattern.format(kver=img.kver)),
+                          img.root)
+
+
+def _fetch_image(img: KernelImage, quiet: bool) -> None:
+    """Download and unpack linux-image-KVER from the system's sources."""
+    kver = img.kver
+    dest = img.root.parent
     pkg = f"linux-image-{kver}"
     if not quiet:
         print(f"kernels: downloading {pkg}", file=sys.stderr)
@@ -178,36 +287,63 @@ def fetch(series: str, cache: str | os.PathLike | None = None,
                                f"{res.stderr.strip()}")
         subprocess.run(["dpkg", "-x", str(debs[0]), str(img.root)],
                        check=True)
-    if not (img.moddir / "modules.dep").exists():
-        subprocess.run(["depmod", "-b", str(img.moddir.parents[2]), kver],
-                       check=True)
-    if not img.vmlinuz.exists():
-        raise RuntimeError(f"{pkg} has no {img.vmlinuz.name}")
-    stamp.touch()
-    return img
+
+
+def _trees():
+    """:mod:`balloonrig.trees`, imported late (it imports this module)."""
+    # pylint: disable=import-outside-toplevel
+    try:
+        from . import trees
+    except ImportError:  # run as a script
+        from balloonrig import trees  # type: ignore[no-redef]
+    return trees
+
+
+def kdir(series: str, cache: str | os.PathLike | None = None) -> Path:
+    """Return the tree to build modules for *series* against: Debian's
+    installed headers for 6.x, a tree prepared in the cache for the
+    backports series (:func:`balloonrig.trees.module_tree`)."""
+    if series in BACKPORTS or series_of(series) in BACKPORTS:
+        return _trees().module_tree(series_of(series) or series, cache)
+    return Path(f"/usr/src/linux-headers-{resolve(series, headers=True)}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: ``resolve`` or ``fetch`` a kernel series."""
+    """CLI entry point: ``resolve``, ``kdir``, ``source`` or ``fetch``."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache", help="cache dir (default $BALLOON_CACHE)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     rp = sub.add_parser("resolve", help="print the newest kernel release")
     rp.add_argument("series", choices=sorted(SERIES))
     rp.add_argument("--headers", action="store_true",
                     help="resolve from linux-headers-* packages")
     rp.add_argument("--kdir", action="store_true",
-                    help="print /usr/src/linux-headers-<kver> instead")
+                    help="print the module build tree instead (see kdir)")
+    kp = sub.add_parser("kdir", help="print the module build tree: "
+                        "/usr/src/linux-headers-<kver> (6.x), or one "
+                        "prepared in the cache (backports series)")
+    kp.add_argument("series", choices=sorted(SERIES))
+    sp = sub.add_parser("source", help="print an unconfigured source tree "
+                        "(for kunit.py), unpacked into the cache")
+    sp.add_argument("series", choices=BACKPORTS)
     fp = sub.add_parser("fetch", help="download + unpack, print the dir")
-    fp.add_argument("series", help="series (6.12, 6.1) or full release")
-    fp.add_argument("--cache", help="cache dir (default $BALLOON_CACHE)")
+    fp.add_argument("series", help="series (6.12, 6.1, 7.3) or full "
+                    "release")
+    fp.add_argument("--cache", dest="fetch_cache",
+                    help="cache dir (default $BALLOON_CACHE)")
     args = ap.parse_args(argv)
+    cache = getattr(args, "fetch_cache", None) or args.cache
     try:
-        if args.cmd == "resolve":
-            kver = resolve(args.series, headers=args.headers or args.kdir)
-            print(f"/usr/src/linux-headers-{kver}" if args.kdir else kver)
+        if args.cmd == "resolve" and not args.kdir:
+            print(resolve(args.series, headers=args.headers, cache=cache))
+        elif args.cmd in ("resolve", "kdir"):
+            print(kdir(args.series, cache))
+        elif args.cmd == "source":
+            print(_trees().source_tree(args.series, cache))
         else:
-            print(fetch(args.series, args.cache).root)
-    except (LookupError, RuntimeError, ValueError) as exc:
+            print(fetch(args.series, cache).root)
+    except (LookupError, RuntimeError, ValueError, OSError,
+            subprocess.CalledProcessError) as exc:
         print(f"kernels.py: {exc}", file=sys.stderr)
         return 1
     return 0

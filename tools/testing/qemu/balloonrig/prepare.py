@@ -8,12 +8,11 @@ checks them with :func:`check_vermagic` and builds the initramfs.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import os
 import subprocess
 from pathlib import Path
 
-from . import initramfs, kernels
+from . import initramfs, kernels, lock
 
 #: What :func:`prepare` raises when the kernel or initramfs cannot be had.
 PREPARE_ERRORS = (OSError, LookupError, RuntimeError, ValueError,
@@ -82,13 +81,4 @@ def check_vermagic(mods: list[Path], kver: str) -> str | None:
 
 def heavy_lock(cache: str | None):
     """Take the machine-wide lock for kernel builds and QEMU guests."""
-    root = kernels.cache_root(cache)
-    root.mkdir(parents=True, exist_ok=True)
-    f = open(root / "heavy.lock", "a")  # pylint: disable=consider-using-with
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print("# waiting for another kernel build or QEMU run to finish",
-              flush=True)
-        fcntl.flock(f, fcntl.LOCK_EX)
-    return f
+    return lock.heavy_lock(kernels.cache_root(cache))

@@ -17,6 +17,33 @@ def meminfo_avail(ctx: Context) -> int:
     return ctx.guest.meminfo()["MemAvailable"]
 
 
+def meminfo_balloon(ctx: Context) -> int | None:
+    """The guest's ``Balloon:`` line of /proc/meminfo, in bytes: the pages
+    balloon drivers hold (NR_BALLOON_PAGES; Debian's 7.3 has the line,
+    its 6.1 and 6.12 do not).  None on a kernel without it."""
+    return ctx.guest.meminfo().get("Balloon")
+
+
+def expect_meminfo_balloon(ctx: Context, what: str,
+                           timeout: float = 15) -> int:
+    """Wait until /proc/meminfo's ``Balloon:`` equals what QEMU says is
+    ballooned (guest memory - ``actual``), and return it.  The two are read
+    one after the other, so a balloon still moving is polled until they
+    agree; the test fails after *timeout* s.  Only for kernels with the
+    line (:func:`meminfo_balloon` is not None)."""
+    full = ctx.guest.spec.mem_mib * MIB
+
+    def both() -> tuple[int | None, int]:
+        return meminfo_balloon(ctx), full - ctx.guest.qmp.query_balloon()
+
+    def show(v: tuple[int | None, int]) -> str:
+        shown = "none" if v[0] is None else f"{v[0] // 1024} kB"
+        return (f"{what}: /proc/meminfo Balloon: {shown}, QEMU's "
+                f"balloon {v[1] // 1024} kB (for {timeout:.0f} s)")
+
+    return wait_for(both, lambda v: v[0] == v[1], timeout, show, 0.5)[0]
+
+
 def move_balloon(ctx: Context, target: int, what: str) -> float:
     """Set the balloon target and wait for QEMU's actual to reach it."""
     def progress(t: float, actual: int) -> None:

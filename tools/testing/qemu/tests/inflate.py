@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from balloonrig.runner import Context, expect, rigtest, wait_for
+from balloonrig.runner import Context, TestSkip, expect, rigtest, wait_for
 
 from .helpers import (GIB, MIB, OUR_MODULES, debugfs_stats, fresh_stats,
-                      expect_no_oom_kill, meminfo_avail, move_balloon)
+                      expect_meminfo_balloon, expect_no_oom_kill,
+                      meminfo_avail, meminfo_balloon, move_balloon)
 
 
 @dataclasses.dataclass
@@ -76,6 +77,26 @@ def test_intree_inflate_deflate(ctx: Context) -> None:
     qmp.set_stats_interval(0)
     ctx.info(_cycle_info(ctx, cycle) +
              f", stat-total-memory {total // MIB} MiB")
+
+
+@rigtest(mode="intree", mem_mib=2048)
+def test_intree_meminfo_balloon(ctx: Context) -> None:
+    """On a kernel whose /proc/meminfo has "Balloon:" (7.x), the line shows
+    the in-tree virtio_balloon's 1 GiB as QEMU sees it, and 0 once it
+    deflated; skipped at once on kernels without the line."""
+    start = meminfo_balloon(ctx)
+    if start is None:
+        raise TestSkip("no Balloon: line in this kernel's /proc/meminfo")
+    expect(start == 0, f"Balloon: {start // 1024} kB before inflating")
+    full = ctx.guest.spec.mem_mib * MIB
+    move_balloon(ctx, full - GIB, "inflate")
+    inflated = expect_meminfo_balloon(ctx, "inflated")
+    expect(abs(inflated - GIB) <= 4 * MIB,
+           f"Balloon: {inflated // 1024} kB after inflating 1 GiB")
+    move_balloon(ctx, full, "deflate")
+    deflated = expect_meminfo_balloon(ctx, "deflated")
+    expect(deflated == 0, f"Balloon: {deflated // 1024} kB once deflated")
+    ctx.info(f"Balloon: 0 -> {inflated // 1024} -> 0 kB")
 
 
 @rigtest(mode="ours", needs_modules=True, mem_mib=2048,

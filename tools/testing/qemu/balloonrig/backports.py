@@ -1,0 +1,271 @@
+"""A private apt configuration for Debian's trixie-backports kernels.
+
+Debian 12's own sources know no 7.x kernel.  The same archive serves
+``trixie-backports``, and apt can read a list of its own without touching
+the system's: :class:`PrivateApt` keeps a ``sources.list``, the package
+lists and apt's caches under ``<cache>/apt-trixie-backports/``, and runs
+``apt-get``/``apt-cache`` with ``-o Dir::Etc::SourceList=...
+-o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=...
+-o Dir::Cache=...``.  Packages are only ever downloaded (``apt-get
+download``, into ``debs/``) and unpacked with ``dpkg-deb``, never
+installed: their binaries need a newer glibc than Debian 12's.
+
+The lists are refreshed when they are older than a day, and whenever a
+package cannot be found in them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SUITES = ("trixie-backports",)
+COMPONENTS = "main"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+#: Lists older than this (seconds) are refreshed before use.
+MAX_AGE = 24 * 3600
+#: Where the system's apt sources are read (for the mirror only).
+SYSTEM_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"),
+                  Path("/etc/apt/sources.list"))
+
+
+def mirror_from_deb822(text: str) -> str | None:
+    """Return the first Debian archive URI of a deb822 ``.sources`` file:
+    a ``deb`` stanza whose suites are not ``-security`` ones."""
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        key = None
+        for line in stanza.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            if line[0] in " \t" and key:
+                fields[key] += " " + line.strip()
+                continue
+            if ":" in line:
+                key, val = line.split(":", 1)
+                key = key.strip().lower()
+                fields[key] = val.strip()
+        if fields.get("enabled", "yes").lower() == "no":
+            continue
+        if "deb" not in fields.get("types", "").split():
+            continue
+        suites = fields.get("suites", "").split()
+        if not suites or any(s.endswith("-security") for s in suites):
+            continue
+        uris = fields.get("uris", "").split()
+        if uris:
+            return uris[0].rstrip("/")
+    return None
+
+
+def mirror_from_list(text: str) -> str | None:
+    """Return the first Debian archive URI of a one-line-style
+    ``sources.list`` (``deb [opts] URI suite components``)."""
+    for line in text.splitlines():
+        line = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
+        if len(line) >= 3 and line[0] == "deb" and \
+                not line[2].endswith("-security"):
+            return line[1].rstrip("/")
+    return None
+
+
+def system_mirror(files: tuple[Path, ...] = SYSTEM_SOURCES) -> str:
+    """Return the mirror URI the system's apt sources use for Debian."""
+    for path in files:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        uri = (mirror_from_deb822(text) if path.suffix == ".sources"
+               else mirror_from_list(text))
+        if uri:
+            return uri
+    return DEFAULT_MIRROR
+
+
+def sources_list(mirror: str, suites: tuple[str, ...] = SUITES) -> str:
+    """Return the private ``sources.list`` text."""
+    return "".join(f"deb [signed-by={KEYRING}] {mirror} {suite} "
+                   f"{COMPONENTS}\n" for suite in suites)
+
+
+def parse_depends(text: str) -> list[str]:
+    """Return the package names of a ``Depends:`` value, alternatives
+    included, without versions or architecture qualifiers."""
+    names = []
+    for alt in re.split(r"[,|]", text):
+        name = alt.strip().split(" ", 1)[0].split(":", 1)[0]
+        if name:
+            names.append(name)
+    return names
+
+
+def deb_filename(pkg: str, version: str, arch: str) -> str:
+    """Return the name ``apt-get download`` gives a package's file."""
+    return f"{pkg}_{version.replace(':', '%3a')}_{arch}.deb"
+
+
+class PrivateApt:
+    """apt-get and apt-cache on the private list in *root*."""
+
+    def __init__(self, root: Path, mirror: str | None = None,
+                 quiet: bool = False):
+        self.root = Path(root)
+        self.mirror = mirror or system_mirror()
+        self.quiet = quiet
+        self.debs = self.root / "debs"
+        self._updated = False
+
+    # -- configuration ------------------------------------------------------
+
+    def options(self) -> list[str]:
+        """apt's ``-o`` options for the private configuration."""
+        return ["-o", f"Dir::Etc::SourceList={self.root / 'sources.list'}",
+                "-o", "Dir::Etc::SourceParts=/dev/null",
+                "-o", f"Dir::State::Lists={self.root / 'lists'}",
+                "-o", f"Dir::Cache={self.root / 'cache'}",
+                "-o", "Acquire::Languages=none"]
+
+    def _say(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"backports: {msg}", file=sys.stderr, flush=True)
+
+    def _setup(self) -> None:
+        for sub in ("lists/partial", "cache/archives/partial", "debs"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        text = sources_list(self.mirror)
+        path = self.root / "sources.list"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            (self.root / ".updated").unlink(missing_ok=True)
+
+    def _lock(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        # pylint: disable-next=consider-using-with
+        f = open(self.root / "lock", "a")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        return f
+
+    def age(self) -> float | None:
+        """Seconds since the lists were last refreshed, or None."""
+        try:
+            return time.time() - (self.root / ".updated").stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def update(self, force: bool = False) -> None:
+        """Refresh the lists when *force*, missing or older than a day."""
+        with self._lock():
+            self._setup()
+            age = self.age()
+            if not force and age is not None and age < MAX_AGE:
+                return
+            if force and self._updated:
+                return
+            self._say(f"apt-get update ({', '.join(SUITES)} from "
+                      f"{self.mirror})")
+            res = subprocess.run(["apt-get", *self.options(), "-qq",
+                                  "update"], capture_output=True, text=True,
+                                 check=False)
+            if res.returncode != 0:
+                raise RuntimeError("apt-get update on the private list "
+                                   f"failed: {res.stderr.strip()}")
+            (self.root / ".updated").touch()
+            self._updated = True
+
+    # -- queries -------------------------------------------------------------
+
+    def _cache(self, *args: str) -> str:
+        self.update()
+        return subprocess.run(["apt-cache", *self.options(), *args],
+                              capture_output=True, text=True,
+                              check=False).stdout
+
+    def pkgnames(self, prefix: str) -> list[str]:
+        """Names of the packages starting with *prefix*."""
+        return self._cache("pkgnames", prefix).split()
+
+    def fields(self, pkg: str) -> dict[str, str]:
+        """The candidate's control fields (``Version``, ``Depends``...),
+        or an empty dict when the lists do not know *pkg*."""
+        out = self._cache("show", "--no-all-versions", pkg)
+        fields: dict[str, str] = {}
+        key = None
+        for line in out.splitlines():
+            if not line.strip():
+                break
+            if line[0] in " \t" and key:
+                continue
+            if ":" in line:
+                key, val = line.split(":", 1)
+                fields[key] = val.strip()
+        return fields
+
+    # -- downloads -----------------------------------------------------------
+
+    def download(self, pkg: str) -> Path:
+        """Return the .deb of *pkg*'s candidate in ``debs/``, downloading it
+        once; older versions of it there are removed.  The lists are
+        refreshed once when they do not know *pkg*."""
+        info = self.fields(pkg)
+        if not info:
+            self.update(force=True)
+            info = self.fields(pkg)
+        if not info:
+            raise LookupError(f"{pkg} is not in {', '.join(SUITES)} "
+                              f"({self.mirror})")
+        deb = self.debs / deb_filename(pkg, info["Version"],
+                                       info["Architecture"])
+        if deb.exists():
+            return deb
+        self._say(f"downloading {pkg} {info['Version']} "
+                  f"({int(info.get('Size', 0)) >> 20} MiB)")
+        with tempfile.TemporaryDirectory(dir=self.debs) as tmp:
+            res = subprocess.run(["apt-get", *self.options(), "-qq",
+                                  "download", pkg], cwd=tmp,
+                                 capture_output=True, text=True, check=False)
+            got = list(Path(tmp).glob("*.deb"))
+            if res.returncode != 0 or len(got) != 1:
+                raise RuntimeError(f"apt-get download {pkg} failed: "
+                                   f"{res.stderr.strip()}")
+            for old in self.debs.glob(f"{pkg}_*.deb"):
+                old.unlink()
+            os.replace(got[0], deb)
+        return deb
+
+
+def extract(deb: Path, dest: Path) -> None:
+    """Unpack *deb*'s files into *dest* (``dpkg-deb -x``)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
+
+
+def unpack_source(deb: Path, member: str, dest: Path,
+                  quiet: bool = False) -> None:
+    """Unpack the kernel source tarball *member* (``./usr/src/...tar.xz``)
+    of the source package *deb* into *dest* (its top directory
+    stripped), through a pipe: the tarball is never written out.
+    *dest* is replaced only once the whole tree is there."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if not quiet:
+        print(f"backports: unpacking {deb.name} into {dest}",
+              file=sys.stderr, flush=True)
+    cmd = (f"dpkg-deb --fsys-tarfile {_q(deb)} | tar -xOf - {_q(member)} "
+           f"| tar -xJf - --strip-components=1 -C {_q(tmp)}")
+    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
+def _q(path: str | os.PathLike) -> str:
+    return "'" + os.fspath(path).replace("'", "'\\''") + "'"
