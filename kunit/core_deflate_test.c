@@ -109,9 +109,30 @@ static void deflate_page_host_keeps_stays_in_balloon(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+/* Ballooned pages as "Balloon:" in /proc/meminfo counts them (6.15+). */
+static long meminfo_balloon_delta(unsigned long before)
+{
+#ifdef BALLOON_COMPAT_NR_BALLOON_PAGES
+	return global_node_page_state(NR_BALLOON_PAGES) - before;
+#else
+	return -1;
+#endif
+}
+
+static unsigned long meminfo_balloon_now(void)
+{
+#ifdef BALLOON_COMPAT_NR_BALLOON_PAGES
+	return global_node_page_state(NR_BALLOON_PAGES);
+#else
+	return 0;
+#endif
+}
+
 static void deflate_tries_kept_page_last(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
+	unsigned long balloon = meminfo_balloon_now();
+	bool counted = IS_ENABLED(BALLOON_KUNIT_NR_BALLOON_PAGES);
 	struct page *first;
 
 	fake_register(test, host);
@@ -136,12 +157,17 @@ static void deflate_tries_kept_page_last(struct kunit *test)
 							   struct page, lru),
 			    first);
 	KUNIT_EXPECT_TRUE(test, PageOffline(first));
+	/* Still a ballooned page, where the kernel counts them. */
+	if (counted)
+		KUNIT_EXPECT_EQ(test, meminfo_balloon_delta(balloon), 1);
 
 	/* Once the host lets go, it goes like any other. */
 	host->keep_pfn = 0;
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 0);
+	if (counted)
+		KUNIT_EXPECT_EQ(test, meminfo_balloon_delta(balloon), 0);
 	expect_consistent(test, host);
 }
 

@@ -120,6 +120,11 @@ struct fake_host {
  */
 #define BALLOON_KUNIT_MANY_PAGES	((1U << 20) + 4096)
 
+/* IS_ENABLED() of the probe: 1 where the kernel counts ballooned pages. */
+#ifdef BALLOON_COMPAT_NR_BALLOON_PAGES
+#define BALLOON_KUNIT_NR_BALLOON_PAGES	1
+#endif
+
 #define HUGE_ORDER	BALLOON_CORE_MAX_ORDER
 #define HUGE_PAGES	BIT(HUGE_ORDER)
 

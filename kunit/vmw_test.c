@@ -981,6 +981,11 @@ static void vmmemctl_old_path_links_ours(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, exists);
 }
 
+/* A file of someone else's; it is never read. */
+static const struct file_operations vmw_test_theirs_fops = {
+	.owner = THIS_MODULE,
+};
+
 static void vmmemctl_old_path_taken_is_left_alone(struct kunit *test)
 {
 	struct vmw_model *m = test->priv;
@@ -988,7 +993,8 @@ static void vmmemctl_old_path_taken_is_left_alone(struct kunit *test)
 	bool exists;
 
 	/* The in-tree vmw_balloon's file, there first. */
-	theirs = debugfs_create_file("vmmemctl", 0400, NULL, NULL, NULL);
+	theirs = debugfs_create_file("vmmemctl", 0400, NULL, NULL,
+				     &vmw_test_theirs_fops);
 	KUNIT_ASSERT_FALSE(test, IS_ERR_OR_NULL(theirs));
 	vmw_up(test);
 	KUNIT_EXPECT_FALSE(test, old_vmmemctl_is_link(&exists));
@@ -1108,6 +1114,35 @@ static void migrate_at_target_unlocks_then_locks(struct kunit *test)
 	expect_in_step(test, bdev);
 }
 
+/*
+ * "Balloon:" in /proc/meminfo (NR_BALLOON_PAGES, since 6.15) counts every
+ * ballooned page: the kernel counts the 4 KiB pages on its list, the core
+ * its 2 MiB pages, so the line shows the whole balloon, and 0 once empty.
+ */
+static void meminfo_balloon_counts_2m_pages(struct kunit *test)
+{
+#ifdef BALLOON_COMPAT_NR_BALLOON_PAGES
+	struct vmw_model *m = test->priv;
+	struct balloon_core_dev *bdev = vmw_up(test);
+	unsigned long before = global_node_page_state(NR_BALLOON_PAGES);
+
+	/* 16 2 MiB pages and 100 4 KiB pages. */
+	m->target = 16 * BIT(BALLOON_VMW_2M_ORDER) + 100;
+	vmw_settle(bdev, 100);
+	KUNIT_ASSERT_EQ(test, bdev->size, m->target);
+	KUNIT_EXPECT_EQ(test, bdev->nr_pages[BALLOON_VMW_2M_ORDER], 16);
+	KUNIT_EXPECT_EQ(test, global_node_page_state(NR_BALLOON_PAGES) - before,
+			(unsigned long)bdev->size / BALLOON_CORE_UNITS_PER_PAGE);
+
+	m->target = 0;
+	vmw_settle(bdev, 100);
+	KUNIT_EXPECT_EQ(test, bdev->size, 0);
+	KUNIT_EXPECT_EQ(test, global_node_page_state(NR_BALLOON_PAGES), before);
+#else
+	kunit_skip(test, "no NR_BALLOON_PAGES in this kernel");
+#endif
+}
+
 /* ---- hypercalls per GiB ---- */
 
 struct vmw_gib_case {
@@ -1198,6 +1233,7 @@ static struct kunit_case balloon_vmw_protocol_cases[] = {
 	KUNIT_CASE(vmmemctl_old_path_taken_is_left_alone),
 	KUNIT_CASE(vmmemctl_removed_by_name_then_unload),
 	KUNIT_CASE(migrate_at_target_unlocks_then_locks),
+	KUNIT_CASE(meminfo_balloon_counts_2m_pages),
 	KUNIT_CASE_PARAM(hypercalls_per_gib, vmw_gib_gen_params),
 	{}
 };

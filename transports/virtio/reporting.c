@@ -154,9 +154,11 @@ void balloon_virtio_reporting_start(struct balloon_virtio *vb)
 	}
 	vb->pr_dev_info.report = balloon_virtio_report;
 	/*
-	 * With 64 KiB pages a pageblock is 512 MiB: report from 2 MiB on, as
-	 * the in-tree driver does, or next to nothing would be reported.
+	 * Report free runs of a pageblock and more, the kernel's default; with
+	 * 64 KiB pages a pageblock is 512 MiB: report from 2 MiB on, as the
+	 * in-tree driver does, or next to nothing would be reported.
 	 */
+	vb->pr_dev_info.order = PAGE_REPORTING_ORDER_UNSPECIFIED;
 	if (IS_ENABLED(CONFIG_ARM64) && IS_ENABLED(CONFIG_ARM64_64K_PAGES))
 		vb->pr_dev_info.order = 5;
 	ret = page_reporting_register(&vb->pr_dev_info);

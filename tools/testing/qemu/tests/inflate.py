@@ -101,6 +101,30 @@ def test_intree_meminfo_balloon(ctx: Context) -> None:
 
 @rigtest(mode="ours", needs_modules=True, mem_mib=2048,
          expect_driver="balloon_virtio")
+def test_ours_virtio_meminfo_balloon(ctx: Context) -> None:
+    """On a kernel whose /proc/meminfo has "Balloon:" (7.x), the line
+    shows our balloon: 1 GiB, what our debugfs and QEMU say, after
+    inflating, and 0 after deflating; skipped on kernels without it."""
+    start = meminfo_balloon(ctx)
+    if start is None:
+        raise TestSkip("no Balloon: line in this kernel's /proc/meminfo")
+    expect(start == 0, f"Balloon: {start // 1024} kB before inflating")
+    full = ctx.guest.spec.mem_mib * MIB
+    move_balloon(ctx, full - GIB, "inflate")
+    inflated = expect_meminfo_balloon(ctx, "inflated")
+    size = debugfs_stats(ctx)["size_kib"] * 1024
+    expect(inflated == size, f"Balloon: {inflated // 1024} kB, our debugfs "
+           f"{size // 1024} kB")
+    expect(abs(inflated - GIB) <= 4 * MIB,
+           f"Balloon: {inflated // 1024} kB after inflating 1 GiB")
+    move_balloon(ctx, full, "deflate")
+    deflated = expect_meminfo_balloon(ctx, "deflated")
+    expect(deflated == 0, f"Balloon: {deflated // 1024} kB once deflated")
+    ctx.info(f"Balloon: 0 -> {inflated // 1024} -> 0 kB")
+
+
+@rigtest(mode="ours", needs_modules=True, mem_mib=2048,
+         expect_driver="balloon_virtio")
 def test_ours_virtio_inflate_deflate(ctx: Context) -> None:
     """Our balloon_virtio: inflate 1 GiB and back, debugfs agrees with QEMU,
     and unloading with a full balloon gives every page back."""
