@@ -17,10 +17,10 @@
 #   make bench            our virtio driver against the in-tree one in QEMU,
 #                         plus VMware hypercalls per GiB (scripts/bench.sh;
 #                         options in BENCH_ARGS, e.g. BENCH_ARGS="--reps 5")
-#   make check            every test: builds and style on 6.1 and 6.12,
+#   make check            every test: builds and style on 6.1, 6.12, 7.3,
 #                         the Debian package (lintian, install and purge in
-#                         a throwaway root), KUnit (two variants), QEMU
-#                         guests on both kernels
+#                         a throwaway root), KUnit (two variants, 6.12
+#                         and 7.3), QEMU guests on the three kernels
 #   make kunit            the KUnit suites only (kunit.py, UML)
 #   make clean
 
