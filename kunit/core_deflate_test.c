@@ -132,7 +132,7 @@ static void deflate_tries_kept_page_last(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
 	unsigned long balloon = meminfo_balloon_now();
-	bool counted = IS_ENABLED(BALLOON_KUNIT_NR_BALLOON_PAGES);
+	bool counted = BALLOON_KUNIT_COUNTED;
 	struct page *first;
 
 	fake_register(test, host);

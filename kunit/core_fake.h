@@ -120,9 +120,11 @@ struct fake_host {
  */
 #define BALLOON_KUNIT_MANY_PAGES	((1U << 20) + 4096)
 
-/* IS_ENABLED() of the probe: 1 where the kernel counts ballooned pages. */
+/* Whether the kernel counts ballooned pages (NR_BALLOON_PAGES). */
 #ifdef BALLOON_COMPAT_NR_BALLOON_PAGES
-#define BALLOON_KUNIT_NR_BALLOON_PAGES	1
+#define BALLOON_KUNIT_COUNTED	true
+#else
+#define BALLOON_KUNIT_COUNTED	false
 #endif
 
 #define HUGE_ORDER	BALLOON_CORE_MAX_ORDER

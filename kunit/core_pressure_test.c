@@ -236,6 +236,31 @@ static struct page *blocking_alloc_page(gfp_t gfp, unsigned int order)
 	return alloc_pages(gfp, order);
 }
 
+/* The next sleeping allocation of a cycle in this task runs @call. */
+static struct oom_call *oom_during_sleeping_alloc(struct kunit *test,
+						  struct fake_host *host)
+{
+	struct oom_call *call = kunit_kzalloc(test, sizeof(*call), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, call);
+	call->host = host;
+	init_completion(&call->done);
+	INIT_WORK(&call->work, oom_call_fn);
+	blocked_call = call;
+	blocked_returned = false;
+	kunit_activate_static_stub(test, balloon_core_alloc_page,
+				   blocking_alloc_page);
+	return call;
+}
+
+/* One cycle; whatever happened, @call is over before the test's memory. */
+static void oom_cycle(struct fake_host *host, struct oom_call *call)
+{
+	balloon_core_run_cycle(&host->bdev);
+	if (!blocked_returned)
+		flush_work(&call->work);
+}
+
 /*
  * A cycle's sleeping allocation blocks (in reclaim, say) while the kernel
  * runs out of memory: the allocation runs without the work lock, so the
@@ -249,22 +274,11 @@ static void pressure_not_blocked_by_sleeping_alloc(struct kunit *test)
 	unsigned int calls;
 
 	fake_pressure_balloon(test, host);
-	call = kunit_kzalloc(test, sizeof(*call), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, call);
-	call->host = host;
-	init_completion(&call->done);
-	INIT_WORK(&call->work, oom_call_fn);
-	blocked_call = call;
-	blocked_returned = false;
-	kunit_activate_static_stub(test, balloon_core_alloc_page,
-				   blocking_alloc_page);
+	call = oom_during_sleeping_alloc(test, host);
 
 	host->target = 4000;
 	calls = host->calls[FAKE_INFLATE];
-	balloon_core_run_cycle(&host->bdev);
-	/* Whatever happened, the call is over before the test's memory is. */
-	if (!blocked_returned)
-		flush_work(&call->work);
+	oom_cycle(host, call);
 
 	KUNIT_EXPECT_NULL(test, blocked_call);
 	KUNIT_EXPECT_TRUE(test, blocked_returned);
@@ -290,20 +304,10 @@ static void oom_during_first_batch(struct kunit *test, bool allowed)
 
 	host->cap_flags = allowed ? BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE : 0;
 	fake_register(test, host);
-	call = kunit_kzalloc(test, sizeof(*call), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, call);
-	call->host = host;
-	init_completion(&call->done);
-	INIT_WORK(&call->work, oom_call_fn);
-	blocked_call = call;
-	blocked_returned = false;
-	kunit_activate_static_stub(test, balloon_core_alloc_page,
-				   blocking_alloc_page);
+	call = oom_during_sleeping_alloc(test, host);
 
 	host->target = 2000;
-	balloon_core_run_cycle(&host->bdev);
-	if (!blocked_returned)
-		flush_work(&call->work);
+	oom_cycle(host, call);
 
 	KUNIT_EXPECT_TRUE(test, blocked_returned);
 	KUNIT_EXPECT_EQ(test, call->freed, 0UL);

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from . import kernels
-from .guest import (BootError, BootSpec, Guest, GuestCommandError,
-                    GuestLost, boot, scan_console)
+from .guest import (BOOT_ATTEMPTS, BootError, BootSpec, Guest,
+                    GuestCommandError, GuestLost, boot, scan_console)
 from .prepare import PREPARE_ERRORS, heavy_lock, prepare
 from .qmp import QMPError
 
@@ -184,11 +184,11 @@ class Runner:
         try:
             g = self.boot(test, workdir)
         except GuestLost as exc:
-            print(f"INFRA: {self.series}/{test.name}: guest lost twice: "
-                  f"{exc}", flush=True)
-            self.report(test, "FAIL", f"INFRA: guest lost twice "
-                        f"(infrastructure, not the test): {exc}; "
-                        f"logs: {workdir}")
+            lost = f"guest lost {BOOT_ATTEMPTS} times"
+            print(f"INFRA: {self.series}/{test.name}: {lost}: {exc}",
+                  flush=True)
+            self.report(test, "FAIL", f"INFRA: {lost} (infrastructure, "
+                        f"not the test): {exc}; logs: {workdir}")
             return None
         except BootError as exc:
             self._finish(test, workdir, None, "FAIL", str(exc))

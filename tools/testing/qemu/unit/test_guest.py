@@ -1,4 +1,5 @@
-"""balloonrig.guest.retry_lost: a lost guest is tried once more."""
+"""balloonrig.guest.retry_lost: a lost guest is tried again, three
+attempts in all."""
 
 import tempfile
 import unittest
@@ -29,12 +30,21 @@ class RetryLostTest(unittest.TestCase):
         self.assertEqual(retry_lost(attempt, self.on_lost), "guest 2")
         self.assertEqual(self.told, [(1, "no RIG-READY within 120 s")])
 
-    def test_lost_twice_gives_both_reasons(self):
+    def test_lost_twice_third_wins(self):
+        def attempt(n):
+            if n < 3:
+                raise GuestLost(f"reason {n}")
+            return f"guest {n}"
+        self.assertEqual(retry_lost(attempt, self.on_lost), "guest 3")
+        self.assertEqual(self.told, [(1, "reason 1"), (2, "reason 2")])
+
+    def test_lost_every_time_gives_every_reason(self):
         def attempt(n):
             raise GuestLost(f"reason {n}")
-        with self.assertRaisesRegex(GuestLost, "^reason 1 / reason 2$"):
+        with self.assertRaisesRegex(GuestLost,
+                                    "^reason 1 / reason 2 / reason 3$"):
             retry_lost(attempt, self.on_lost)
-        self.assertEqual(self.told, [(1, "reason 1"), (2, "reason 2")])
+        self.assertEqual([n for n, _ in self.told], [1, 2, 3])
 
     def test_other_errors_are_not_retried(self):
         calls = []
