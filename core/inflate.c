@@ -345,8 +345,7 @@ static bool balloon_core_inflate_interrupted(struct balloon_core_dev *bdev,
 	return balloon_core_stat_read(bdev, BALLOON_CORE_STAT_OOM) != in->ooms ||
 	       test_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags) ||
 	       test_bit(BALLOON_CORE_F_HOLDOFF, &bdev->flags) ||
-	       test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
-	       !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
+	       balloon_core_needs_start(bdev);
 }
 
 /* Free pages of @order from the head of @pending, @n of them at most. */
@@ -377,7 +376,6 @@ balloon_core_inflate_order(struct balloon_core_dev *bdev,
 			   struct balloon_core_inflation *in, unsigned int order)
 {
 	enum balloon_core_inflated verdict = BALLOON_CORE_INFLATE_GO_ON;
-	struct page *page, *next;
 	LIST_HEAD(pending);
 
 	lockdep_assert_held(&bdev->lock);
@@ -415,11 +413,7 @@ balloon_core_inflate_order(struct balloon_core_dev *bdev,
 				      balloon_core_inflate_no_page(bdev, in,
 								   order));
 	}
-	list_for_each_entry_safe(page, next, &pending, lru) {
-		list_del(&page->lru);
-		balloon_core_free_page(bdev, page, order,
-				       BALLOON_CORE_STAT_REFUSED_FREE);
-	}
+	balloon_core_inflate_unwanted(bdev, &pending, order, UINT_MAX);
 	/* The pass is over; the cycle goes on with the next order. */
 	if (verdict == BALLOON_CORE_INFLATE_NEXT_ORDER)
 		verdict = BALLOON_CORE_INFLATE_GO_ON;

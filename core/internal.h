@@ -114,6 +114,16 @@ enum {
 	BALLOON_CORE_F_FLOOR_SAID,
 };
 
+/*
+ * Until the next cycle's @start, no method but @size_changed may run: the
+ * balloon is not started, or the host demanded a reset.
+ */
+static inline bool balloon_core_needs_start(struct balloon_core_dev *bdev)
+{
+	return test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
+	       !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags);
+}
+
 static inline void balloon_core_stat_inc(struct balloon_core_dev *bdev,
 					 enum balloon_core_stat stat)
 {

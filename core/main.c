@@ -171,8 +171,7 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 	if (test_and_clear_bit(BALLOON_CORE_F_PRESSURE, &bdev->flags)) {
 		balloon_core_pressure_deflate(bdev, &l);
 		/* No method runs after a reset the host asked for. */
-		if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
-		    !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags))
+		if (balloon_core_needs_start(bdev))
 			goto out;
 	}
 
@@ -190,8 +189,7 @@ static bool balloon_core_cycle(struct balloon_core_dev *bdev)
 	trace_balloon_core_target(bdev, target, bdev->target);
 	/* A guest reclaiming hard holds inflation off, and may deflate. */
 	if (balloon_core_floor_reclaiming(bdev, &l) &&
-	    (test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
-	     !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags)))
+	    balloon_core_needs_start(bdev))
 		goto out;
 	dir = balloon_core_direction(bdev);
 	if (dir < 0)

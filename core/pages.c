@@ -548,8 +548,7 @@ balloon_core_move_host(struct balloon_core_dev *bdev, struct page *newpage,
 	struct balloon_core_batch *batch = &bdev->batch;
 	bool taken;
 
-	if (!test_bit(BALLOON_CORE_F_STARTED, &bdev->flags) ||
-	    test_bit(BALLOON_CORE_F_RESET, &bdev->flags))
+	if (balloon_core_needs_start(bdev))
 		return BALLOON_CORE_MOVE_KEPT;
 
 	balloon_core_batch_init(bdev, 0);

@@ -157,8 +157,7 @@ static int balloon_core_oom_notify(struct notifier_block *nb,
 	*freed += balloon_core_pressure_deflate(bdev, &l);
 	mutex_unlock(&bdev->lock);
 	/* After a host reset the work loop must redo the handshake. */
-	if (test_bit(BALLOON_CORE_F_RESET, &bdev->flags) ||
-	    !test_bit(BALLOON_CORE_F_STARTED, &bdev->flags))
+	if (balloon_core_needs_start(bdev))
 		balloon_core_kick(bdev);
 	return NOTIFY_OK;
 }
