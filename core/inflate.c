@@ -177,6 +177,11 @@ static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
 	}
 	balloon_core_stat_inc(bdev, stat);
 	page = balloon_core_alloc_page(gfp, order);
+	/* A huge page needs its slot in the balloon now, without the lock. */
+	if (page && order && balloon_core_reserve(bdev, page, order)) {
+		__free_pages(page, order);
+		page = NULL;
+	}
 	if (!page)
 		balloon_core_stat_inc(bdev, fail);
 	/* A huge page is 512 pages' worth of work (and zeroing). */
@@ -261,6 +266,7 @@ balloon_core_inflate_batch(struct balloon_core_dev *bdev,
 		trace_balloon_core_refused(bdev, page_to_pfn(page), order,
 					   batch->status[i]);
 		if (order) {
+			balloon_core_unreserve(bdev, page, order);
 			split_page(page, order);
 			for (j = 0; j < (1U << order); j++)
 				list_add_tail(&page[j].lru, &bdev->prealloc);

@@ -165,6 +165,8 @@ int balloon_core_param_check(const char *name, unsigned int val);
 struct page *balloon_core_alloc_page(gfp_t gfp, unsigned int order);
 size_t balloon_core_dequeue_4k(struct balloon_core_dev *bdev,
 			       struct list_head *list, size_t n);
+int balloon_core_own_slot(struct balloon_core_dev *bdev, struct page *page,
+			  unsigned int order);
 bool balloon_core_run_cycle(struct balloon_core_dev *bdev);
 unsigned long balloon_core_floor_curve(unsigned long guest);
 int balloon_core_floor_parse(const char *val, unsigned long *pages);
@@ -200,7 +202,15 @@ bool balloon_core_inflate(struct balloon_core_dev *bdev,
 			  const struct balloon_core_limits *l, bool slow);
 
 /* pages.c */
+/* The marks of a ballooned page in &balloon_core_dev.own (pages.c). */
+#define BALLOON_CORE_OWN_READY	XA_MARK_0	/* taken first */
+#define BALLOON_CORE_OWN_KEPT	XA_MARK_1	/* the host kept it: last */
 void balloon_core_pages_init(struct balloon_core_dev *bdev);
+void balloon_core_pages_exit(struct balloon_core_dev *bdev);
+int balloon_core_reserve(struct balloon_core_dev *bdev, struct page *page,
+			 unsigned int order);
+void balloon_core_unreserve(struct balloon_core_dev *bdev, struct page *page,
+			    unsigned int order);
 void balloon_core_free_page(struct balloon_core_dev *bdev, struct page *page,
 			    unsigned int order, enum balloon_core_stat stat);
 void balloon_core_pages_start(struct balloon_core_dev *bdev);

@@ -503,6 +503,7 @@ void balloon_core_unregister(struct balloon_core_dev *bdev)
 
 	balloon_core_debugfs_remove(bdev);
 	balloon_core_batch_free(bdev);
+	balloon_core_pages_exit(bdev);
 }
 EXPORT_SYMBOL_NS_GPL(balloon_core_unregister, BALLOON_CORE_NS);
 

@@ -4,8 +4,13 @@
  * balloon, and how balloon compaction moves them.
  *
  * 4 KiB pages live in &balloon_core_dev.b_dev_info, the kernel's balloon
- * page list (mm/balloon_compaction.c), where compaction can isolate and
- * migrate them; larger pages on the core's own lists, one per order.
+ * page list (mm/balloon_compaction.c, since 7.0 mm/balloon.c), where
+ * compaction can isolate and migrate them.  Larger pages, and 4 KiB pages
+ * the host would not release, live in the core's own arrays, one xarray
+ * per order indexed by PFN: they do not use the page's lru or mapping,
+ * which upstream means to take from balloon pages.  Lists through lru
+ * carry only pages that are nobody's but the core's (just allocated, or
+ * just taken out of the balloon), as the kernel's own balloon API does.
  * Every ballooned page is PageOffline, so that hibernation and kdump do not
  * read it (which would make the host back it again).
  *
@@ -25,6 +30,7 @@
 #include <linux/pagemap.h>
 #include <linux/sched.h>
 #include <linux/vmstat.h>
+#include <linux/xarray.h>
 
 #include "internal.h"
 #include "ops.h"
@@ -59,6 +65,81 @@ gfp_t balloon_core_page_gfp(void)
 }
 EXPORT_SYMBOL_IF_KUNIT(balloon_core_page_gfp);
 
+/*
+ * The core's own arrays.  Every page of order 1 and above has its slot
+ * from the moment it is allocated for the balloon (reserved, while the
+ * cycle offers it to the host) until it is freed: while it is in the
+ * balloon its entry is marked, ready (taken first) or kept (the host
+ * would not release it: taken last), and while it is out of the balloon
+ * on its way to the host or back, it is present and unmarked.  So no
+ * entry of those orders needs memory under the work lock.  A 4 KiB page
+ * the host keeps gets its slot when it is kept, without reclaim, and
+ * loses it when it is taken again.  The marks are in internal.h.
+ */
+static unsigned long balloon_core_own_index(struct page *page,
+					    unsigned int order)
+{
+	return page_to_pfn(page) >> order;
+}
+
+/**
+ * balloon_core_own_slot() - make room for a page in the core's own array
+ * @bdev: the balloon.
+ * @page: the page.
+ * @order: its order.
+ *
+ * The only allocation of the own arrays, without reclaim, so that KUnit
+ * suites can replace it with a static stub to make it fail.  A slot that
+ * holds the page already stays as it is.
+ *
+ * Context: Any context that may allocate with %GFP_NOWAIT.
+ * Return: 0, or -%ENOMEM.
+ */
+VISIBLE_IF_KUNIT int balloon_core_own_slot(struct balloon_core_dev *bdev,
+					   struct page *page,
+					   unsigned int order)
+{
+	KUNIT_STATIC_STUB_REDIRECT(balloon_core_own_slot, bdev, page, order);
+	return xa_reserve(&bdev->own[order],
+			  balloon_core_own_index(page, order),
+			  GFP_NOWAIT | __GFP_NOWARN);
+}
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_own_slot);
+
+/**
+ * balloon_core_reserve() - make room for a new page above 4 KiB
+ * @bdev: the balloon.
+ * @page: the page, just allocated for the balloon.
+ * @order: its order, above 0.
+ *
+ * Called while the inflation allocates, without the work lock, so that
+ * the page can join the balloon under the lock without allocating.  The
+ * slot goes when the page is freed (balloon_core_free_page()) or split
+ * (balloon_core_unreserve()).
+ *
+ * Context: Process context, without the work lock.
+ * Return: 0, or -%ENOMEM: the page cannot join the balloon.
+ */
+int balloon_core_reserve(struct balloon_core_dev *bdev, struct page *page,
+			 unsigned int order)
+{
+	return balloon_core_own_slot(bdev, page, order);
+}
+
+/**
+ * balloon_core_unreserve() - a page above 4 KiB will not join the balloon
+ * @bdev: the balloon.
+ * @page: the page, reserved by balloon_core_reserve(), about to be split.
+ * @order: its order.
+ *
+ * Context: Any context.
+ */
+void balloon_core_unreserve(struct balloon_core_dev *bdev, struct page *page,
+			    unsigned int order)
+{
+	xa_erase(&bdev->own[order], balloon_core_own_index(page, order));
+}
+
 /**
  * balloon_core_free_page() - give a page back to the guest and count it
  * @bdev: the balloon.
@@ -66,12 +147,16 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_core_page_gfp);
  * @order: its order.
  * @stat: the counter for it.
  *
+ * A page above 4 KiB gives up its slot in the core's own array.
+ *
  * Context: Any context that may free pages.
  */
 void balloon_core_free_page(struct balloon_core_dev *bdev,
 			    struct page *page, unsigned int order,
 			    enum balloon_core_stat stat)
 {
+	if (order)
+		balloon_core_unreserve(bdev, page, order);
 	__free_pages(page, order);
 	balloon_core_stat_inc(bdev, stat);
 }
@@ -80,9 +165,9 @@ void balloon_core_free_page(struct balloon_core_dev *bdev,
  * Who counts a ballooned page.  The guest's managed page count (MemTotal)
  * leaves out ballooned pages where the transport chose so
  * (%BALLOON_CORE_CAP_ADJUST_MANAGED), and NR_BALLOON_PAGES ("Balloon:" in
- * /proc/meminfo, since 6.15) counts them all.  A page on one of the core's
- * own lists (pages above 4 KiB, and 4 KiB pages the host would not
- * release) is counted here, when it joins or leaves the list.  For a 4 KiB
+ * /proc/meminfo, since 6.15) counts them all.  A page in one of the core's
+ * own arrays (pages above 4 KiB, and 4 KiB pages the host would not
+ * release) is counted here, when it joins or leaves the array.  For a 4 KiB
  * page on the kernel's balloon list the kernel counts NR_BALLOON_PAGES,
  * and since 7.0 the managed pages too; before, the core counts those.
  */
@@ -146,38 +231,55 @@ static void balloon_core_mark_offline(struct page *page, unsigned int order,
 	}
 }
 
-/* A page joins one of the core's own lists, at the head or the tail. */
-static void balloon_core_own_add(struct balloon_core_dev *bdev,
+/*
+ * A page joins the core's own array for its order, ready or kept.  Its slot
+ * is there already, unless it is a 4 KiB page the host keeps: one that
+ * finds no room without reclaim returns false and stays out.
+ */
+static bool balloon_core_own_add(struct balloon_core_dev *bdev,
 				 struct page *page, unsigned int order,
-				 bool tail)
+				 bool kept)
 {
+	struct xarray *xa = &bdev->own[order];
+	unsigned long index = balloon_core_own_index(page, order);
+
+	if (!order && balloon_core_own_slot(bdev, page, order))
+		return false;
+	/* Into a slot that exists: nothing to allocate, nothing to fail. */
+	if (WARN_ON_ONCE(xa_is_err(xa_store(xa, index, page, GFP_NOWAIT))))
+		return false;
+	xa_set_mark(xa, index, kept ? BALLOON_CORE_OWN_KEPT :
+				      BALLOON_CORE_OWN_READY);
 	balloon_core_mark_offline(page, order, true);
 	balloon_core_count(bdev, page, order, true);
-	if (tail)
-		list_add_tail(&page->lru, &bdev->pages[order]);
-	else
-		list_add(&page->lru, &bdev->pages[order]);
 	bdev->nr_pages[order]++;
+	return true;
 }
 
 /*
- * Take up to @n pages off one of the core's own lists: for order 0, the
- * 4 KiB pages the host would not release.
+ * Take up to @n pages marked @mark out of the core's own array for @order.
+ * Pages above 4 KiB keep their slot, unmarked; 4 KiB pages give it up.
  */
 static unsigned int balloon_core_own_take(struct balloon_core_dev *bdev,
-					  unsigned int order,
+					  unsigned int order, xa_mark_t mark,
 					  struct list_head *list,
 					  unsigned int n)
 {
-	struct page *page, *next;
+	struct xarray *xa = &bdev->own[order];
 	unsigned int got = 0;
+	unsigned long index;
+	struct page *page;
 
-	list_for_each_entry_safe(page, next, &bdev->pages[order], lru) {
+	xa_for_each_marked(xa, index, page, mark) {
 		if (got == n)
 			break;
-		list_move_tail(&page->lru, list);
+		if (order)
+			xa_clear_mark(xa, index, mark);
+		else
+			xa_erase(xa, index);
 		balloon_core_count(bdev, page, order, false);
 		balloon_core_mark_offline(page, order, false);
+		list_add_tail(&page->lru, list);
 		got++;
 	}
 	bdev->nr_pages[order] -= got;
@@ -189,6 +291,8 @@ static unsigned int balloon_core_own_take(struct balloon_core_dev *bdev,
  * @bdev: the balloon.
  * @page: the page, which the host took.
  * @order: its order, above 0.
+ *
+ * The page has its slot since balloon_core_reserve().
  *
  * Context: Work lock held.
  */
@@ -263,9 +367,10 @@ void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
  * @list: where to put them.
  * @n: how many at most.
  *
- * 4 KiB pages come off the kernel's list first, and those the host would
- * not release last.  Pages isolated for migration are not on the lists
- * and are not taken.  Pages taken no longer count as ballooned.
+ * Pages the host would not release come last: 4 KiB pages after those on
+ * the kernel's list, larger ones after the ready ones.  Pages isolated for
+ * migration are not on the list and are not taken.  Pages taken no longer
+ * count as ballooned.
  *
  * Context: Work lock held.
  * Return: how many were taken.
@@ -276,8 +381,11 @@ unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
 {
 	unsigned int got = 0;
 
-	if (order)
-		return balloon_core_own_take(bdev, order, list, n);
+	if (order) {
+		got = balloon_core_own_take(bdev, order, BALLOON_CORE_OWN_READY,
+					    list, n);
+		goto kept;
+	}
 
 	/* In chunks, with interrupts on between them. */
 	while (got < n) {
@@ -295,8 +403,10 @@ unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
 		if (took < want)
 			break;
 	}
-	if (got < n && !list_empty(&bdev->pages[0]))
-		got += balloon_core_own_take(bdev, 0, list, n - got);
+kept:
+	if (got < n)
+		got += balloon_core_own_take(bdev, order, BALLOON_CORE_OWN_KEPT,
+					     list, n - got);
 	return got;
 }
 
@@ -355,9 +465,9 @@ static void balloon_core_reinsert_list(struct balloon_core_dev *bdev,
  * @order: their order.
  * @list: the pages; emptied.
  *
- * After a host command failed as a whole: the pages go back where the
- * next deflate takes them first (4 KiB pages the host would not release
- * before may join the kernel's list now).
+ * After a host command failed as a whole: the pages go back as ready
+ * pages (4 KiB pages the host would not release before join the kernel's
+ * list now).
  *
  * Context: Process context, work lock held; may sleep.
  */
@@ -370,7 +480,7 @@ void balloon_core_requeue(struct balloon_core_dev *bdev,
 		balloon_core_reinsert_list(bdev, list);
 		return;
 	}
-	list_for_each_entry_safe_reverse(page, next, list, lru) {
+	list_for_each_entry_safe(page, next, list, lru) {
 		list_del(&page->lru);
 		balloon_core_own_add(bdev, page, order, false);
 	}
@@ -382,9 +492,11 @@ void balloon_core_requeue(struct balloon_core_dev *bdev,
  * @order: their order.
  * @list: the pages, taken by balloon_core_dequeue(); emptied.
  *
- * They go on the core's own list for their order, at the far end, so that
+ * They go in the core's own array for their order, marked kept, so that
  * the next deflate tries every other page before them.  4 KiB pages there
- * are not on the kernel's list: compaction does not move them.
+ * are not on the kernel's list: compaction does not move them.  A 4 KiB
+ * page for which the array has no room without reclaim goes back on the
+ * kernel's list instead: it is still in the balloon, only not last.
  *
  * Context: Process context, work lock held; may sleep.
  */
@@ -392,11 +504,14 @@ void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
 			       unsigned int order, struct list_head *list)
 {
 	struct page *page, *next;
+	LIST_HEAD(back);
 
 	list_for_each_entry_safe(page, next, list, lru) {
 		list_del(&page->lru);
-		balloon_core_own_add(bdev, page, order, true);
+		if (!balloon_core_own_add(bdev, page, order, true))
+			list_add_tail(&page->lru, &back);
 	}
+	balloon_core_reinsert_list(bdev, &back);
 }
 
 /**
@@ -716,11 +831,27 @@ void balloon_core_pages_init(struct balloon_core_dev *bdev)
 	unsigned int order;
 
 	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++)
-		INIT_LIST_HEAD(&bdev->pages[order]);
+		xa_init(&bdev->own[order]);
 	balloon_devinfo_init(&bdev->b_dev_info);
 #if BALLOON_CORE_MIGRATION
 	bdev->b_dev_info.migratepage = balloon_core_migratepage;
 #endif
 	INIT_LIST_HEAD(&bdev->refused);
 	INIT_LIST_HEAD(&bdev->prealloc);
+}
+
+/**
+ * balloon_core_pages_exit() - tear down an empty balloon's page arrays
+ * @bdev: the balloon, being unregistered, after balloon_core_drop_all().
+ *
+ * Context: Process context, no work cycle running.
+ */
+void balloon_core_pages_exit(struct balloon_core_dev *bdev)
+{
+	unsigned int order;
+
+	for (order = 0; order <= BALLOON_CORE_MAX_ORDER; order++) {
+		WARN_ON_ONCE(!xa_empty(&bdev->own[order]));
+		xa_destroy(&bdev->own[order]);
+	}
 }

@@ -151,11 +151,12 @@ static void deflate_tries_kept_page_last(struct kunit *test)
 	/* Next time every other page goes first. */
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 1);
-	/* It waits on the core's own list, not the kernel's. */
+	/* It waits in the core's own array, not on the kernel's list. */
 	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.b_dev_info.pages));
-	KUNIT_EXPECT_PTR_EQ(test, list_first_entry_or_null(&host->bdev.pages[0],
-							   struct page, lru),
+	KUNIT_EXPECT_PTR_EQ(test, xa_load(&host->bdev.own[0], host->keep_pfn),
 			    first);
+	KUNIT_EXPECT_TRUE(test, xa_get_mark(&host->bdev.own[0], host->keep_pfn,
+					    BALLOON_CORE_OWN_KEPT));
 	KUNIT_EXPECT_TRUE(test, PageOffline(first));
 	/* Still a ballooned page, where the kernel counts them. */
 	if (counted)
@@ -166,6 +167,49 @@ static void deflate_tries_kept_page_last(struct kunit *test)
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 0);
+	if (counted)
+		KUNIT_EXPECT_EQ(test, meminfo_balloon_delta(balloon), 0);
+	expect_consistent(test, host);
+}
+
+/*
+ * A 4 KiB page the host keeps finds no room in the core's array without
+ * reclaim: it goes back on the kernel's list, still in the balloon and
+ * counted, and is offered again with the others.
+ */
+static void deflate_kept_page_without_slot_stays(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned long balloon = meminfo_balloon_now();
+	bool counted = BALLOON_KUNIT_COUNTED;
+	struct page *first;
+	unsigned int i;
+
+	host->slot_ok = 0;
+	fake_register(test, host);
+	host->target = 1000;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+
+	first = list_first_entry(&host->bdev.b_dev_info.pages, struct page,
+				 lru);
+	host->keep_pfn = page_to_pfn(first);
+	host->target = 0;
+	for (i = 0; i < 50 && host->bdev.size > 1; i++)
+		balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 1);
+	KUNIT_EXPECT_GE(test, host->slots, 1U);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&host->bdev.own[0]));
+	KUNIT_EXPECT_FALSE(test, list_empty(&host->bdev.b_dev_info.pages));
+	KUNIT_EXPECT_TRUE(test, PageOffline(first));
+	if (counted)
+		KUNIT_EXPECT_EQ(test, meminfo_balloon_delta(balloon), 1);
+	expect_consistent(test, host);
+
+	host->keep_pfn = 0;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
 	if (counted)
 		KUNIT_EXPECT_EQ(test, meminfo_balloon_delta(balloon), 0);
 	expect_consistent(test, host);
@@ -215,6 +259,7 @@ static struct kunit_case balloon_core_deflate_cases[] = {
 	KUNIT_CASE(deflate_rate_limited_and_halved_on_error),
 	KUNIT_CASE(deflate_page_host_keeps_stays_in_balloon),
 	KUNIT_CASE(deflate_tries_kept_page_last),
+	KUNIT_CASE(deflate_kept_page_without_slot_stays),
 	KUNIT_CASE(deflate_takes_pages_in_bounded_chunks),
 	KUNIT_CASE(huge_deflate_keeps_2m_slack),
 	{ }

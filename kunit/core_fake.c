@@ -203,6 +203,25 @@ static struct page *fake_alloc_page(gfp_t gfp, unsigned int order)
 	return alloc_pages(gfp, order);
 }
 
+/*
+ * Room in the core's own arrays, as the core makes it.  A huge page gets
+ * its slot while the inflation allocates, without the work lock; a kept
+ * 4 KiB page under it, without reclaim.
+ */
+static int fake_own_slot(struct balloon_core_dev *bdev, struct page *page,
+			 unsigned int order)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct fake_host *host = test->priv;
+
+	if (order && mutex_is_locked(&bdev->lock))
+		host->slot_locked = true;
+	if (host->slots++ >= host->slot_ok)
+		return -ENOMEM;
+	return xa_reserve(&bdev->own[order], page_to_pfn(page) >> order,
+			  GFP_NOWAIT | __GFP_NOWARN);
+}
+
 /* Count what the core takes under each hold of the balloon's page lock. */
 static size_t fake_dequeue_4k(struct balloon_core_dev *bdev,
 			      struct list_head *list, size_t n)
@@ -242,6 +261,7 @@ int core_fake_init(struct kunit *test)
 	host->nosleep_ok = FAKE_NEVER;
 	host->sleep_ok = FAKE_NEVER;
 	host->huge_ok = FAKE_NEVER;
+	host->slot_ok = FAKE_NEVER;
 	xa_init(&host->held);
 	test->priv = host;
 	kunit_activate_static_stub(test, balloon_core_alloc_page,
@@ -249,6 +269,7 @@ int core_fake_init(struct kunit *test)
 	kunit_activate_static_stub(test, balloon_core_dequeue_4k,
 				   fake_dequeue_4k);
 	kunit_activate_static_stub(test, balloon_core_refaults, fake_refaults);
+	kunit_activate_static_stub(test, balloon_core_own_slot, fake_own_slot);
 	return 0;
 }
 

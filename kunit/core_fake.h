@@ -27,6 +27,7 @@
 #include <linux/xarray.h>
 
 #include "../core/internal.h"
+#include "pages_check.h"
 
 enum fake_op {
 	FAKE_START,
@@ -86,6 +87,9 @@ struct fake_host {
 	unsigned int sleep_allocs;
 	unsigned int huge_allocs;
 	bool bad_gfp;
+	unsigned int slot_ok;		/* own-array slots before failing */
+	unsigned int slots;
+	bool slot_locked;		/* a huge page's slot under the work lock */
 	unsigned long refaults;		/* added to the guest's own refaults */
 
 	/* what the host saw */
@@ -182,7 +186,9 @@ static inline void expect_consistent(struct kunit *test, struct fake_host *host)
 	KUNIT_EXPECT_EQ(test, host->bdev.size, (u64)fake_held(host));
 	KUNIT_EXPECT_FALSE(test, host->protocol_error);
 	KUNIT_EXPECT_FALSE(test, host->bad_gfp);
+	KUNIT_EXPECT_FALSE(test, host->slot_locked);
 	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.refused));
+	expect_own_arrays(test, &host->bdev);
 }
 
 #endif /* _BALLOON_KUNIT_CORE_FAKE_H */

@@ -254,6 +254,39 @@ static void huge_inflate_prefers_2m_pages(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+/*
+ * A huge page with no room in the core's array (which the inflation makes
+ * without reclaim, before it takes the work lock) counts as one the guest
+ * could not spare: it is freed, and 4 KiB pages make up the target.
+ */
+static void huge_without_slot_freed_4k_instead(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+
+	host->orders = BIT(0) | BIT(HUGE_ORDER);
+	host->slot_ok = 1;
+	fake_register(test, host);
+	host->target = 4 * HUGE_PAGES;
+	balloon_core_run_cycle(&host->bdev);
+	while (host->bdev.size < host->target &&
+	       host->calls[FAKE_INFLATE] < 100)
+		balloon_core_run_cycle(&host->bdev);
+
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 4 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 3 * HUGE_PAGES);
+	KUNIT_EXPECT_GE(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC_FAIL), 1);
+	expect_consistent(test, host);
+
+	host->target = 0;
+	while (host->bdev.size && host->calls[FAKE_DEFLATE] < 100)
+		balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_FREE), 1);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&host->bdev.own[HUGE_ORDER]));
+	expect_consistent(test, host);
+}
+
 static void block_alloc_splits_whole_blocks(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
@@ -408,6 +441,7 @@ static struct kunit_case balloon_core_inflate_cases[] = {
 	KUNIT_CASE(target_beyond_memory_clamped),
 	KUNIT_CASE(target_flapping_bounded_per_cycle),
 	KUNIT_CASE(huge_inflate_prefers_2m_pages),
+	KUNIT_CASE(huge_without_slot_freed_4k_instead),
 	KUNIT_CASE(huge_page_costs_one_allocation),
 	KUNIT_CASE(block_alloc_splits_whole_blocks),
 	KUNIT_CASE(block_alloc_failure_takes_single_pages),

@@ -31,6 +31,7 @@
 
 #include "../core/internal.h"
 #include "mm_fake.h"
+#include "pages_check.h"
 #include "../transports/vmw/vmw.h"
 
 #define MODEL_REFUSE	4
@@ -395,6 +396,7 @@ static void expect_in_step(struct kunit *test, struct balloon_core_dev *bdev)
 
 	mutex_lock(&bdev->lock);
 	KUNIT_EXPECT_EQ(test, bdev->size, m->held);
+	expect_own_arrays(test, bdev);
 	mutex_unlock(&bdev->lock);
 }
 

@@ -24,6 +24,7 @@
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
 #include <balloon/compat.h>
 
@@ -322,8 +323,11 @@ struct balloon_core_rate {
  * @batch: the batch handed to the transport; its arrays hold
  *	%BALLOON_CORE_MAX_BATCH entries, allocated at registration and freed
  *	at unregister.  Contents protected by @lock.
- * @pages: the ballooned pages of order 1 and above, one list per order.
- *	Protected by @lock.
+ * @own: the core's own arrays of pages, one per order, indexed by PFN: the
+ *	ballooned pages of order 1 and above, and the 4 KiB pages the host
+ *	would not release (core/pages.c says which entries mean what).
+ *	Changed under @lock, except that the inflation reserves slots for
+ *	new pages without it; each array's own lock nests inside @lock.
  * @b_dev_info: the ballooned 4 KiB pages, movable by balloon compaction.
  *	Its list and isolated_pages are protected by its own pages_lock (the
  *	MM isolates pages under it without @lock); isolated_pages is also
@@ -386,7 +390,7 @@ struct balloon_core_dev {
 	struct delayed_work work;
 	struct balloon_core_caps caps;
 	struct balloon_core_batch batch;
-	struct list_head pages[BALLOON_CORE_MAX_ORDER + 1];
+	struct xarray own[BALLOON_CORE_MAX_ORDER + 1];
 	struct balloon_dev_info b_dev_info;
 	unsigned long nr_pages[BALLOON_CORE_MAX_ORDER + 1];
 	struct list_head refused;
