@@ -128,11 +128,13 @@ static unsigned long meminfo_balloon_now(void)
 #endif
 }
 
-static void deflate_tries_kept_page_last(struct kunit *test)
+/*
+ * A balloon of 1000 pages, asked to deflate to 0 by a host that will never
+ * give back the first page the balloon offers.  Returns that page.
+ */
+static struct page *fill_keeping_first(struct kunit *test,
+				       struct fake_host *host)
 {
-	struct fake_host *host = test->priv;
-	unsigned long balloon = meminfo_balloon_now();
-	bool counted = BALLOON_KUNIT_COUNTED;
 	struct page *first;
 
 	fake_register(test, host);
@@ -140,11 +142,21 @@ static void deflate_tries_kept_page_last(struct kunit *test)
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
 
-	/* The host will never give back the first page the balloon offers. */
 	first = list_first_entry(&host->bdev.b_dev_info.pages, struct page,
 				 lru);
 	host->keep_pfn = page_to_pfn(first);
 	host->target = 0;
+	return first;
+}
+
+static void deflate_tries_kept_page_last(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	unsigned long balloon = meminfo_balloon_now();
+	bool counted = BALLOON_KUNIT_COUNTED;
+	struct page *first;
+
+	first = fill_keeping_first(test, host);
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000 - 63);
 
@@ -186,15 +198,7 @@ static void deflate_kept_page_without_slot_stays(struct kunit *test)
 	unsigned int i;
 
 	host->slot_ok = 0;
-	fake_register(test, host);
-	host->target = 1000;
-	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
-
-	first = list_first_entry(&host->bdev.b_dev_info.pages, struct page,
-				 lru);
-	host->keep_pfn = page_to_pfn(first);
-	host->target = 0;
+	first = fill_keeping_first(test, host);
 	for (i = 0; i < 50 && host->bdev.size > 1; i++)
 		balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 1);
