@@ -67,14 +67,15 @@ EXPORT_SYMBOL_IF_KUNIT(balloon_core_page_gfp);
 
 /*
  * The core's own arrays.  Every page of order 1 and above has its slot
- * from the moment it is allocated for the balloon (reserved, while the
- * cycle offers it to the host) until it is freed: while it is in the
- * balloon its entry is marked, ready (taken first) or kept (the host
- * would not release it: taken last), and while it is out of the balloon
- * on its way to the host or back, it is present and unmarked.  So no
- * entry of those orders needs memory under the work lock.  A 4 KiB page
- * the host keeps gets its slot when it is kept, without reclaim, and
- * loses it when it is taken again.  The marks are in internal.h.
+ * from the moment it is allocated for the balloon until it is freed or
+ * split: reserved (empty) while the cycle offers the page to the host;
+ * while the page is in the balloon, holding it and marked ready (taken
+ * first) or kept (the host would not release it: taken last); and while
+ * a deflate or a migration has it out, holding it unmarked.  So no entry
+ * of those orders needs memory under the work lock.  A 4 KiB page the
+ * host keeps gets its slot when it is kept, without reclaim, and loses it
+ * when it is taken again.  Within a mark, pages go in PFN order.  The
+ * marks are in internal.h.
  */
 static unsigned long balloon_core_own_index(struct page *page,
 					    unsigned int order)
@@ -132,7 +133,7 @@ int balloon_core_reserve(struct balloon_core_dev *bdev, struct page *page,
  * @page: the page, reserved by balloon_core_reserve(), about to be split.
  * @order: its order.
  *
- * Context: Any context.
+ * Context: Process context.
  */
 void balloon_core_unreserve(struct balloon_core_dev *bdev, struct page *page,
 			    unsigned int order)
@@ -149,7 +150,7 @@ void balloon_core_unreserve(struct balloon_core_dev *bdev, struct page *page,
  *
  * A page above 4 KiB gives up its slot in the core's own array.
  *
- * Context: Any context that may free pages.
+ * Context: Process context.
  */
 void balloon_core_free_page(struct balloon_core_dev *bdev,
 			    struct page *page, unsigned int order,
@@ -234,7 +235,10 @@ static void balloon_core_mark_offline(struct page *page, unsigned int order,
 /*
  * A page joins the core's own array for its order, ready or kept.  Its slot
  * is there already, unless it is a 4 KiB page the host keeps: one that
- * finds no room without reclaim returns false and stays out.
+ * finds no room without reclaim returns false and stays out, for the
+ * caller to put elsewhere.  A larger page always has its slot; should the
+ * store fail all the same (a bug), the page is left alone, since the host
+ * holds it, and the balloon is one page short of its size for good.
  */
 static bool balloon_core_own_add(struct balloon_core_dev *bdev,
 				 struct page *page, unsigned int order,
@@ -246,7 +250,8 @@ static bool balloon_core_own_add(struct balloon_core_dev *bdev,
 	if (!order && balloon_core_own_slot(bdev, page, order))
 		return false;
 	/* Into a slot that exists: nothing to allocate, nothing to fail. */
-	if (WARN_ON_ONCE(xa_is_err(xa_store(xa, index, page, GFP_NOWAIT))))
+	if (WARN_ON_ONCE(xa_is_err(xa_store(xa, index, page,
+					    GFP_NOWAIT | __GFP_NOWARN))))
 		return false;
 	xa_set_mark(xa, index, kept ? BALLOON_CORE_OWN_KEPT :
 				      BALLOON_CORE_OWN_READY);
@@ -496,7 +501,9 @@ void balloon_core_requeue(struct balloon_core_dev *bdev,
  * the next deflate tries every other page before them.  4 KiB pages there
  * are not on the kernel's list: compaction does not move them.  A 4 KiB
  * page for which the array has no room without reclaim goes back on the
- * kernel's list instead: it is still in the balloon, only not last.
+ * kernel's list instead, still in the balloon, where the next deflate
+ * offers it first; it gets another chance at a slot if the host keeps it
+ * again.
  *
  * Context: Process context, work lock held; may sleep.
  */
@@ -508,7 +515,7 @@ void balloon_core_requeue_kept(struct balloon_core_dev *bdev,
 
 	list_for_each_entry_safe(page, next, list, lru) {
 		list_del(&page->lru);
-		if (!balloon_core_own_add(bdev, page, order, true))
+		if (!balloon_core_own_add(bdev, page, order, true) && !order)
 			list_add_tail(&page->lru, &back);
 	}
 	balloon_core_reinsert_list(bdev, &back);
@@ -821,7 +828,7 @@ out_unlock:
 #endif
 
 /**
- * balloon_core_pages_init() - set up an empty balloon's page lists
+ * balloon_core_pages_init() - set up an empty balloon's page list and arrays
  * @bdev: the balloon, being registered.
  *
  * Context: Process context, before the balloon is live.

@@ -217,7 +217,8 @@ struct balloon_core_ops {
  * @BALLOON_CORE_STAT_RESET: resets (host-demanded or transport-requested).
  * @BALLOON_CORE_STAT_CLAMPED: host targets clamped to guest memory.
  * @BALLOON_CORE_STAT_HUGE_ALLOC: huge-page allocations.
- * @BALLOON_CORE_STAT_HUGE_ALLOC_FAIL: failed huge-page allocations.
+ * @BALLOON_CORE_STAT_HUGE_ALLOC_FAIL: failed huge-page allocations, and huge
+ *	pages freed at once for want of a slot in the balloon (core/pages.c).
  * @BALLOON_CORE_STAT_HUGE_FREE: ballooned huge pages given back.
  * @BALLOON_CORE_STAT_HUGE_SPLIT: refused huge pages split into 4 KiB pages.
  * @BALLOON_CORE_STAT_PRESSURE: pressure deflates that gave pages back: by
@@ -324,8 +325,9 @@ struct balloon_core_rate {
  *	%BALLOON_CORE_MAX_BATCH entries, allocated at registration and freed
  *	at unregister.  Contents protected by @lock.
  * @own: the core's own arrays of pages, one per order, indexed by PFN: the
- *	ballooned pages of order 1 and above, and the 4 KiB pages the host
- *	would not release (core/pages.c says which entries mean what).
+ *	ballooned pages of order 1 and above (with slots for those on their
+ *	way in or out), and the 4 KiB pages the host would not release
+ *	(core/pages.c says which entries mean what).
  *	Changed under @lock, except that the inflation reserves slots for
  *	new pages without it; each array's own lock nests inside @lock.
  * @b_dev_info: the ballooned 4 KiB pages, movable by balloon compaction.
