@@ -5,6 +5,9 @@
 it in the cache under the hash of its inputs, and prints the binary's path
 on its last line; a second run only prints it.  :func:`binary` runs it.
 
+$BALLOON_VMW_QEMU, if set, names a binary to use instead (one built by
+hand from a changed device, say) and nothing is built.
+
 The script takes the machine-wide heavy lock for the build.  A caller that
 holds that lock already (the runner does, for its whole run) passes its
 lock file: the script gets it as descriptor 9, where ``scripts/lib.sh``
@@ -28,9 +31,15 @@ LOCK_FD = 9
 
 def binary(cache: str | os.PathLike | None = None,
            lock_file: IO | None = None) -> Path:
-    """Return the path of the QEMU binary with the VMware balloon, building
-    it first if needed.  Raises RuntimeError (with the script's last error
-    lines) when it cannot be had."""
+    """Return the path of the QEMU binary with the VMware balloon
+    ($BALLOON_VMW_QEMU if set), building it first if needed.  Raises
+    RuntimeError (with the script's last error lines) when it cannot be
+    had."""
+    given = os.environ.get("BALLOON_VMW_QEMU")
+    if given:
+        if not os.access(given, os.X_OK):
+            raise RuntimeError(f"BALLOON_VMW_QEMU={given} is not executable")
+        return Path(given)
     env = dict(os.environ, BALLOON_CACHE=str(cache_root(cache)))
     fds: tuple[int, ...] = ()
     preexec = None

@@ -1,0 +1,255 @@
+"""VMware guests: the in-tree vmw_balloon and our balloon_vmw against our
+QEMU device on the backdoor port 0x5670 (tools/testing/qemu/vmw-balloon/).
+
+The guests boot with ``memtest=1``: the kernel writes every free page once
+at boot, so all of the guest's memory is resident in QEMU before a test
+starts, and the drop of QEMU's RSS while the balloon inflates is what the
+device gave back, whichever pages the guest chose.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from balloonrig.runner import Context, expect, rigtest, wait_for
+
+from .helpers import GIB, MIB, debugfs_stats, meminfo_avail, move_balloon
+
+#: The device's capability bits (drivers/misc/vmw_balloon.c).
+CAP_BASIC, CAP_BATCHED, CAP_2M, CAP_64BIT = 1 << 1, 1 << 2, 1 << 3, 1 << 5
+#: What a host offers that batches 4 KiB pages only.
+CAPS_4K = CAP_BASIC | CAP_BATCHED | CAP_64BIT
+
+#: The part of the balloon QEMU's RSS must give back.
+RSS_RETURNED = 0.98
+
+VMW = {"mem_mib": 2048, "cmdline": ("memtest=1",)}
+OURS = {"needs_modules": True, **VMW}
+FRAME = 4096
+
+
+def qom_get(ctx: Context, prop: str):
+    """A property of the guest's vmware-balloon device."""
+    return ctx.guest.qmp.execute("qom-get", path="/machine/peripheral/balloon0",
+                                 property=prop)
+
+
+def qom_set(ctx: Context, prop: str, value) -> None:
+    """Set a property of the guest's vmware-balloon device."""
+    ctx.guest.qmp.execute("qom-set", path="/machine/peripheral/balloon0",
+                          property=prop, value=value)
+
+
+def qemu_rss(ctx: Context) -> int:
+    """QEMU's resident memory, in bytes."""
+    assert ctx.guest.proc is not None
+    with open(f"/proc/{ctx.guest.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def vmmemctl_current(ctx: Context) -> int:
+    """The balloon's size in 4 KiB frames, from the guest's
+    /sys/kernel/debug/vmmemctl (the in-tree driver's file, or our link to
+    the core's view of the same name)."""
+    text = ctx.guest.check("cat /sys/kernel/debug/vmmemctl")
+    m = re.search(r"^current\s*:\s*(\d+)", text, re.M)
+    expect(m, f"no current: line in vmmemctl: {text[:300]}")
+    return int(m.group(1))
+
+
+def expect_loaded(ctx: Context) -> None:
+    """The guest saw VMware and the balloon driver came up."""
+    ready = ctx.guest.ready
+    expect(not ready.get("failed"), f"modules failed to load: {ready}")
+    dmesg = ctx.guest.dmesg()
+    expect("Hypervisor detected: VMware" in dmesg,
+           "the guest did not detect VMware")
+    wait_for(lambda: qom_get(ctx, "starts"), lambda n: n >= 1, 15,
+             lambda n: "the driver never sent START", 0.5)
+
+
+def vmw_cycle(ctx: Context, frames_per_page: int, ours: bool) -> str:
+    """Inflate 2 GiB -> 1 GiB and back; QEMU's RSS, the device's locked
+    count, the guest's vmmemctl view and MemAvailable must all agree.
+    Returns a summary for the info line."""
+    full = ctx.guest.spec.mem_mib * MIB
+    expect_loaded(ctx)
+    expect(qom_get(ctx, "locked-pages") == 0, "pages locked before the test")
+    avail0 = meminfo_avail(ctx)
+    rss0 = qemu_rss(ctx)
+    calls0 = qom_get(ctx, "hypercalls")
+
+    inflate_s = move_balloon(ctx, full - GIB, "inflate")
+    locked = qom_get(ctx, "locked-pages")
+    expect(abs(locked * FRAME - GIB) <= 4 * MIB,
+           f"the device holds {locked} frames, not 1 GiB")
+    expect(full - ctx.guest.qmp.query_balloon() == locked * FRAME,
+           "query-balloon disagrees with the device's locked pages")
+    # The guest's work item finishes its cycle after the last lock.
+    time.sleep(1.5)
+    rss1 = qemu_rss(ctx)
+    returned = (rss0 - rss1) / (locked * FRAME)
+    expect(returned >= RSS_RETURNED,
+           f"QEMU's RSS fell by {(rss0 - rss1) // MIB} MiB only "
+           f"({returned:.3f} of the balloon; {rss0 // MIB} -> "
+           f"{rss1 // MIB} MiB)")
+    current = vmmemctl_current(ctx)
+    expect(current == locked, f"the guest's vmmemctl says {current} "
+           f"frames, the device {locked}")
+    if ours:
+        stats = debugfs_stats(ctx)
+        expect(stats["size_kib"] == locked * 4,
+               f"our debugfs size {stats['size_kib']} KiB, the device "
+               f"{locked * 4} KiB")
+        big = stats["pages_2m"]
+        expect((big > 0) == (frames_per_page > 1),
+               f"{big} 2 MiB pages in the balloon with "
+               f"{frames_per_page}-frame pages offered")
+    avail1 = meminfo_avail(ctx)
+    expect(avail0 - avail1 >= 0.8 * GIB,
+           f"MemAvailable fell by only {(avail0 - avail1) // MIB} MiB")
+    calls = qom_get(ctx, "hypercalls") - calls0
+    lock_calls = (qom_get(ctx, "calls-batched-2m-lock") +
+                  qom_get(ctx, "calls-batched-lock") +
+                  qom_get(ctx, "calls-lock"))
+
+    deflate_s = move_balloon(ctx, full, "deflate")
+    expect(qom_get(ctx, "locked-pages") == 0, "pages left locked")
+    wait_for(lambda: meminfo_avail(ctx),
+             lambda a: a >= avail0 - 0.1 * GIB, 90,
+             lambda a: f"MemAvailable did not recover: {avail0 // MIB} -> "
+             f"{a // MIB} MiB", 1)
+    return (f"inflate 1 GiB {inflate_s:.1f} s, deflate {deflate_s:.1f} s, "
+            f"QEMU RSS {rss0 // MIB} -> {rss1 // MIB} MiB "
+            f"({returned:.3f} of the balloon returned), MemAvailable "
+            f"{avail0 // MIB} -> {avail1 // MIB} MiB, {lock_calls} lock "
+            f"calls, {calls} hypercalls while inflating")
+
+
+@rigtest(mode="vmw-intree", **VMW)
+def test_vmw_intree_2m(ctx: Context) -> None:
+    """The in-tree vmw_balloon, with 2 MiB pages: 1 GiB in and out, QEMU
+    gets the memory back, vmmemctl agrees with the device."""
+    ctx.info(vmw_cycle(ctx, 512, ours=False))
+    expect(qom_get(ctx, "calls-batched-2m-lock") > 0,
+           "the in-tree driver locked no 2 MiB page")
+
+
+@rigtest(mode="vmw-intree", balloon_props={"capabilities": str(CAPS_4K)},
+         **VMW)
+def test_vmw_intree_4k(ctx: Context) -> None:
+    """The in-tree vmw_balloon with a host that batches 4 KiB pages only."""
+    ctx.info(vmw_cycle(ctx, 1, ours=False))
+    expect(qom_get(ctx, "calls-batched-2m-lock") == 0,
+           "2 MiB locks though the host does not offer them")
+
+
+@rigtest(mode="vmw-ours", **OURS)
+def test_vmw_ours_2m(ctx: Context) -> None:
+    """Our balloon_vmw, with 2 MiB pages: 1 GiB in and out, QEMU gets the
+    memory back, our debugfs and vmmemctl views agree with the device."""
+    ctx.info(vmw_cycle(ctx, 512, ours=True))
+
+
+@rigtest(mode="vmw-ours", balloon_props={"capabilities": str(CAPS_4K)},
+         **OURS)
+def test_vmw_ours_4k(ctx: Context) -> None:
+    """Our balloon_vmw with a host that batches 4 KiB pages only."""
+    ctx.info(vmw_cycle(ctx, 1, ours=True))
+    expect(qom_get(ctx, "calls-batched-2m-lock") == 0,
+           "2 MiB locks though the host does not offer them")
+
+
+@rigtest(mode="vmw-ours", balloon_props={"capabilities": str(CAP_BASIC)},
+         **OURS)
+def test_vmw_ours_protocol2(ctx: Context) -> None:
+    """Our balloon_vmw with a protocol-2 host (START answers plain
+    SUCCESS, one page per LOCK/UNLOCK, no batching)."""
+    ctx.info(vmw_cycle(ctx, 1, ours=True))
+    batched = (qom_get(ctx, "calls-batched-lock") +
+               qom_get(ctx, "calls-batched-2m-lock"))
+    expect(batched == 0, f"{batched} batched calls to a protocol-2 host")
+    expect(qom_get(ctx, "calls-lock") >= GIB // FRAME,
+           "fewer single LOCKs than pages")
+
+
+@rigtest(mode="vmw-ours", **OURS)
+def test_vmw_ours_refuse_pin(ctx: Context) -> None:
+    """A host that refuses every 97th page (NOTNEEDED) and pins every 89th
+    (PINNED): the balloon still reaches 1 GiB, and the host holds exactly
+    what our driver says it holds."""
+    expect_loaded(ctx)
+    qom_set(ctx, "refuse-every", 97)
+    qom_set(ctx, "pin-every", 89)
+    full = ctx.guest.spec.mem_mib * MIB
+    inflate_s = move_balloon(ctx, full - GIB, "inflate")
+    refused, pinned = qom_get(ctx, "refused"), qom_get(ctx, "pinned")
+    expect(refused > 0 and pinned > 0,
+           f"host refused {refused} and pinned {pinned} pages")
+    locked = qom_get(ctx, "locked-pages")
+    expect(debugfs_stats(ctx)["size_kib"] == locked * 4,
+           "our debugfs disagrees with the device")
+    qom_set(ctx, "refuse-every", 0)
+    qom_set(ctx, "pin-every", 0)
+    move_balloon(ctx, full, "deflate")
+    expect(qom_get(ctx, "locked-pages") == 0, "pages left locked")
+    ctx.info(f"inflate 1 GiB {inflate_s:.1f} s with {refused} pages "
+             f"refused and {pinned} pinned")
+
+
+@rigtest(mode="vmw-ours", **OURS)
+def test_vmw_ours_reset(ctx: Context) -> None:
+    """The host demands a reset in the middle of an inflation: our driver
+    drops every page, redoes the handshake and inflates to the target
+    again."""
+    expect_loaded(ctx)
+    full = ctx.guest.spec.mem_mib * MIB
+    starts0 = qom_get(ctx, "starts")
+    ctx.guest.qmp.balloon(full - GIB)
+    wait_for(lambda: qom_get(ctx, "locked-pages"),
+             lambda n: n * FRAME >= 256 * MIB, 120,
+             lambda n: f"only {n} frames locked", 0.1)
+    qom_set(ctx, "reset", True)
+    expect(qom_get(ctx, "locked-pages") == 0, "reset kept pages locked")
+    # Every page dropped: our balloon empties before it starts again.
+    wait_for(lambda: qom_get(ctx, "starts"), lambda n: n > starts0, 30,
+             lambda n: "no START after the reset", 0.2)
+    t0 = time.monotonic()
+    res = ctx.guest.qmp.wait_balloon(full - GIB, timeout=180,
+                                     tolerance=4 * MIB, interval=0.25)
+    expect(res.reached, f"target not reached after the reset: actual "
+           f"{res.actual // MIB} MiB")
+    stats = debugfs_stats(ctx)
+    locked = qom_get(ctx, "locked-pages")
+    expect(stats["size_kib"] == locked * 4,
+           f"after the reset our debugfs says {stats['size_kib']} KiB, "
+           f"the device {locked * 4} KiB")
+    expect(stats["start"] >= 2, f"our start counter {stats['start']}")
+    move_balloon(ctx, full, "deflate")
+    ctx.info(f"target reached {time.monotonic() - t0:.1f} s after the "
+             f"reset; {qom_get(ctx, 'starts') - starts0} START(s)")
+
+
+@rigtest(mode="vmw-ours", **OURS)
+def test_vmw_ours_unload_full(ctx: Context) -> None:
+    """Unloading balloon_vmw with 1 GiB ballooned: the host sees every page
+    back (locked-pages 0, actual the whole guest) and the guest gets the
+    memory back."""
+    expect_loaded(ctx)
+    full = ctx.guest.spec.mem_mib * MIB
+    avail0 = meminfo_avail(ctx)
+    move_balloon(ctx, full - GIB, "inflate")
+    expect(qom_get(ctx, "locked-pages") * FRAME >= GIB - 4 * MIB,
+           "balloon not full")
+    ctx.guest.check("rmmod balloon_vmw")
+    expect(qom_get(ctx, "locked-pages") == 0,
+           f"{qom_get(ctx, 'locked-pages')} frames still locked after unload")
+    expect(ctx.guest.qmp.query_balloon() == full, "actual is not all of RAM")
+    wait_for(lambda: meminfo_avail(ctx),
+             lambda a: a >= avail0 - 0.1 * GIB, 90,
+             lambda a: f"MemAvailable did not recover: {avail0 // MIB} -> "
+             f"{a // MIB} MiB", 1)
