@@ -10,8 +10,11 @@ pages the guest chose.
 
 from __future__ import annotations
 
+import base64
 import re
+import subprocess
 import time
+from pathlib import Path
 
 from balloonrig.runner import Context, expect, rigtest, wait_for
 
@@ -46,16 +49,6 @@ def qom_set(ctx: Context, prop: str, value) -> None:
                           property=prop, value=value)
 
 
-def qemu_rss(ctx: Context) -> int:
-    """QEMU's resident memory, in bytes."""
-    assert ctx.guest.proc is not None
-    with open(f"/proc/{ctx.guest.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
 def vmmemctl_current(ctx: Context) -> int:
     """The balloon's size in 4 KiB frames, from the guest's
     /sys/kernel/debug/vmmemctl (the in-tree driver's file, or our link to
@@ -85,7 +78,7 @@ def vmw_cycle(ctx: Context, frames_per_page: int, ours: bool) -> str:
     expect_loaded(ctx)
     expect(qom_get(ctx, "locked-pages") == 0, "pages locked before the test")
     avail0 = meminfo_avail(ctx)
-    rss0 = qemu_rss(ctx)
+    rss0 = ctx.guest.qemu_rss()
     calls0 = qom_get(ctx, "hypercalls")
 
     inflate_s = move_balloon(ctx, full - GIB, "inflate")
@@ -96,7 +89,7 @@ def vmw_cycle(ctx: Context, frames_per_page: int, ours: bool) -> str:
            "query-balloon disagrees with the device's locked pages")
     # The guest's work item finishes its cycle after the last lock.
     time.sleep(1.5)
-    rss1 = qemu_rss(ctx)
+    rss1 = ctx.guest.qemu_rss()
     returned = (rss0 - rss1) / (locked * FRAME)
     expect(returned >= RSS_RETURNED,
            f"QEMU's RSS fell by {(rss0 - rss1) // MIB} MiB only "
@@ -314,3 +307,101 @@ def test_vmw_ours_unload_full(ctx: Context) -> None:
     """Unloading balloon_vmw with 1 GiB ballooned: the host sees every page
     back and the guest gets the memory back."""
     unload_full(ctx, "balloon_vmw")
+
+
+#: A guest program that sends the backdoor any command (vmw-probe.c).
+PROBE_SRC = Path(__file__).resolve().parents[1] / "vmw-balloon" / "vmw-probe.c"
+
+
+def install_probe(ctx: Context) -> None:
+    """Build vmw-probe on the host (no libc: a few KiB) and copy it into
+    the guest as /vmw-probe, through the command channel."""
+    exe = ctx.guest.workdir / "vmw-probe"
+    subprocess.run(["gcc", "-static", "-nostdlib", "-Os", "-s",
+                    "-fno-stack-protector", "-fno-pie", "-no-pie", "-o",
+                    str(exe), str(PROBE_SRC)], check=True,
+                   capture_output=True)
+    data = base64.b64encode(exe.read_bytes()).decode()
+    ctx.guest.check("rm -f /vmw-probe.b64")
+    for i in range(0, len(data), 3000):
+        ctx.guest.check(f"echo {data[i:i + 3000]} >> /vmw-probe.b64")
+    ctx.guest.check("base64 -d /vmw-probe.b64 > /vmw-probe && "
+                    "chmod +x /vmw-probe")
+
+
+def probe(ctx: Context, *args: str) -> dict[str, str]:
+    """Run vmw-probe in the guest; its "key=value" output as a dict."""
+    out = ctx.guest.check("/vmw-probe " + " ".join(args))
+    return dict(tok.split("=", 1) for tok in out.split() if "=" in tok)
+
+
+def expect_answers(ctx: Context,
+                   checks: list[tuple[str, tuple[str, ...], dict]]) -> None:
+    """Run vmw-probe for each (what, arguments, expected key=values)."""
+    for what, args, want in checks:
+        got = probe(ctx, *args)
+        wrong = {k: got.get(k) for k, v in want.items() if got.get(k) != v}
+        expect(not wrong, f"{what} (vmw-probe {' '.join(args)}): got "
+               f"{got}, expected {want}")
+
+
+#: Commands before START.
+BAD_INPUT_UNSTARTED = [
+    ("wrong magic", ("0", "3e", "0", "12345678"), {"status": "ffffffff"}),
+    ("LOCK before START", ("2", "100", "1"), {"status": "7"}),
+    ("GET_TARGET before START", ("1", "80000", "0"), {"status": "7"}),
+]
+
+#: Commands after START(all capabilities).
+BAD_INPUT_STARTED = [
+    ("START", ("0", "3e", "0"), {"status": "3000000", "ecx": "2e"}),
+    ("GUEST_ID", ("4", "1", "0"), {"status": "0"}),
+    ("GET_TARGET", ("1", "80000", "0"), {"status": "0", "ebx": "0"}),
+    ("command 5", ("5", "0", "0"), {"status": "1"}),
+    ("command 11", ("b", "0", "0"), {"status": "1"}),
+    ("command 0x12345", ("12345", "0", "0"), {"status": "1"}),
+    ("VMCI_DOORBELL_SET", ("a", "1", "2"), {"status": "1"}),
+    ("LOCK beyond RAM", ("2", "7fffffff", "1"), {"status": "2"}),
+    ("LOCK in the PCI hole", ("2", "c0000", "1"), {"status": "2"}),
+    ("LOCK of the BIOS ROM", ("2", "fffff", "1"), {"status": "2"}),
+    ("UNLOCK of a page never locked", ("3", "100", "1"), {"status": "4"}),
+    ("batch of 513", ("6", "100", "201"), {"status": "1"}),
+    ("batch page beyond RAM", ("6", "7fffffff", "1"), {"status": "2"}),
+    ("empty batch", ("batch", "6", "0"), {"status": "0"}),
+    ("2 MiB LOCK, misaligned", ("batch", "8", "1", "v1"),
+     {"status": "0", "entries": "2"}),
+    ("2 MiB UNLOCK, misaligned", ("batch", "9", "1", "v1"),
+     {"status": "0", "entries": "2"}),
+]
+
+#: After the guest detached with START(0): no lock command is granted.
+BAD_INPUT_DETACHED = [
+    ("START(0)", ("0", "0", "0"), {"status": "3000000", "ecx": "2e"}),
+    ("LOCK after START(0)", ("2", "100", "1"), {"status": "1"}),
+    ("batched LOCK after START(0)", ("6", "100", "1"), {"status": "1"}),
+]
+
+
+@rigtest(mode="vmw-none", mem_mib=2048)
+def test_vmw_device_bad_input(ctx: Context) -> None:
+    """What no driver sends gets a status, never a QEMU crash: a wrong
+    magic, commands before START, unknown and unnegotiated commands, PFNs
+    beyond RAM, in the PCI hole or in ROM, a batch of 513, a batch page
+    that is not RAM, double locks and unlocks, a misaligned 2 MiB page."""
+    install_probe(ctx)
+    expect_answers(ctx, BAD_INPUT_UNSTARTED + BAD_INPUT_STARTED)
+    # In one process, so that "v" stays the same page: lock (with two bad
+    # PFNs beside it), lock again, unlock, unlock again.
+    seq = ("batch", "6", "3", "v", "7fffffff", "c0000", "--", "6", "1", "v",
+           "--", "7", "1", "v", "--", "7", "1", "v")
+    lines = ctx.guest.check("/vmw-probe " + " ".join(seq)).split()
+    want = ["status=0", "entries=0,2,2", "status=0", "entries=3",
+            "status=0", "entries=0", "status=0", "entries=4"]
+    expect(lines == want, f"batched lock, lock, unlock, unlock of one "
+           f"page: {lines}, expected {want}")
+    expect_answers(ctx, BAD_INPUT_DETACHED)
+    expect(qom_get(ctx, "locked-pages") == 0, "pages left locked")
+    full = ctx.guest.spec.mem_mib * MIB
+    expect(ctx.guest.qmp.query_balloon() == full, "actual is not all RAM")
+    ctx.info(f"{qom_get(ctx, 'hypercalls')} hypercalls answered as "
+             f"expected")
