@@ -8,8 +8,9 @@
 # installed and purged in a throwaway Debian 12 root), checkpatch --strict,
 # kernel-doc and a reStructuredText check of Documentation/, the QEMU rig's
 # unit tests, the KUnit suites in both variants (kunit.py, UML) on 6.12
-# and 7.3, and the QEMU guests on all three kernels, the blacklist test
-# again with the package's modules and modprobe.d file.
+# and 7.3, Debian's QEMU with our VMware balloon device (built once), and
+# the QEMU guests on all three kernels (VMware guests too), the blacklist
+# test again with the package's modules and modprobe.d file.
 # Each result is one line,
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; the last line is
 # the count, "N passed, N failed, N skipped".  Exits non-zero on failure.
@@ -309,6 +310,11 @@ fi
 # A series whose build failed runs without our modules: the tests that
 # need them are skipped (its build already failed the run).
 if [ -n "$do_qemu" ]; then
+	# Debian's QEMU with our VMware balloon device, built once into the
+	# cache (about 3.5 minutes; at once after that): each kernel's QEMU
+	# step below runs the VMware tests on it, and skips them if it failed.
+	step "qemu with the VMware balloon" vmw-qemu '' \
+		"$BALLOON_REPO/scripts/vmw-qemu.sh"
 	for series in "${BALLOON_SERIES[@]}"; do
 		log="$logs/qemu-$series.log"
 		mods=()

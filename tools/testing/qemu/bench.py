@@ -5,6 +5,7 @@ Usage::
 
     bench.py --modules DIR [--series 6.12|6.1|7.3] [--reps N] [--mem MIB]
              [--size MIB] [--variant default|noinit ...] [--out DIR]
+             [--vmware]
 
 Both drivers run on the same QEMU, the same kernel image and the same
 guest size, alternating (in-tree, ours, in-tree, ours...), one fresh guest
@@ -33,8 +34,15 @@ every run was measured, whatever the ratios: it reports, it does not
 judge; 2 when a run could not be measured.  Takes the machine's heavy-job
 lock; never run it beside a build.
 
-``make bench`` (scripts/bench.sh) builds the modules and runs this, then
-adds the VMware numbers from the KUnit host model.
+With ``--vmware`` it compares our balloon_vmw with the in-tree
+vmw_balloon instead, in VMware guests on the vmware-balloon device of the
+QEMU ``scripts/vmw-qemu.sh`` builds, and also counts the hypercalls each
+inflation took (the device's counter); the virtio targets do not apply,
+and the host floor is not measured (the device's discard is one
+``madvise()`` per lock command's contiguous page, not per 4 KiB).
+
+``make bench`` (scripts/bench.sh) builds the modules and runs this, for
+virtio and then for VMware.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # pylint: disable=wrong-import-position
-from balloonrig import kernels  # noqa: E402
+from balloonrig import kernels, vmwqemu  # noqa: E402
 from balloonrig.guest import (BootSpec, Guest, GuestLost,  # noqa: E402
                               retry_lost)
 from balloonrig.prepare import heavy_lock, prepare  # noqa: E402
@@ -61,6 +69,8 @@ MIB = 1 << 20
 VARIANTS = {"default": (), "noinit": ("init_on_alloc=0",)}
 DRIVERS = {"intree": ("intree", "virtio_balloon"),
            "ours": ("ours", "balloon_virtio")}
+#: The boot modes with --vmware (no virtio device to wait for).
+VMW_MODES = {"intree": "vmw-intree", "ours": "vmw-ours"}
 #: (metric, variant or None for all, bound, "le" or "ge") on ours/in-tree.
 TARGETS = (
     ("inflate_s", "noinit", 0.33, "le"),
@@ -70,6 +80,7 @@ TARGETS = (
 RETURNED_TARGET = 0.98
 TITLES = {"intree": "in-tree virtio\\_balloon",
           "ours": "our balloon\\_virtio"}
+VMW_TITLES = {"intree": "in-tree vmw\\_balloon", "ours": "our balloon\\_vmw"}
 
 
 @dataclasses.dataclass
@@ -85,6 +96,8 @@ class Run:
     returned: float
     inflate_curve: list[tuple[float, int]]
     deflate_curve: list[tuple[float, int]]
+    #: Backdoor hypercalls while inflating (VMware only).
+    hypercalls: int = 0
 
 
 def _guest_busy_s(g: Guest) -> float:
@@ -99,12 +112,22 @@ def _qemu_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100.0
 
 
+def _hypercalls(g: Guest) -> int:
+    return int(g.qmp.execute("qom-get", path="/machine/peripheral/balloon0",
+                             property="hypercalls"))
+
+
 def one_run(kimg, initrd, driver: str, variant: str, mem: int, size: int,
-            workdir: Path) -> Run:
-    """Boot a guest with *driver* and measure one inflate/deflate."""
+            workdir: Path, vmw_qemu: Path | None = None) -> Run:
+    """Boot a guest with *driver* and measure one inflate/deflate; a
+    VMware guest on *vmw_qemu* if given."""
     mode, bound = DRIVERS[driver]
-    spec = BootSpec.mode(mode, expect_driver=bound, mem_mib=mem,
-                         cmdline=VARIANTS[variant])
+    if vmw_qemu:
+        spec = BootSpec.mode(VMW_MODES[driver], mem_mib=mem,
+                             cmdline=VARIANTS[variant], qemu=str(vmw_qemu))
+    else:
+        spec = BootSpec.mode(mode, expect_driver=bound, mem_mib=mem,
+                             cmdline=VARIANTS[variant])
     full, target = mem * MIB, (mem - size) * MIB
     with Guest(kimg, initrd, spec, workdir) as g:
         pid = g.proc.pid
@@ -113,10 +136,12 @@ def one_run(kimg, initrd, driver: str, variant: str, mem: int, size: int,
         g.check("sync && echo 3 > /proc/sys/vm/drop_caches")
         time.sleep(1)
         rss0, qcpu0, gcpu0 = g.qemu_rss(), _qemu_cpu_s(pid), _guest_busy_s(g)
+        calls0 = _hypercalls(g) if vmw_qemu else 0
         g.qmp.balloon(target)
         up = g.qmp.wait_balloon(target, timeout=300, tolerance=MIB,
                                 interval=0.05)
         qcpu1, gcpu1 = _qemu_cpu_s(pid), _guest_busy_s(g)
+        calls = _hypercalls(g) - calls0 if vmw_qemu else 0
         time.sleep(0.5)
         rss1 = g.qemu_rss()
         g.qmp.balloon(full)
@@ -130,7 +155,8 @@ def one_run(kimg, initrd, driver: str, variant: str, mem: int, size: int,
                    gcpu1 - gcpu0, qcpu1 - qcpu0,
                    (rss0 - rss1) / (size * MIB),
                    [(t, (full - a) // MIB) for t, a in up.samples],
-                   [(t, (full - a) // MIB) for t, a in down.samples])
+                   [(t, (full - a) // MIB) for t, a in down.samples],
+                   calls)
 
 
 def host_cost(binary: Path, mib: int) -> dict[str, float]:
@@ -158,23 +184,27 @@ METRICS = (("inflate_s", "inflate {size} MiB, s"),
            ("guest_cpu_s", "guest CPU inflating, s"),
            ("qemu_cpu_s", "QEMU CPU inflating, s"),
            ("returned", "host memory returned / balloon"))
+VMW_METRICS = METRICS + (("hypercalls", "hypercalls inflating"),)
 
 
-def report(runs: list[Run], size: int,
-           host: dict[str, list[float]]) -> tuple[str, int, int]:
-    """Return the table, and how many of the targets were met and set."""
+def report(runs: list[Run], size: int, host: dict[str, list[float]],
+           vmware: bool = False) -> tuple[str, int, int]:
+    """Return the table, and how many of the targets were met and set.
+    For *vmware* runs there is no host floor and only the memory returned
+    has a target."""
     lines, met_n, set_n = [], 0, 0
-    floor = {k: statistics.median(v) for k, v in host.items()}
-    lines.append(f"\nhost floor (QEMU's per-4-KiB madvise() for {size} MiB, "
-                 f"median of {len(host['inflate_s'])}): inflate "
-                 f"{floor['inflate_s']:.2f} s, deflate "
-                 f"{floor['deflate_s']:.2f} s")
+    floor = {k: statistics.median(v) for k, v in host.items() if v}
+    if floor:
+        lines.append(f"\nhost floor (QEMU's per-4-KiB madvise() for "
+                     f"{size} MiB, median of {len(host['inflate_s'])}): "
+                     f"inflate {floor['inflate_s']:.2f} s, deflate "
+                     f"{floor['deflate_s']:.2f} s")
     for variant in dict.fromkeys(r.variant for r in runs):
         lines.append(f"\n{variant} ({' '.join(VARIANTS[variant]) or 'Debian default command line'}):")
         lines.append(f"  {'metric':34} {'in-tree min/med/max':>24} "
                      f"{'ours min/med/max':>24} {'ours/in-tree':>12} "
                      f"{'ours/host':>9}")
-        for key, label in METRICS:
+        for key, label in VMW_METRICS if vmware else METRICS:
             per = {d: _stats([getattr(r, key) for r in runs
                               if r.driver == d and r.variant == variant])
                    for d in DRIVERS}
@@ -183,7 +213,7 @@ def report(runs: list[Run], size: int,
             to_host = f"{per['ours'][1] / floor[key]:9.1f}" \
                 if floor.get(key) else " " * 9
             verdict = ""
-            for metric, var, bound, how in TARGETS:
+            for metric, var, bound, how in () if vmware else TARGETS:
                 if metric == key and var in (None, variant):
                     met = ratio <= bound if how == "le" else ratio >= bound
                     met_n, set_n = met_n + met, set_n + 1
@@ -195,7 +225,8 @@ def report(runs: list[Run], size: int,
                 met_n, set_n = met_n + met, set_n + 1
                 verdict = f"  target >= {RETURNED_TARGET} and not below " \
                     f"in-tree: {'met' if met else 'missed'}"
-            fmt = "{:6.2f}/{:6.2f}/{:6.2f}"
+            fmt = "{:6.0f}/{:6.0f}/{:6.0f}" if key == "hypercalls" else \
+                "{:6.2f}/{:6.2f}/{:6.2f}"
             lines.append(f"  {label.format(size=size):34} "
                          f"{fmt.format(*per['intree']):>24} "
                          f"{fmt.format(*per['ours']):>24} "
@@ -203,7 +234,8 @@ def report(runs: list[Run], size: int,
     return "\n".join(lines), met_n, set_n
 
 
-def plot(runs: list[Run], out: Path, size: int) -> Path | None:
+def plot(runs: list[Run], out: Path, size: int,
+         titles: dict[str, str] = TITLES) -> Path | None:
     """Balloon size over time, median inflate run of each driver, one
     panel per variant, inflate then deflate.  Returns the PNG or None."""
     if not shutil.which("gnuplot"):
@@ -231,7 +263,7 @@ def plot(runs: list[Run], out: Path, size: int) -> Path | None:
                     f.write(f"{t:.3f} {mib}\n")
                 for t, mib in r.deflate_curve:
                     f.write(f"{end + 1 + t:.3f} {mib}\n")
-            title = TITLES[driver]
+            title = titles[driver]
             series.append(f"'{data}' using 1:2 with lines lw 2 "
                           f"title '{title}'")
         cmds.append(f"set title 'inflate {size} MiB, 1 s pause, deflate "
@@ -267,9 +299,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="measure only this driver (exploration; no table)")
     ap.add_argument("--out", metavar="DIR", help="results directory")
     ap.add_argument("--cache", metavar="DIR")
+    ap.add_argument("--vmware", action="store_true",
+                    help="balloon_vmw against vmw_balloon, on the QEMU "
+                    "device of scripts/vmw-qemu.sh")
     args = ap.parse_args(argv)
 
-    lock = heavy_lock(args.cache)  # noqa: F841 (held until exit)
+    lock = heavy_lock(args.cache)  # held until exit
+    vmw_qemu = None
+    if args.vmware:
+        try:
+            vmw_qemu = vmwqemu.binary(args.cache, lock)
+        except (OSError, RuntimeError) as exc:
+            print(f"cannot benchmark VMware: {exc}")
+            return 2
     prep = prepare(args.series, args.modules, args.cache, fallback=False)
     problem = prep.problem if prep.ours else "no .ko found"
     if problem:
@@ -278,24 +320,30 @@ def main(argv: list[str] | None = None) -> int:
     kimg, initrd = prep.kimg, prep.initrd
     out = Path(args.out) if args.out else \
         kernels.cache_root(args.cache) / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    if vmw_qemu:
+        # Beside the virtio results of the same make bench, not over them.
+        out = out / "vmware"
     out.mkdir(parents=True, exist_ok=True)
     print(f"# kernel {kimg.kver}, {args.mem} MiB guest, {args.size} MiB "
-          f"balloon, {args.reps} runs per driver and variant; results in "
-          f"{out}", flush=True)
+          f"balloon, {args.reps} runs per driver and variant"
+          f"{' (VMware, QEMU ' + str(vmw_qemu) + ')' if vmw_qemu else ''}; "
+          f"results in {out}", flush=True)
 
-    hostcost = build_host_cost(out)
+    hostcost = None if vmw_qemu else build_host_cost(out)
     host: dict[str, list[float]] = {"inflate_s": [], "deflate_s": []}
     runs: list[Run] = []
     for variant in args.variant or list(VARIANTS):
         for rep in range(args.reps):
-            for key, val in host_cost(hostcost, args.size).items():
-                host[key].append(val)
+            if hostcost:
+                for key, val in host_cost(hostcost, args.size).items():
+                    host[key].append(val)
             for driver in args.driver or list(DRIVERS):
                 try:
                     r = retry_lost(
                         lambda _attempt: one_run(
                             kimg, initrd, driver, variant, args.mem,
-                            args.size, out / f"{variant}-{driver}-{rep}"),
+                            args.size, out / f"{variant}-{driver}-{rep}",
+                            vmw_qemu),
                         _infra_lost)
                 except GuestLost:
                     return 2
@@ -303,15 +351,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"# {variant:7} {driver:6} run {rep + 1}: inflate "
                       f"{r.inflate_s:5.2f} s, deflate {r.deflate_s:5.2f} s, "
                       f"guest CPU {r.guest_cpu_s:5.2f} s, QEMU CPU "
-                      f"{r.qemu_cpu_s:5.2f} s, returned {r.returned:.3f}",
+                      f"{r.qemu_cpu_s:5.2f} s, returned {r.returned:.3f}"
+                      + (f", {r.hypercalls} hypercalls" if vmw_qemu else ""),
                       flush=True)
     (out / "runs.json").write_text(json.dumps(
         [dataclasses.asdict(r) for r in runs], indent=1))
     if args.driver:
         return 0
-    table, met, targets = report(runs, args.size, host)
+    table, met, targets = report(runs, args.size, host, bool(vmw_qemu))
     print(table)
-    png = plot(runs, out, args.size)
+    png = plot(runs, out, args.size, VMW_TITLES if vmw_qemu else TITLES)
     if png:
         print(f"\nplot: {png}")
     print(f"\n{met} of {targets} targets met")

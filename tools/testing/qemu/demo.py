@@ -5,6 +5,7 @@ Usage::
 
     demo.py [--series 6.12|6.1|7.3] [--mem MIB] [--steps MIB,MIB,...]
             [--modules DIR] [--timeout S] [--tolerance MIB] [--cache DIR]
+            [--vmware]
 
 Boots the Debian kernel of the series under QEMU (TCG) with our
 balloon_core and balloon_virtio bound to a virtio-balloon device, then,
@@ -13,8 +14,12 @@ for each step, asks over QMP for that much guest memory (QEMU's
 target, with the guest's MemAvailable read over the rig's command channel:
 one line rewritten in place on a terminal, one line a second otherwise.
 At the end it prints our driver's debugfs files and QEMU's guest
-statistics.  Exits 0 only when every step reached its target within
-*tolerance* and *timeout*.  Takes the machine's heavy-job lock.
+statistics.  With ``--vmware`` the guest is a VMware guest instead, with
+balloon_core and balloon_vmw on the vmware-balloon device of the QEMU
+``scripts/vmw-qemu.sh`` builds (the first time: about 3.5 minutes), and
+the end shows what that device counted.  Exits 0 only when every step
+reached its target within *tolerance* and *timeout*.  Takes the
+machine's heavy-job lock.
 
 ``scripts/demo.sh`` (``make demo``) installs what is needed, builds the
 modules and runs this.
@@ -33,7 +38,7 @@ from typing import TextIO
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # pylint: disable=wrong-import-position
-from balloonrig import kernels  # noqa: E402
+from balloonrig import kernels, vmwqemu  # noqa: E402
 from balloonrig.guest import (BootError, BootSpec, Guest,  # noqa: E402
                               GuestCommandError, GuestLost, boot,
                               scan_console)
@@ -176,6 +181,18 @@ def show_guest_stats(g: Guest, since: float) -> None:
         print(f"  {key:<28} {shown:>12}")
 
 
+def show_vmw_device(g: Guest) -> None:
+    """Print what the vmware-balloon device counted."""
+    print("\nthe vmware-balloon device (QOM properties):")
+    for prop in ("locked-pages", "target-pages", "hypercalls", "starts",
+                 "calls-batched-2m-lock", "calls-batched-lock",
+                 "calls-batched-2m-unlock", "calls-batched-unlock",
+                 "calls-get-target"):
+        value = g.qmp.execute("qom-get", path="/machine/peripheral/balloon0",
+                              property=prop)
+        print(f"  {prop:24} {value}")
+
+
 def _lost(attempt: int, exc: GuestLost) -> None:
     if attempt == 1:
         print(f"guest lost while booting ({exc}); trying again", flush=True)
@@ -209,6 +226,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cache", metavar="DIR",
                     help="cache dir (default $BALLOON_CACHE or "
                     "~/.cache/balloon-drv)")
+    ap.add_argument("--vmware", action="store_true",
+                    help="a VMware guest: balloon_vmw against our QEMU "
+                    "device (scripts/vmw-qemu.sh builds that QEMU the "
+                    "first time)")
     args = ap.parse_args(argv)
     if args.mem < 256:
         ap.error("--mem must be at least 256 MiB")
@@ -241,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     kimg, initrd = prep.kimg, prep.initrd
     names = sorted(p.name for p in prep.ours)
-    if not {"balloon_core.ko", "balloon_virtio.ko"} <= set(names):
-        print(f"demo: no balloon_core.ko and balloon_virtio.ko for "
+    transport = "balloon_vmw" if args.vmware else "balloon_virtio"
+    if not {"balloon_core.ko", f"{transport}.ko"} <= set(names):
+        print(f"demo: no balloon_core.ko and {transport}.ko for "
               f"{kimg.kver} in {args.modules} (found {names}); "
               f"scripts/demo.sh builds them", file=sys.stderr)
         return 1
@@ -253,11 +275,23 @@ def main(argv: list[str] | None = None) -> int:
     workdir = kernels.cache_root(args.cache) / "runs" / "demo" / \
         (kimg.series or kimg.kver)
     shutil.rmtree(workdir, ignore_errors=True)
-    spec = BootSpec.mode("ours", mem_mib=args.mem,
-                         expect_driver="balloon_virtio")
+    if args.vmware:
+        print("the QEMU with the VMware balloon device (scripts/"
+              "vmw-qemu.sh; the first time it builds it, about 3.5 "
+              "minutes)", flush=True)
+        try:
+            qemu = vmwqemu.binary(args.cache, lock)
+        except (OSError, RuntimeError) as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return 1
+        spec = BootSpec.mode("vmw-ours", mem_mib=args.mem, qemu=str(qemu))
+    else:
+        spec = BootSpec.mode("ours", mem_mib=args.mem,
+                             expect_driver="balloon_virtio")
     print(f"booting Debian's {kimg.kver} in QEMU (software emulation, "
           f"{spec.smp} CPUs, {args.mem} MiB) with balloon_core and "
-          f"balloon_virtio", flush=True)
+          f"{transport}"
+          f"{' as a VMware guest' if args.vmware else ''}", flush=True)
     try:
         g = boot(kimg, initrd, spec, workdir, _lost)
     except (GuestLost, BootError) as exc:
@@ -267,9 +301,13 @@ def main(argv: list[str] | None = None) -> int:
 
     steps: list[Step] = []
     try:
-        print(f"ready after {g.boot_seconds:.1f} s; the balloon device is "
-              f"bound to {g.ready.get('bound')}")
-        g.qmp.set_stats_interval(2)
+        if args.vmware:
+            print(f"ready after {g.boot_seconds:.1f} s; loaded "
+                  f"{g.ready.get('loaded')}")
+        else:
+            print(f"ready after {g.boot_seconds:.1f} s; the balloon device "
+                  f"is bound to {g.ready.get('bound')}")
+            g.qmp.set_stats_interval(2)
         print(f"\nThe host now asks the guest, over QMP, for each memory "
               f"size in turn: {' -> '.join(map(str, args.steps))} MiB.\n"
               f"'actual' is QEMU's view of the guest's memory (its "
@@ -298,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                   "back gradually)")
         since = time.time()
         show_debugfs(g)
-        show_guest_stats(g, since)
+        if args.vmware:
+            show_vmw_device(g)
+        else:
+            show_guest_stats(g, since)
     except (GuestLost, GuestCommandError, QMPError) as exc:
         print(f"\ndemo: lost the guest: {exc}\n"
               f"  console: {workdir / 'console.log'}", file=sys.stderr)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from balloonrig.runner import main  # noqa: E402
 # Importing the tests registers them, in this order.
 from tests import (inflate, stats, reporting,  # noqa: E402,F401
-                   hinting, modules, survive)
+                   hinting, modules, survive, vmw)
 
 
 if __name__ == "__main__":

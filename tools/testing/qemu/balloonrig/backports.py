@@ -91,9 +91,11 @@ def system_mirror(files: tuple[Path, ...] = SYSTEM_SOURCES) -> str:
     return DEFAULT_MIRROR
 
 
-def sources_list(mirror: str, suites: tuple[str, ...] = SUITES) -> str:
-    """Return the private ``sources.list`` text."""
-    return "".join(f"deb [signed-by={KEYRING}] {mirror} {suite} "
+def sources_list(mirror: str, suites: tuple[str, ...] = SUITES,
+                 kind: str = "deb") -> str:
+    """Return the private ``sources.list`` text (*kind* ``deb`` for
+    binary packages, ``deb-src`` for source packages)."""
+    return "".join(f"{kind} [signed-by={KEYRING}] {mirror} {suite} "
                    f"{COMPONENTS}\n" for suite in suites)
 
 
@@ -114,13 +116,18 @@ def deb_filename(pkg: str, version: str, arch: str) -> str:
 
 
 class PrivateApt:
-    """apt-get and apt-cache on the private list in *root*."""
+    """apt-get and apt-cache on the private list in *root*: binary
+    packages of *suites* (trixie-backports by default), or with *kind*
+    ``deb-src`` their source packages (:meth:`source`)."""
 
     def __init__(self, root: Path, mirror: str | None = None,
-                 quiet: bool = False):
+                 quiet: bool = False, suites: tuple[str, ...] = SUITES,
+                 kind: str = "deb"):
         self.root = Path(root)
         self.mirror = mirror or system_mirror()
         self.quiet = quiet
+        self.suites = suites
+        self.kind = kind
         self.debs = self.root / "debs"
         self._updated = False
 
@@ -141,7 +148,7 @@ class PrivateApt:
     def _setup(self) -> None:
         for sub in ("lists/partial", "cache/archives/partial", "debs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        text = sources_list(self.mirror)
+        text = sources_list(self.mirror, self.suites, self.kind)
         path = self.root / "sources.list"
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
@@ -170,7 +177,7 @@ class PrivateApt:
                 return
             if force and self._updated:
                 return
-            self._say(f"apt-get update ({', '.join(SUITES)} from "
+            self._say(f"apt-get update ({', '.join(self.suites)} from "
                       f"{self.mirror})")
             res = subprocess.run(["apt-get", *self.options(), "-qq",
                                   "update"], capture_output=True, text=True,
@@ -220,7 +227,7 @@ class PrivateApt:
             self.update(force=True)
             info = self.fields(pkg)
         if not info:
-            raise LookupError(f"{pkg} is not in {', '.join(SUITES)} "
+            raise LookupError(f"{pkg} is not in {', '.join(self.suites)} "
                               f"({self.mirror})")
         deb = self.debs / deb_filename(pkg, info["Version"],
                                        info["Architecture"])
@@ -240,6 +247,33 @@ class PrivateApt:
                 old.unlink()
             os.replace(got[0], deb)
         return deb
+
+
+    def source(self, pkg: str, dest: Path) -> Path:
+        """Download the source package *pkg* (``apt-get source
+        --download-only``: its ``.dsc`` and tarballs) into *dest*, once;
+        return the ``.dsc``.  Needs *kind* ``deb-src``."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for attempt in (False, True):
+            self.update(force=attempt)
+            res = subprocess.run(["apt-get", *self.options(), "-qq",
+                                  "source", "--download-only", pkg],
+                                 cwd=dest, capture_output=True, text=True,
+                                 check=False)
+            dscs = sorted(dest.glob(f"{pkg}_*.dsc"))
+            if res.returncode == 0 and dscs:
+                return dscs[-1]
+        raise RuntimeError(f"apt-get source {pkg} failed: "
+                           f"{res.stderr.strip()}")
+
+
+def source_main(argv: list[str]) -> int:
+    """``backports.py source CACHE-DIR SUITE PKG DEST``: download a source
+    package through a private deb-src list in CACHE-DIR; print its .dsc."""
+    root, suite, pkg, dest = argv
+    apt = PrivateApt(Path(root), suites=(suite,), kind="deb-src")
+    print(apt.source(pkg, Path(dest)))
+    return 0
 
 
 def extract(deb: Path, dest: Path) -> None:
@@ -269,3 +303,11 @@ def unpack_source(deb: Path, member: str, dest: Path,
 
 def _q(path: str | os.PathLike) -> str:
     return "'" + os.fspath(path).replace("'", "'\\''") + "'"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "source":
+        sys.exit(source_main(sys.argv[2:]))
+    print("usage: backports.py source CACHE-DIR SUITE PKG DEST",
+          file=sys.stderr)
+    sys.exit(2)

@@ -48,7 +48,26 @@ MODES = {
     "none": ("virtio_pci",),
     "intree": ("virtio_pci", "virtio_balloon"),
     "ours": ("virtio_pci", "balloon_core", "balloon_virtio"),
+    "vmw-intree": ("vmw_balloon",),
+    "vmw-ours": ("balloon_core", "balloon_vmw"),
+    "vmw-none": (),
 }
+
+#: The balloon device of the VMware modes: our QEMU device on the backdoor
+#: port 0x5670 (tools/testing/qemu/vmw-balloon/, built by
+#: scripts/vmw-qemu.sh), which only that QEMU binary has.
+VMW_DEVICE = "vmware-balloon"
+
+#: What makes a guest see VMware: the backdoor on port 0x5658 (vmport),
+#: no CPUID hypervisor bit (else Linux sees KVM/TCG first) and a DMI serial
+#: that says VMware.  -L: firmware from Debian's seabios and qemu packages
+#: (our build has no firmware of its own); no NIC, hence no NIC ROM.
+VMW_MACHINE = (
+    "-machine", "pc,vmport=on", "-cpu", "qemu64,-hypervisor",
+    "-smbios", "type=1,manufacturer=VMware,, Inc.,product=VMware Virtual "
+    "Platform,serial=VMware-56 4d 11 22 33 44 55 66-77 88 99 aa bb cc dd ee",
+    "-L", "/usr/share/seabios", "-L", "/usr/share/qemu", "-nic", "none",
+)
 
 
 class GuestLost(RuntimeError):
@@ -84,6 +103,11 @@ class BootSpec:
     ``load`` is the module list given to /init (``rig.load=``);
     ``expect_driver`` names the driver that must be bound to the virtio
     balloon device before the guest reports ready (None: don't wait).
+    ``device`` is the balloon device (``balloon_props`` are its
+    properties), ``machine`` extra arguments that make the machine (the
+    VMware modes' :data:`VMW_MACHINE`), and ``qemu`` the QEMU binary (None:
+    :data:`QEMU` from $PATH; the VMware modes need the one of
+    scripts/vmw-qemu.sh, which the runner fills in).
     """
 
     load: tuple[str, ...] = MODES["intree"]
@@ -96,13 +120,26 @@ class BootSpec:
     qemu_args: tuple[str, ...] = ()
     ready_timeout: float = 120.0
     bind_wait: int = 30
+    device: str = "virtio-balloon-pci"
+    machine: tuple[str, ...] = ()
+    qemu: str | None = None
 
     @classmethod
     def mode(cls, name: str, **kwargs) -> "BootSpec":
-        """Return a spec for a :data:`MODES` entry."""
+        """Return a spec for a :data:`MODES` entry.  The ``vmw-`` modes
+        boot a VMware guest with :data:`VMW_DEVICE`, and wait for no
+        virtio device."""
         expect = {"intree": "virtio_balloon"}.get(name)
         kwargs.setdefault("expect_driver", expect)
+        if name.startswith("vmw-"):
+            kwargs.setdefault("device", VMW_DEVICE)
+            kwargs.setdefault("machine", VMW_MACHINE)
         return cls(load=MODES[name], **kwargs)
+
+    @property
+    def vmware(self) -> bool:
+        """Does this guest get the VMware balloon device?"""
+        return self.device == VMW_DEVICE
 
 
 class Guest:
@@ -135,10 +172,11 @@ class Guest:
                   "rig.load=" + ",".join(spec.load),
                   f"rig.bind={1 if spec.expect_driver else 0}",
                   f"rig.bindwait={spec.bind_wait}", *spec.cmdline]
-        dev = "virtio-balloon-pci,id=balloon0" + "".join(
+        dev = f"{spec.device},id=balloon0" + "".join(
             f",{k}={v}" for k, v in spec.balloon_props.items())
         return [
-            QEMU, "-accel", "tcg", "-m", str(spec.mem_mib),
+            spec.qemu or QEMU, *spec.machine, "-accel", "tcg",
+            "-m", str(spec.mem_mib),
             "-smp", str(spec.smp), "-nographic", "-nodefaults",
             "-no-reboot", "-monitor", "none",
             "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initrd),

@@ -31,8 +31,9 @@ BUSYBOX = Path("/bin/busybox")
 INIT_SCRIPT = Path(__file__).resolve().parent.parent / "guest-init.sh"
 
 #: In-tree modules always wanted in the image (plus their dependencies).
-#: Built-in ones (virtio_pci on 6.12) are silently skipped.
-DEFAULT_MODULES = ("virtio_pci", "virtio_balloon")
+#: Built-in ones (virtio_pci on 6.12) are silently skipped.  vmw_balloon
+#: (with vmw_vmci) is the in-tree driver of the VMware modes.
+DEFAULT_MODULES = ("virtio_pci", "virtio_balloon", "vmw_balloon")
 
 _KMOD_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 

@@ -18,9 +18,9 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import IO, Callable, TypeVar
 
-from . import kernels
+from . import kernels, vmwqemu
 from .guest import (BOOT_ATTEMPTS, BootError, BootSpec, Guest,
                     GuestCommandError, GuestLost, boot, scan_console)
 from .prepare import PREPARE_ERRORS, heavy_lock, prepare
@@ -131,6 +131,22 @@ class Runner:
     modprobe_conf: Path
     counts: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"PASS": 0, "FAIL": 0, "SKIP": 0})
+    #: The cache directory (--cache), and the heavy lock's open file, for
+    #: building the VMware modes' QEMU (:mod:`vmwqemu`) under it.
+    cache: str | None = None
+    lock_file: IO | None = None
+    #: That QEMU's path, or why it cannot be had; found once.
+    _vmw_qemu: Path | str | None = None
+
+    def vmw_qemu(self) -> Path | str:
+        """The QEMU binary of the VMware modes, or why there is none."""
+        if self._vmw_qemu is None:
+            try:
+                self._vmw_qemu = vmwqemu.binary(self.cache, self.lock_file)
+                print(f"# VMware balloon QEMU: {self._vmw_qemu}", flush=True)
+            except (OSError, RuntimeError) as exc:
+                self._vmw_qemu = str(exc)
+        return self._vmw_qemu
 
     def report(self, test: RigTest, status: str, reason: str = "") -> None:
         """Print the one result line of *test*."""
@@ -162,6 +178,13 @@ class Runner:
         if test.needs_modules and self.modules_problem:
             self.report(test, "FAIL", self.modules_problem)
             return
+        if test.spec.vmware and not test.spec.qemu:
+            qemu = self.vmw_qemu()
+            if isinstance(qemu, str):
+                self.report(test, "SKIP", "no QEMU with the VMware balloon: "
+                            + qemu)
+                return
+            test.spec = dataclasses.replace(test.spec, qemu=str(qemu))
         workdir = self.rundir / test.name
         lost = self._run_once(test, workdir, retry=True)
         if lost:
@@ -304,13 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     series = kimg.series or kimg.kver
     runner = Runner(series, kimg, initrd, prep.ours, prep.problem,
                     kernels.cache_root(args.cache) / "runs" / series,
-                    args.verbose, args.modprobe_conf)
+                    args.verbose, args.modprobe_conf, cache=args.cache,
+                    lock_file=lock)
     props = dict(p.split("=", 1) for p in args.balloon_prop)
     extra = tuple(a for arg in args.append for a in arg.split())
     for test in tests:
+        # --balloon-prop names virtio-balloon-pci properties.
         test.spec = dataclasses.replace(
             test.spec, cmdline=test.spec.cmdline + extra,
-            balloon_props={**test.spec.balloon_props, **props},
+            balloon_props={**test.spec.balloon_props,
+                           **({} if test.spec.vmware else props)},
             smp=args.smp or test.spec.smp)
         runner.run(test)
     c = runner.counts

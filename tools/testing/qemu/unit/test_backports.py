@@ -75,6 +75,13 @@ class MirrorTest(unittest.TestCase):
             "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]"
             " http://m.example/debian trixie-backports main\n")
 
+    def test_sources_list_deb_src(self):
+        self.assertEqual(
+            backports.sources_list("http://m.example/debian", ("bookworm",),
+                                   "deb-src"),
+            "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring"
+            ".gpg] http://m.example/debian bookworm main\n")
+
 
 class PackageTest(unittest.TestCase):
     def test_parse_depends(self):

@@ -95,5 +95,33 @@ class BootTest(unittest.TestCase):
             self.assertFalse(g.stopped)
 
 
+class QemuArgsTest(unittest.TestCase):
+    KIMG = mock.Mock(vmlinuz=Path("vmlinuz"))
+
+    def args(self, spec):
+        return guest.Guest(self.KIMG, Path("initrd"), spec,
+                           "/tmp/x").qemu_args("cmd.sock", "qmp.sock")
+
+    def test_virtio_modes_are_unchanged(self):
+        args = self.args(guest.BootSpec.mode("intree"))
+        self.assertEqual(args[0], guest.QEMU)
+        self.assertIn("virtio-balloon-pci,id=balloon0", args)
+        self.assertNotIn("-machine", args)
+        self.assertIn("rig.bind=1", " ".join(args))
+
+    def test_vmware_mode(self):
+        spec = guest.BootSpec.mode("vmw-ours", qemu="/c/qemu",
+                                   balloon_props={"capabilities": "2"})
+        self.assertTrue(spec.vmware)
+        args = self.args(spec)
+        self.assertEqual(args[0], "/c/qemu")
+        self.assertEqual(args[1:5], ["-machine", "pc,vmport=on", "-cpu",
+                                     "qemu64,-hypervisor"])
+        self.assertIn("vmware-balloon,id=balloon0,capabilities=2", args)
+        append = args[args.index("-append") + 1]
+        self.assertIn("rig.load=balloon_core,balloon_vmw", append)
+        self.assertIn("rig.bind=0", append)
+
+
 if __name__ == "__main__":
     unittest.main()
