@@ -73,22 +73,26 @@ class RigTest:
     fn: Callable[["Context"], None]
     spec: BootSpec
     needs_modules: bool
+    #: The kernel series the test runs on; empty: all of them.
+    series: tuple[str, ...] = ()
 
 
 TESTS: list[RigTest] = []
 
 
 def rigtest(mode: str = "intree", needs_modules: bool = False,
-            **spec_kwargs) -> Callable:
+            series: tuple[str, ...] = (), **spec_kwargs) -> Callable:
     """Register ``fn(ctx)`` as a test booting a guest in boot *mode*.
 
-    *spec_kwargs* go to :meth:`BootSpec.mode` (mem_mib, cmdline,
-    balloon_props, expect_driver, ...).
+    *series*, when given, are the only kernel series it runs on (on the
+    others it is skipped without a boot).  *spec_kwargs* go to
+    :meth:`BootSpec.mode` (mem_mib, cmdline, balloon_props,
+    expect_driver, ...).
     """
     def wrap(fn: Callable[["Context"], None]) -> Callable:
         TESTS.append(RigTest(fn.__name__.removeprefix("test_"), fn,
                              BootSpec.mode(mode, **spec_kwargs),
-                             needs_modules))
+                             needs_modules, tuple(series)))
         return fn
     return wrap
 
@@ -172,6 +176,10 @@ class Runner:
         the test, with a console that names none of our modules, is the
         emulator's (or the guest kernel's) failure, as a lost boot is: the
         test runs once more in a fresh guest."""
+        if test.series and self.series not in test.series:
+            self.report(test, "SKIP",
+                        f"runs on {' and '.join(test.series)} only")
+            return
         if test.needs_modules and not self.our_modules:
             self.report(test, "SKIP", "needs --modules DIR")
             return

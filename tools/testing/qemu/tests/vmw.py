@@ -18,7 +18,8 @@ from pathlib import Path
 
 from balloonrig.runner import Context, expect, rigtest, wait_for
 
-from .helpers import GIB, MIB, debugfs_stats, meminfo_avail, move_balloon
+from .helpers import (GIB, MIB, debugfs_stats, expect_meminfo_balloon,
+                      meminfo_avail, meminfo_balloon, move_balloon)
 
 #: The device's capability bits (drivers/misc/vmw_balloon.c).
 CAP_BASIC, CAP_BATCHED, CAP_2M, CAP_64BIT = 1 << 1, 1 << 2, 1 << 3, 1 << 5
@@ -35,6 +36,12 @@ OURS = {"needs_modules": True, **VMW}
 VMW_FAST = {"mem_mib": 2048}
 OURS_FAST = {"needs_modules": True, **VMW_FAST}
 FRAME = 4096
+# The issue's kernels run every VMware test; 7.3 (whose QEMU step is the
+# longest of the three already) the 2 MiB round trips of both drivers, and
+# 6.1 the in-tree driver's answers to an odd host only as 6.12 does, to
+# keep the test command within its time budget.
+BOTH = ("6.1", "6.12")
+REFEREE = ("6.12",)
 
 
 def qom_get(ctx: Context, prop: str):
@@ -107,6 +114,10 @@ def vmw_cycle(ctx: Context, frames_per_page: int, ours: bool) -> str:
         expect((big > 0) == (frames_per_page > 1),
                f"{big} 2 MiB pages in the balloon with "
                f"{frames_per_page}-frame pages offered")
+        # Where the kernel has "Balloon:" (7.3), 2 MiB pages count there.
+        counted = meminfo_balloon(ctx) is not None
+        if counted:
+            expect_meminfo_balloon(ctx, "inflated")
     avail1 = meminfo_avail(ctx)
     expect(avail0 - avail1 >= 0.8 * GIB,
            f"MemAvailable fell by only {(avail0 - avail1) // MIB} MiB")
@@ -117,6 +128,9 @@ def vmw_cycle(ctx: Context, frames_per_page: int, ours: bool) -> str:
 
     deflate_s = move_balloon(ctx, full, "deflate")
     expect(qom_get(ctx, "locked-pages") == 0, "pages left locked")
+    if ours and counted:
+        expect(expect_meminfo_balloon(ctx, "deflated") == 0,
+               "Balloon: not back to 0 once deflated")
     wait_for(lambda: meminfo_avail(ctx),
              lambda a: a >= avail0 - 0.1 * GIB, 90,
              lambda a: f"MemAvailable did not recover: {avail0 // MIB} -> "
@@ -138,7 +152,7 @@ def test_vmw_intree_2m(ctx: Context) -> None:
 
 
 @rigtest(mode="vmw-intree", balloon_props={"capabilities": str(CAPS_4K)},
-         **VMW)
+         series=BOTH, **VMW)
 def test_vmw_intree_4k(ctx: Context) -> None:
     """The in-tree vmw_balloon with a host that batches 4 KiB pages only."""
     ctx.info(vmw_cycle(ctx, 1, ours=False))
@@ -154,7 +168,7 @@ def test_vmw_ours_2m(ctx: Context) -> None:
 
 
 @rigtest(mode="vmw-ours", balloon_props={"capabilities": str(CAPS_4K)},
-         **OURS)
+         series=BOTH, **OURS)
 def test_vmw_ours_4k(ctx: Context) -> None:
     """Our balloon_vmw with a host that batches 4 KiB pages only."""
     ctx.info(vmw_cycle(ctx, 1, ours=True))
@@ -163,7 +177,7 @@ def test_vmw_ours_4k(ctx: Context) -> None:
 
 
 @rigtest(mode="vmw-ours", balloon_props={"capabilities": str(CAP_BASIC)},
-         **OURS)
+         series=BOTH, **OURS)
 def test_vmw_ours_protocol2(ctx: Context) -> None:
     """Our balloon_vmw with a protocol-2 host (START answers plain
     SUCCESS, one page per LOCK/UNLOCK, no batching)."""
@@ -202,13 +216,13 @@ def refuse_pin(ctx: Context, ours: bool) -> None:
              f"refused and {pinned} pinned")
 
 
-@rigtest(mode="vmw-intree", **VMW_FAST)
+@rigtest(mode="vmw-intree", series=REFEREE, **VMW_FAST)
 def test_vmw_intree_refuse_pin(ctx: Context) -> None:
     """The in-tree vmw_balloon with a host that refuses and pins pages."""
     refuse_pin(ctx, ours=False)
 
 
-@rigtest(mode="vmw-ours", **OURS_FAST)
+@rigtest(mode="vmw-ours", series=BOTH, **OURS_FAST)
 def test_vmw_ours_refuse_pin(ctx: Context) -> None:
     """Our balloon_vmw with a host that refuses and pins pages."""
     refuse_pin(ctx, ours=True)
@@ -251,14 +265,14 @@ def reset_mid_inflate(ctx: Context, ours: bool) -> None:
              f"reset; {qom_get(ctx, 'starts') - starts0} START(s)")
 
 
-@rigtest(mode="vmw-intree", **VMW_FAST)
+@rigtest(mode="vmw-intree", series=REFEREE, **VMW_FAST)
 def test_vmw_intree_reset(ctx: Context) -> None:
     """The in-tree vmw_balloon when the host demands a reset mid-inflate:
     what the device does is what the referee expects."""
     reset_mid_inflate(ctx, ours=False)
 
 
-@rigtest(mode="vmw-ours", **OURS_FAST)
+@rigtest(mode="vmw-ours", series=BOTH, **OURS_FAST)
 def test_vmw_ours_reset(ctx: Context) -> None:
     """Our balloon_vmw when the host demands a reset mid-inflate: every
     page dropped, handshake redone, target reached again."""
@@ -266,7 +280,7 @@ def test_vmw_ours_reset(ctx: Context) -> None:
 
 
 @rigtest(mode="vmw-intree", balloon_props={"capabilities": str(CAP_BASIC)},
-         **VMW)
+         series=REFEREE, **VMW)
 def test_vmw_intree_protocol2(ctx: Context) -> None:
     """The in-tree vmw_balloon with a protocol-2 host: one page per
     LOCK/UNLOCK, no batching."""
@@ -275,7 +289,7 @@ def test_vmw_intree_protocol2(ctx: Context) -> None:
            "fewer single LOCKs than pages")
 
 
-@rigtest(mode="vmw-intree", **VMW_FAST)
+@rigtest(mode="vmw-intree", series=BOTH, **VMW_FAST)
 def test_vmw_intree_unload_full(ctx: Context) -> None:
     """Unloading the in-tree vmw_balloon with 1 GiB ballooned: it sends
     START(0) and frees its pages without unlocking them, so the host must
@@ -302,7 +316,7 @@ def unload_full(ctx: Context, module: str) -> None:
              f"{a // MIB} MiB", 1)
 
 
-@rigtest(mode="vmw-ours", **OURS_FAST)
+@rigtest(mode="vmw-ours", series=BOTH, **OURS_FAST)
 def test_vmw_ours_unload_full(ctx: Context) -> None:
     """Unloading balloon_vmw with 1 GiB ballooned: the host sees every page
     back and the guest gets the memory back."""
@@ -382,7 +396,7 @@ BAD_INPUT_DETACHED = [
 ]
 
 
-@rigtest(mode="vmw-none", mem_mib=2048)
+@rigtest(mode="vmw-none", mem_mib=2048, series=REFEREE)
 def test_vmw_device_bad_input(ctx: Context) -> None:
     """What no driver sends gets a status, never a QEMU crash: a wrong
     magic, commands before START, unknown and unnegotiated commands, PFNs
