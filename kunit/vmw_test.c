@@ -48,7 +48,7 @@ struct vmw_model {
 	/* what the host is */
 	unsigned int proto;		/* 2 or 3 */
 	unsigned long offered;		/* capabilities a protocol-3 host offers */
-	bool picky;			/* protocol 2 only, asked for by number */
+	bool picky;			/* takes a START for protocol 2 only */
 	bool no_vmci;			/* the guest has no VMCI doorbell */
 	u64 target;
 	u64 target_high;		/* garbage in the high half of EBX */
@@ -110,9 +110,9 @@ static unsigned long model_start(struct vmw_model *m, unsigned long req,
 {
 	model_forget(m);
 	m->last_start_arg = req;
+	if (m->picky && req != BALLOON_VMW_CAP_BASIC)
+		return BALLOON_VMW_ERROR_CMD_INVALID;
 	if (m->proto == 2) {
-		if (m->picky && req != BALLOON_VMW_CAP_BASIC)
-			return BALLOON_VMW_ERROR_CMD_INVALID;
 		m->granted = BALLOON_VMW_CAP_BASIC;
 		m->started = true;
 		return BALLOON_VMW_SUCCESS;
@@ -511,6 +511,27 @@ static void start_protocol_2_host_single_pages(struct kunit *test)
 	vmw_settle(bdev, 10);
 	KUNIT_EXPECT_EQ(test, bdev->size, 40);
 	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_UNLOCK], 60U);
+	expect_in_step(test, bdev);
+}
+
+/*
+ * A protocol-3 host that takes only a START for protocol 2 still replies
+ * with all it offers: the guest keeps to what it asked for.
+ */
+static void start_picky_host_keeps_to_what_was_asked(struct kunit *test)
+{
+	struct vmw_model *m = test->priv;
+	struct balloon_core_dev *bdev;
+
+	m->picky = true;
+	bdev = vmw_up(test);
+	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_START], 2U);
+	KUNIT_EXPECT_EQ(test, m->granted, BALLOON_VMW_CAP_BASIC);
+	m->target = 10;
+	vmw_settle(bdev, 10);
+	KUNIT_EXPECT_EQ(test, bdev->size, 10);
+	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_LOCK], 10U);
+	KUNIT_EXPECT_EQ(test, m->calls[BALLOON_VMW_CMD_BATCHED_LOCK], 0U);
 	expect_in_step(test, bdev);
 }
 
@@ -1223,6 +1244,7 @@ static struct kunit_case balloon_vmw_protocol_cases[] = {
 	KUNIT_CASE(start_negotiates_richest_mode),
 	KUNIT_CASE(start_protocol_2_host_single_pages),
 	KUNIT_CASE(start_picky_old_host_gets_protocol_2),
+	KUNIT_CASE(start_picky_host_keeps_to_what_was_asked),
 	KUNIT_CASE(start_2m_needs_batching),
 	KUNIT_CASE(start_batched_4k_only),
 	KUNIT_CASE(start_host_without_lock_commands_fails),

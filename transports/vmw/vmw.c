@@ -277,24 +277,27 @@ static void balloon_vmw_doorbell_unset(struct balloon_vmw *b)
 }
 
 /*
- * START: offer everything we speak and keep what the host grants.  A
- * protocol-2 host answers plain SUCCESS; one that rejects the offer gets
- * a second START asking for protocol 2 alone.
+ * START: offer everything we speak.  The host replies with all it offers
+ * (the in-tree driver relies on that at unload), so we use what is both
+ * offered and asked for.  A protocol-2 host answers plain SUCCESS; one
+ * that rejects the offer gets a second START asking for protocol 2 alone,
+ * and whatever it replies then, protocol 2 is what we use.
  */
 static int balloon_vmw_negotiate(struct balloon_vmw *b)
 {
-	unsigned long status, caps;
+	unsigned long status, caps, asked = BALLOON_VMW_GUEST_CAPS;
 
 	b->caps = 0;
-	status = balloon_vmw_cmd(b, BALLOON_VMW_CMD_START,
-				 BALLOON_VMW_GUEST_CAPS, 0, &caps);
-	if (status == BALLOON_VMW_ERROR_CMD_INVALID)
-		status = balloon_vmw_cmd(b, BALLOON_VMW_CMD_START,
-					 BALLOON_VMW_CAP_BASIC, 0, &caps);
+	status = balloon_vmw_cmd(b, BALLOON_VMW_CMD_START, asked, 0, &caps);
+	if (status == BALLOON_VMW_ERROR_CMD_INVALID) {
+		asked = BALLOON_VMW_CAP_BASIC;
+		status = balloon_vmw_cmd(b, BALLOON_VMW_CMD_START, asked, 0,
+					 &caps);
+	}
 
 	switch (status) {
 	case BALLOON_VMW_SUCCESS_WITH_CAPABILITIES:
-		caps &= BALLOON_VMW_GUEST_CAPS;
+		caps &= asked;
 		break;
 	case BALLOON_VMW_SUCCESS:
 		caps = BALLOON_VMW_CAP_BASIC;
