@@ -312,9 +312,16 @@ fi
 if [ -n "$do_qemu" ]; then
 	# Debian's QEMU with our VMware balloon device, built once into the
 	# cache (about 3.5 minutes; at once after that): each kernel's QEMU
-	# step below runs the VMware tests on it, and skips them if it failed.
-	step "qemu with the VMware balloon" vmw-qemu '' \
-		"$BALLOON_REPO/scripts/vmw-qemu.sh"
+	# step below runs the VMware tests on it (the rig takes the binary
+	# from $BALLOON_VMW_QEMU), and skips them if it failed, without
+	# building it again.
+	if step "qemu with the VMware balloon" vmw-qemu '' \
+		"$BALLOON_REPO/scripts/vmw-qemu.sh"; then
+		BALLOON_VMW_QEMU=$(tail -n 1 "$logs/vmw-qemu.log")
+	else
+		BALLOON_VMW_QEMU="(none: the step 'qemu with the VMware balloon' failed, see $logs/vmw-qemu.log)"
+	fi
+	export BALLOON_VMW_QEMU
 	for series in "${BALLOON_SERIES[@]}"; do
 		log="$logs/qemu-$series.log"
 		mods=()

@@ -115,6 +115,26 @@ def deb_filename(pkg: str, version: str, arch: str) -> str:
     return f"{pkg}_{version.replace(':', '%3a')}_{arch}.deb"
 
 
+def dsc_version(dsc: Path) -> str:
+    """Return the version in a ``.dsc`` file's name (``pkg_VERSION.dsc``,
+    without the epoch, which file names leave out)."""
+    return dsc.stem.split("_", 1)[1]
+
+
+def newest_dsc(dscs: list[Path]) -> Path:
+    """Return the ``.dsc`` of the newest version, by Debian's ordering
+    (``dpkg --compare-versions``: ``deb12u10`` is newer than ``deb12u9``),
+    for a directory that has kept an older download."""
+    best = dscs[0]
+    for dsc in dscs[1:]:
+        newer = subprocess.run(["dpkg", "--compare-versions",
+                                dsc_version(dsc), "gt", dsc_version(best)],
+                               check=False).returncode == 0
+        if newer:
+            best = dsc
+    return best
+
+
 class PrivateApt:
     """apt-get and apt-cache on the private list in *root*: binary
     packages of *suites* (trixie-backports by default), or with *kind*
@@ -260,9 +280,9 @@ class PrivateApt:
                                   "source", "--download-only", pkg],
                                  cwd=dest, capture_output=True, text=True,
                                  check=False)
-            dscs = sorted(dest.glob(f"{pkg}_*.dsc"))
+            dscs = list(dest.glob(f"{pkg}_*.dsc"))
             if res.returncode == 0 and dscs:
-                return dscs[-1]
+                return newest_dsc(dscs)
         raise RuntimeError(f"apt-get source {pkg} failed: "
                            f"{res.stderr.strip()}")
 

@@ -83,6 +83,18 @@ class MirrorTest(unittest.TestCase):
             ".gpg] http://m.example/debian bookworm main\n")
 
 
+class DscTest(unittest.TestCase):
+    def test_newest_by_debian_order(self):
+        names = ["qemu_7.2+dfsg-7+deb12u9.dsc", "qemu_7.2+dfsg-7+deb12u10.dsc",
+                 "qemu_7.2+dfsg-7+deb12u2.dsc"]
+        got = backports.newest_dsc([Path(n) for n in names])
+        self.assertEqual(got.name, "qemu_7.2+dfsg-7+deb12u10.dsc")
+
+    def test_version_from_name(self):
+        self.assertEqual(backports.dsc_version(
+            Path("/x/qemu_7.2+dfsg-7+deb12u10.dsc")), "7.2+dfsg-7+deb12u10")
+
+
 class PackageTest(unittest.TestCase):
     def test_parse_depends(self):
         self.assertEqual(

@@ -10,7 +10,9 @@
  *	EAX=MAGIC (the balloon's, by default), ECX=CMD, EBX=ARG1, ESI=ARG2.
  *   vmw-probe batch CMD COUNT PFN... [-- CMD COUNT PFN...]...
  *	fills a batch page of its own with the PFNs (hex; "v" is a page of
- *	its own it does not mind losing, "v1" that page's PFN + 1) and sends
+ *	its own it does not mind losing; "v1" the PFN after the 2 MiB
+ *	boundary at or below it, never 2 MiB aligned, for a misaligned
+ *	2 MiB page the host must refuse without touching memory) and sends
  *	CMD with that page and COUNT; prints "status=S entries=s0,s1,..."
  *	per group.  The groups run in one process, on the same pages.
  *
@@ -175,7 +177,7 @@ static int probe(int argc, char **argv)
 			if (same(argv[n], "v"))
 				pfn = victim_pfn;
 			else if (same(argv[n], "v1"))
-				pfn = victim_pfn + 1;
+				pfn = (victim_pfn & ~511UL) + 1;
 			else
 				pfn = hex(argv[n]);
 			if (nr == 512)
