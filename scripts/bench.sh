@@ -51,7 +51,8 @@ python3 "$BALLOON_REPO/tools/testing/qemu/bench.py" --series "$series" \
 echo
 echo "VMware: our balloon_vmw against the in-tree vmw_balloon, on our QEMU"
 echo "device (scripts/vmw-qemu.sh builds that QEMU the first time):"
+vmw_rc=0
 python3 "$BALLOON_REPO/tools/testing/qemu/bench.py" --vmware \
 	--series "$series" --modules "$BALLOON_REPO/build/modules/$kver" \
-	"$@" || { r=$?; [ $r -gt $rc ] && rc=$r; }
-exit $rc
+	"$@" || vmw_rc=$?
+exit $((vmw_rc > rc ? vmw_rc : rc))
