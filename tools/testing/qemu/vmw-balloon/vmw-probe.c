@@ -31,8 +31,11 @@
 
 typedef unsigned long ulong;
 
-static ulong batch[512] __attribute__((aligned(4096)));
-static char victim[4096] __attribute__((aligned(4096)));
+/* Two whole pages, page-aligned, out of three: the batch and the victim. */
+static char pages[3 * 4096];
+#define PAGE_ALIGNED(p)	((void *)(((ulong)(p) + 4095) & ~4095UL))
+static ulong *batch;
+static char *victim;
 
 static long sys4(long n, long a, long b, long c, long d)
 {
@@ -67,7 +70,7 @@ static void out_hex(ulong v)
 	out(p);
 }
 
-static __attribute__((noreturn)) void die(const char *msg)
+static void die(const char *msg)
 {
 	out("vmw-probe: ");
 	out(msg);
@@ -85,7 +88,7 @@ static ulong hex(const char *s)
 	if (!*s)
 		die("empty number");
 	for (; *s; s++) {
-		int d;
+		int d = 0;
 
 		if (*s >= '0' && *s <= '9')
 			d = *s - '0';
@@ -94,7 +97,7 @@ static ulong hex(const char *s)
 		else if (*s >= 'A' && *s <= 'F')
 			d = *s - 'A' + 10;
 		else
-			die("bad hex number");
+			die("not a hexadecimal number");
 		v = v << 4 | d;
 	}
 	return v;
@@ -138,13 +141,13 @@ static ulong backdoor(ulong magic, ulong cmd, ulong arg1, ulong arg2,
 	return status;
 }
 
-static int probe(int argc, char **argv)
+static int run(int argc, char **argv)
 {
 	ulong ebx, ecx, status, victim_pfn, count, i;
 	int n;
 
 	if (argc < 4)
-		die("usage: vmw-probe CMD ARG1 ARG2 [MAGIC] | batch CMD COUNT PFN...");
+		die("usage: vmw-probe CMD ARG1 ARG2 [MAGIC] | batch CMD COUNT PFN ...");
 	if (sys4(SYS_iopl, 3, 0, 0, 0))
 		die("iopl(3) failed (not root?)");
 
@@ -161,6 +164,8 @@ static int probe(int argc, char **argv)
 		return 0;
 	}
 
+	batch = PAGE_ALIGNED(pages);
+	victim = (char *)batch + 4096;
 	victim[0] = 1;
 	batch[0] = 0;
 	victim_pfn = pfn_of(victim);
@@ -201,13 +206,13 @@ static int probe(int argc, char **argv)
 
 void start_c(long *sp)
 {
-	sys4(SYS_exit, probe((int)sp[0], (char **)(sp + 1)), 0, 0, 0);
+	sys4(SYS_exit, run((int)sp[0], (char **)(sp + 1)), 0, 0, 0);
 }
 
-asm (".global _start\n"
-     "_start:\n"
-     "	xor %rbp, %rbp\n"
-     "	mov %rsp, %rdi\n"
-     "	and $-16, %rsp\n"
-     "	call start_c\n"
-     "	hlt\n");
+asm(".global _start\n"
+	"_start:\n"
+	"	xor %rbp, %rbp\n"
+	"	mov %rsp, %rdi\n"
+	"	and $-16, %rsp\n"
+	"	call start_c\n"
+	"	hlt\n");
