@@ -113,8 +113,7 @@ def _qemu_cpu_s(pid: int) -> float:
 
 
 def _hypercalls(g: Guest) -> int:
-    return int(g.qmp.execute("qom-get", path="/machine/peripheral/balloon0",
-                             property="hypercalls"))
+    return int(g.qmp.balloon_prop("hypercalls"))
 
 
 def one_run(kimg, initrd, driver: str, variant: str, mem: int, size: int,

@@ -188,9 +188,7 @@ def show_vmw_device(g: Guest) -> None:
                  "calls-batched-2m-lock", "calls-batched-lock",
                  "calls-batched-2m-unlock", "calls-batched-unlock",
                  "calls-get-target"):
-        value = g.qmp.execute("qom-get", path="/machine/peripheral/balloon0",
-                              property=prop)
-        print(f"  {prop:24} {value}")
+        print(f"  {prop:24} {g.qmp.balloon_prop(prop)}")
 
 
 def _lost(attempt: int, exc: GuestLost) -> None:

@@ -161,16 +161,21 @@ class QMP:
                 return BalloonWait(target, False, now, samples)
             time.sleep(interval)
 
+    def balloon_prop(self, prop: str) -> Any:
+        """Return a QOM property of the balloon device (``balloon0``)."""
+        return self.execute("qom-get", path=BALLOON_QOM, property=prop)
+
+    def set_balloon_prop(self, prop: str, value: Any) -> None:
+        """Set a QOM property of the balloon device (``balloon0``)."""
+        self.execute("qom-set", path=BALLOON_QOM, property=prop, value=value)
+
     def set_stats_interval(self, seconds: int) -> None:
         """Set the guest statistics polling interval (0 disables)."""
-        self.execute("qom-set", path=BALLOON_QOM,
-                     property="guest-stats-polling-interval",
-                     value=int(seconds))
+        self.set_balloon_prop("guest-stats-polling-interval", int(seconds))
 
     def guest_stats(self) -> dict[str, Any]:
         """Return ``{"stats": {...}, "last-update": epoch seconds}``."""
-        return self.execute("qom-get", path=BALLOON_QOM,
-                            property="guest-stats")
+        return self.balloon_prop("guest-stats")
 
     # -- migration helpers ----------------------------------------------
 

@@ -46,14 +46,12 @@ REFEREE = ("6.12",)
 
 def qom_get(ctx: Context, prop: str):
     """A property of the guest's vmware-balloon device."""
-    return ctx.guest.qmp.execute("qom-get", path="/machine/peripheral/balloon0",
-                                 property=prop)
+    return ctx.guest.qmp.balloon_prop(prop)
 
 
 def qom_set(ctx: Context, prop: str, value) -> None:
     """Set a property of the guest's vmware-balloon device."""
-    ctx.guest.qmp.execute("qom-set", path="/machine/peripheral/balloon0",
-                          property=prop, value=value)
+    ctx.guest.qmp.set_balloon_prop(prop, value)
 
 
 def vmmemctl_current(ctx: Context) -> int:
