@@ -4,9 +4,9 @@
  *
  * Largest pages first, each only while it fits in what is left; a page the
  * host will not release stays in the balloon (tried after every other
- * page of its order) and ends the cycle's deflation.  Used by the work loop at the adaptive
- * deflate rate (core/rate.c), and in full by the OOM notifier and
- * unregister.
+ * page of its order) and ends the cycle's deflation.  Used by the work
+ * loop at the adaptive deflate rate (core/rate.c), and in full by the OOM
+ * notifier and unregister.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 

@@ -165,8 +165,6 @@ int balloon_core_param_check(const char *name, unsigned int val);
 struct page *balloon_core_alloc_page(gfp_t gfp, unsigned int order);
 size_t balloon_core_dequeue_4k(struct balloon_core_dev *bdev,
 			       struct list_head *list, size_t n);
-int balloon_core_own_slot(struct balloon_core_dev *bdev, struct page *page,
-			  unsigned int order);
 bool balloon_core_run_cycle(struct balloon_core_dev *bdev);
 unsigned long balloon_core_floor_curve(unsigned long guest);
 int balloon_core_floor_parse(const char *val, unsigned long *pages);

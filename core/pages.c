@@ -84,48 +84,32 @@ static unsigned long balloon_core_own_index(struct page *page,
 }
 
 /**
- * balloon_core_own_slot() - make room for a page in the core's own array
+ * balloon_core_reserve() - make room for a page in the core's own array
  * @bdev: the balloon.
  * @page: the page.
  * @order: its order.
  *
  * The only allocation of the own arrays, without reclaim, so that KUnit
- * suites can replace it with a static stub to make it fail.  A slot that
- * holds the page already stays as it is.
+ * suites can replace it with a static stub to make it fail.  A page above
+ * 4 KiB gets its slot here while the inflation allocates, without the
+ * work lock, so that it can join the balloon under the lock without
+ * allocating; the slot goes when the page is freed
+ * (balloon_core_free_page()) or split (balloon_core_unreserve()).  A
+ * 4 KiB page the host keeps gets its slot here, under the work lock.  A
+ * slot that holds the page already stays as it is.
  *
- * Context: Any context that may allocate with %GFP_NOWAIT.
- * Return: 0, or -%ENOMEM.
- */
-VISIBLE_IF_KUNIT int balloon_core_own_slot(struct balloon_core_dev *bdev,
-					   struct page *page,
-					   unsigned int order)
-{
-	KUNIT_STATIC_STUB_REDIRECT(balloon_core_own_slot, bdev, page, order);
-	return xa_reserve(&bdev->own[order],
-			  balloon_core_own_index(page, order),
-			  GFP_NOWAIT | __GFP_NOWARN);
-}
-EXPORT_SYMBOL_IF_KUNIT(balloon_core_own_slot);
-
-/**
- * balloon_core_reserve() - make room for a new page above 4 KiB
- * @bdev: the balloon.
- * @page: the page, just allocated for the balloon.
- * @order: its order, above 0.
- *
- * Called while the inflation allocates, without the work lock, so that
- * the page can join the balloon under the lock without allocating.  The
- * slot goes when the page is freed (balloon_core_free_page()) or split
- * (balloon_core_unreserve()).
- *
- * Context: Process context, without the work lock.
- * Return: 0, or -%ENOMEM: the page cannot join the balloon.
+ * Context: Process context; may allocate with %GFP_NOWAIT.
+ * Return: 0, or -%ENOMEM: the page cannot join the array.
  */
 int balloon_core_reserve(struct balloon_core_dev *bdev, struct page *page,
 			 unsigned int order)
 {
-	return balloon_core_own_slot(bdev, page, order);
+	KUNIT_STATIC_STUB_REDIRECT(balloon_core_reserve, bdev, page, order);
+	return xa_reserve(&bdev->own[order],
+			  balloon_core_own_index(page, order),
+			  GFP_NOWAIT | __GFP_NOWARN);
 }
+EXPORT_SYMBOL_IF_KUNIT(balloon_core_reserve);
 
 /**
  * balloon_core_unreserve() - a page above 4 KiB will not join the balloon
@@ -247,7 +231,7 @@ static bool balloon_core_own_add(struct balloon_core_dev *bdev,
 	struct xarray *xa = &bdev->own[order];
 	unsigned long index = balloon_core_own_index(page, order);
 
-	if (!order && balloon_core_own_slot(bdev, page, order))
+	if (!order && balloon_core_reserve(bdev, page, order))
 		return false;
 	/* Into a slot that exists: nothing to allocate, nothing to fail. */
 	if (WARN_ON_ONCE(xa_is_err(xa_store(xa, index, page,
@@ -365,6 +349,34 @@ void balloon_core_enqueue_list(struct balloon_core_dev *bdev,
 	balloon_core_list_enqueue(bdev, list);
 }
 
+/*
+ * Take up to @n 4 KiB pages off the kernel's balloon list, in chunks, with
+ * interrupts on between them, counting them (balloon_core_count_listed()).
+ */
+static unsigned int balloon_core_list_dequeue(struct balloon_core_dev *bdev,
+					      struct list_head *list,
+					      unsigned int n)
+{
+	unsigned int got = 0;
+
+	while (got < n) {
+		unsigned int want = min_t(unsigned int, n - got,
+					  BALLOON_CORE_LOCK_CHUNK);
+		LIST_HEAD(chunk);
+		struct page *page;
+		size_t took = balloon_core_dequeue_4k(bdev, &chunk, want);
+
+		list_for_each_entry(page, &chunk, lru)
+			balloon_core_count_listed(bdev, page, false);
+		list_splice_tail(&chunk, list);
+		bdev->nr_pages[0] -= took;
+		got += took;
+		if (took < want)
+			break;
+	}
+	return got;
+}
+
 /**
  * balloon_core_dequeue() - take pages of one order out of the balloon
  * @bdev: the balloon.
@@ -384,31 +396,13 @@ unsigned int balloon_core_dequeue(struct balloon_core_dev *bdev,
 				  unsigned int order,
 				  struct list_head *list, unsigned int n)
 {
-	unsigned int got = 0;
+	unsigned int got;
 
-	if (order) {
+	if (order)
 		got = balloon_core_own_take(bdev, order, BALLOON_CORE_OWN_READY,
 					    list, n);
-		goto kept;
-	}
-
-	/* In chunks, with interrupts on between them. */
-	while (got < n) {
-		unsigned int want = min_t(unsigned int, n - got,
-					  BALLOON_CORE_LOCK_CHUNK);
-		LIST_HEAD(chunk);
-		struct page *page;
-		size_t took = balloon_core_dequeue_4k(bdev, &chunk, want);
-
-		list_for_each_entry(page, &chunk, lru)
-			balloon_core_count_listed(bdev, page, false);
-		list_splice_tail(&chunk, list);
-		bdev->nr_pages[0] -= took;
-		got += took;
-		if (took < want)
-			break;
-	}
-kept:
+	else
+		got = balloon_core_list_dequeue(bdev, list, n);
 	if (got < n)
 		got += balloon_core_own_take(bdev, order, BALLOON_CORE_OWN_KEPT,
 					     list, n - got);

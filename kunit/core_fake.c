@@ -208,8 +208,8 @@ static struct page *fake_alloc_page(gfp_t gfp, unsigned int order)
  * its slot while the inflation allocates, without the work lock; a kept
  * 4 KiB page under it, without reclaim.
  */
-static int fake_own_slot(struct balloon_core_dev *bdev, struct page *page,
-			 unsigned int order)
+static int fake_reserve(struct balloon_core_dev *bdev, struct page *page,
+			unsigned int order)
 {
 	struct kunit *test = kunit_get_current_test();
 	struct fake_host *host = test->priv;
@@ -269,7 +269,7 @@ int core_fake_init(struct kunit *test)
 	kunit_activate_static_stub(test, balloon_core_dequeue_4k,
 				   fake_dequeue_4k);
 	kunit_activate_static_stub(test, balloon_core_refaults, fake_refaults);
-	kunit_activate_static_stub(test, balloon_core_own_slot, fake_own_slot);
+	kunit_activate_static_stub(test, balloon_core_reserve, fake_reserve);
 	return 0;
 }
 
