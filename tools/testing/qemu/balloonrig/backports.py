@@ -1,6 +1,8 @@
-"""A private apt configuration for Debian's trixie-backports kernels.
+"""Private apt configurations: Debian's trixie-backports kernels, and
+arm64 packages.
 
-Debian 12's own sources know no 7.x kernel.  The same archive serves
+Debian 12's own sources know no 7.x kernel, and no arm64 package (the
+machine is amd64).  The same archive serves
 ``trixie-backports``, and apt can read a list of its own without touching
 the system's: :class:`PrivateApt` keeps a ``sources.list``, the package
 lists and apt's caches under ``<cache>/apt-trixie-backports/``, and runs
@@ -8,7 +10,9 @@ lists and apt's caches under ``<cache>/apt-trixie-backports/``, and runs
 -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=...
 -o Dir::Cache=...``.  Packages are only ever downloaded (``apt-get
 download``, into ``debs/``) and unpacked with ``dpkg-deb``, never
-installed: their binaries need a newer glibc than Debian 12's.
+installed: their binaries need a newer glibc than Debian 12's, or
+another architecture (the arm64 lists live in ``apt-bookworm-arm64/`` and
+``apt-trixie-backports-arm64/``, with ``APT::Architecture=arm64``).
 
 The lists are refreshed when they are older than a day, and whenever a
 package cannot be found in them.
@@ -37,9 +41,10 @@ SYSTEM_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"),
                   Path("/etc/apt/sources.list"))
 
 
-def mirror_from_deb822(text: str) -> str | None:
+def mirror_from_deb822(text: str, security: bool = False) -> str | None:
     """Return the first Debian archive URI of a deb822 ``.sources`` file:
-    a ``deb`` stanza whose suites are not ``-security`` ones."""
+    a ``deb`` stanza whose suites are not ``-security`` ones (with
+    *security*, one whose suites are)."""
     for stanza in re.split(r"\n\s*\n", text):
         fields: dict[str, str] = {}
         key = None
@@ -58,7 +63,8 @@ def mirror_from_deb822(text: str) -> str | None:
         if "deb" not in fields.get("types", "").split():
             continue
         suites = fields.get("suites", "").split()
-        if not suites or any(s.endswith("-security") for s in suites):
+        if not suites or \
+                any(s.endswith("-security") for s in suites) != security:
             continue
         uris = fields.get("uris", "").split()
         if uris:
@@ -66,37 +72,47 @@ def mirror_from_deb822(text: str) -> str | None:
     return None
 
 
-def mirror_from_list(text: str) -> str | None:
+def mirror_from_list(text: str, security: bool = False) -> str | None:
     """Return the first Debian archive URI of a one-line-style
-    ``sources.list`` (``deb [opts] URI suite components``)."""
+    ``sources.list`` (``deb [opts] URI suite components``); with
+    *security*, that of a ``-security`` suite."""
     for line in text.splitlines():
         line = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
         if len(line) >= 3 and line[0] == "deb" and \
-                not line[2].endswith("-security"):
+                line[2].endswith("-security") == security:
             return line[1].rstrip("/")
     return None
 
 
-def system_mirror(files: tuple[Path, ...] = SYSTEM_SOURCES) -> str:
-    """Return the mirror URI the system's apt sources use for Debian."""
+def system_mirror(files: tuple[Path, ...] = SYSTEM_SOURCES,
+                  security: bool = False) -> str:
+    """Return the mirror URI the system's apt sources use for Debian
+    (with *security*, for its security suites: by default the archive's
+    URI with ``-security`` added, as Debian's own mirrors have it)."""
     for path in files:
         try:
             text = path.read_text()
         except OSError:
             continue
-        uri = (mirror_from_deb822(text) if path.suffix == ".sources"
-               else mirror_from_list(text))
+        uri = (mirror_from_deb822(text, security) if path.suffix == ".sources"
+               else mirror_from_list(text, security))
         if uri:
             return uri
+    if security:
+        return system_mirror(files) + "-security"
     return DEFAULT_MIRROR
 
 
 def sources_list(mirror: str, suites: tuple[str, ...] = SUITES,
-                 kind: str = "deb") -> str:
+                 kind: str = "deb", security: str | None = None) -> str:
     """Return the private ``sources.list`` text (*kind* ``deb`` for
-    binary packages, ``deb-src`` for source packages)."""
-    return "".join(f"{kind} [signed-by={KEYRING}] {mirror} {suite} "
-                   f"{COMPONENTS}\n" for suite in suites)
+    binary packages, ``deb-src`` for source packages).  A ``-security``
+    suite is taken from *security* (default: *mirror* with ``-security``
+    added)."""
+    security = security or mirror + "-security"
+    return "".join(f"{kind} [signed-by={KEYRING}] "
+                   f"{security if suite.endswith('-security') else mirror} "
+                   f"{suite} {COMPONENTS}\n" for suite in suites)
 
 
 def parse_depends(text: str) -> list[str]:
@@ -138,16 +154,21 @@ def newest_dsc(dscs: list[Path]) -> Path:
 class PrivateApt:
     """apt-get and apt-cache on the private list in *root*: binary
     packages of *suites* (trixie-backports by default), or with *kind*
-    ``deb-src`` their source packages (:meth:`source`)."""
+    ``deb-src`` their source packages (:meth:`source`).  *arch* (a Debian
+    architecture, e.g. ``arm64``) makes it the lists of that architecture
+    alone, for packages that are only ever unpacked: the system's dpkg
+    never learns of a foreign architecture."""
 
     def __init__(self, root: Path, mirror: str | None = None,
                  quiet: bool = False, suites: tuple[str, ...] = SUITES,
-                 kind: str = "deb"):
+                 kind: str = "deb", arch: str | None = None):
         self.root = Path(root)
         self.mirror = mirror or system_mirror()
+        self.security = None if mirror else system_mirror(security=True)
         self.quiet = quiet
         self.suites = suites
         self.kind = kind
+        self.arch = arch
         self.debs = self.root / "debs"
         self._updated = False
 
@@ -155,11 +176,13 @@ class PrivateApt:
 
     def options(self) -> list[str]:
         """apt's ``-o`` options for the private configuration."""
+        arch = ["-o", f"APT::Architecture={self.arch}",
+                "-o", f"APT::Architectures::={self.arch}"] if self.arch else []
         return ["-o", f"Dir::Etc::SourceList={self.root / 'sources.list'}",
                 "-o", "Dir::Etc::SourceParts=/dev/null",
                 "-o", f"Dir::State::Lists={self.root / 'lists'}",
                 "-o", f"Dir::Cache={self.root / 'cache'}",
-                "-o", "Acquire::Languages=none"]
+                "-o", "Acquire::Languages=none", *arch]
 
     def _say(self, msg: str) -> None:
         if not self.quiet:
@@ -168,7 +191,8 @@ class PrivateApt:
     def _setup(self) -> None:
         for sub in ("lists/partial", "cache/archives/partial", "debs"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        text = sources_list(self.mirror, self.suites, self.kind)
+        text = sources_list(self.mirror, self.suites, self.kind,
+                            self.security)
         path = self.root / "sources.list"
         if not path.exists() or path.read_text() != text:
             path.write_text(text)

@@ -8,19 +8,28 @@ directory; nothing is installed into /boot or /lib/modules of the host.
 
 The 6.x series come from the system's own apt sources (Debian 12).  The
 series in :data:`BACKPORTS` come from Debian 13's ``trixie-backports``,
-through a private apt list in the cache (:mod:`balloonrig.backports`); their
-image is split into ``linux-binary-KVER`` (``vmlinuz``),
+through a private apt list in the cache (:mod:`balloonrig.backports`).  The
+arm64 series (:data:`ARCH`: ``6.12-arm64``, ``6.1-arm64``, ``7.3-arm64``,
+``7.3-arm64-16k``) come through private lists of that architecture alone
+(Debian 12's suites, or trixie-backports), never through the system's
+apt, and boot in ``qemu-system-aarch64``.  Since 7.x an image is
+split into ``linux-binary-KVER`` (``vmlinuz``),
 ``linux-modules-KVER`` and ``linux-base-KVER`` (config, System.map,
 modules.builtin), all under ``usr/lib/modules/KVER/``.  Their headers
-package does not run on Debian 12: :mod:`balloonrig.trees` prepares a
-module build tree from ``linux-source-SERIES`` instead.
+package does not run on Debian 12 (nor does an arm64 one):
+:mod:`balloonrig.trees` prepares a module build tree from
+``linux-source-X.Y`` instead.
 
 Command line (also used by the shell build scripts)::
 
-    kernels.py resolve {6.12|6.1|7.3} [--headers] [--kdir]
-    kernels.py kdir {6.12|6.1|7.3}    module build tree (prepared if need be)
+    kernels.py resolve SERIES [--headers] [--kdir]
+    kernels.py kdir SERIES            module build tree (prepared if need be)
+    kernels.py make-args SERIES       make's ARCH= and CROSS_COMPILE= for it
     kernels.py source 7.3             unconfigured source tree (kunit.py)
-    kernels.py fetch {6.12|6.1|7.3} [--cache DIR]
+    kernels.py fetch SERIES [--cache DIR]
+
+SERIES is one of :data:`SERIES`: 6.12, 6.1, 7.3 (amd64), 6.12-arm64,
+6.1-arm64, 7.3-arm64, 7.3-arm64-16k.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 try:
     from . import backports
@@ -47,10 +57,27 @@ SERIES = {
     "6.12": r"(6\.12\.(\d+)\+deb12-amd64)",
     "6.1": r"(6\.1\.0-(\d+)-amd64)",
     "7.3": r"(7\.3\.(\d+)\+deb(\d+)-amd64)",
+    "6.12-arm64": r"(6\.12\.(\d+)\+deb12-arm64)",
+    "6.1-arm64": r"(6\.1\.0-(\d+)-arm64)",
+    "7.3-arm64": r"(7\.3\.(\d+)\+deb(\d+)-arm64)",
+    "7.3-arm64-16k": r"(7\.3\.(\d+)\+deb(\d+)-arm64-16k)",
 }
 
-#: Series fetched from trixie-backports with the private apt list.
-BACKPORTS = ("7.3",)
+#: Series fetched from trixie-backports with a private apt list.
+BACKPORTS = ("7.3", "7.3-arm64", "7.3-arm64-16k")
+
+#: The Debian architecture of each series that is not amd64.
+ARCH = {"6.12-arm64": "arm64", "6.1-arm64": "arm64", "7.3-arm64": "arm64",
+        "7.3-arm64-16k": "arm64"}
+
+#: The machine's own architecture: its series use the system's apt for
+#: Debian 12's kernels.
+HOST_ARCH = "amd64"
+
+#: make's arguments that build for a Debian architecture (kbuild's ARCH=
+#: and the Debian 12 cross compiler's prefix).
+MAKE_ARGS = {"amd64": (), "arm64": ("ARCH=arm64",
+                                    "CROSS_COMPILE=aarch64-linux-gnu-")}
 
 #: The packages of a backports kernel image (7.x splits linux-image-KVER,
 #: now an empty metapackage, into these).
@@ -72,10 +99,59 @@ def cache_root(override: str | os.PathLike | None = None) -> Path:
 
 
 def backports_apt(cache: str | os.PathLike | None = None,
-                  quiet: bool = False) -> backports.PrivateApt:
-    """The private apt configuration for trixie-backports in the cache."""
-    return backports.PrivateApt(cache_root(cache) / "apt-trixie-backports",
-                                quiet=quiet)
+                  quiet: bool = False,
+                  arch: str = HOST_ARCH) -> backports.PrivateApt:
+    """The private apt configuration for trixie-backports in the cache
+    (for *arch*'s packages, in a directory of its own when it is not the
+    machine's)."""
+    if arch == HOST_ARCH:
+        return backports.PrivateApt(
+            cache_root(cache) / "apt-trixie-backports", quiet=quiet)
+    return backports.PrivateApt(
+        cache_root(cache) / f"apt-trixie-backports-{arch}", quiet=quiet,
+        arch=arch)
+
+
+#: Debian 12's suites, for the arm64 6.x kernels: the point release and
+#: the security archive (where the newest 6.1 and 6.12 are).
+BOOKWORM_SUITES = ("bookworm", "bookworm-updates", "bookworm-security")
+
+
+def arch_of(series: str) -> str:
+    """The Debian architecture of *series* (a series name or release)."""
+    return ARCH.get(series_of(series) or series, HOST_ARCH)
+
+
+def base_series(series: str) -> str:
+    """The kernel version of *series*: ``7.3`` for ``7.3-arm64-16k``."""
+    return series.split("-", 1)[0]
+
+
+def series_apt(series: str, cache: str | os.PathLike | None = None,
+               quiet: bool = False) -> backports.PrivateApt | None:
+    """The private apt configuration *series*' packages come from, or
+    None for the system's own (Debian 12's amd64 kernels)."""
+    arch = arch_of(series)
+    if (series_of(series) or series) in BACKPORTS:
+        return backports_apt(cache, quiet, arch)
+    if arch == HOST_ARCH:
+        return None
+    return bookworm_apt(arch, cache, quiet)
+
+
+def bookworm_apt(arch: str, cache: str | os.PathLike | None = None,
+                 quiet: bool = False) -> backports.PrivateApt:
+    """The private apt configuration for Debian 12's packages of another
+    architecture *arch* (kernels, busybox-static)."""
+    return backports.PrivateApt(cache_root(cache) / f"apt-bookworm-{arch}",
+                                quiet=quiet, suites=BOOKWORM_SUITES,
+                                arch=arch)
+
+
+def flavour(series: str) -> str:
+    """The kernel flavour of *series*, the suffix of its releases and of
+    its metapackage ``linux-image-FLAVOUR`` (``amd64``, ``arm64-16k``)."""
+    return series.split("-", 1)[1] if "-" in series else HOST_ARCH
 
 
 def _pkgnames(prefix: str) -> list[str]:
@@ -94,14 +170,16 @@ def _apt_update() -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def _candidates(series: str, kind: str) -> list[str]:
-    """Return release strings of *series* packaged as *kind*, newest first."""
+def _candidates(series: str, kind: str,
+                pkgnames: Callable[[str], list[str]] = _pkgnames) -> list[str]:
+    """Return release strings of *series* packaged as *kind*, newest first
+    (package names from *pkgnames*, the system's apt by default)."""
     if series not in SERIES:
         raise ValueError(f"unknown series {series!r} "
                          f"(known: {', '.join(SERIES)})")
     pat = re.compile(rf"^linux-{kind}-{SERIES[series]}$")
     found = {}
-    for name in _pkgnames(f"linux-{kind}-{series}"):
+    for name in pkgnames(f"linux-{kind}-{base_series(series)}"):
         m = pat.match(name)
         if m:
             found[m.group(1)] = tuple(int(g) for g in m.groups()[1:])
@@ -111,9 +189,9 @@ def _candidates(series: str, kind: str) -> list[str]:
 def newest_backports(series: str, image_depends: list[str],
                      binaries: list[str]) -> str | None:
     """Return the newest release of *series* in trixie-backports: the one
-    ``linux-image-amd64`` depends on (*image_depends*) when it is of the
-    series, else the newest among the ``linux-binary-*`` packages named
-    in *binaries*."""
+    its metapackage (``linux-image-amd64``, ``linux-image-arm64-16k``...)
+    depends on (*image_depends*) when it is of the series, else the newest
+    among the ``linux-binary-*`` packages named in *binaries*."""
     pat = re.compile(rf"^linux-(?:image|binary)-{SERIES[series]}$")
     for name in image_depends:
         m = pat.match(name)
@@ -129,18 +207,18 @@ def newest_backports(series: str, image_depends: list[str],
 
 def _resolve_backports(series: str,
                        cache: str | os.PathLike | None = None) -> str:
-    apt = backports_apt(cache)
+    apt = series_apt(series, cache)
     for attempt in range(2):
         if attempt:
             apt.update(force=True)
         deps = backports.parse_depends(
-            apt.fields("linux-image-amd64").get("Depends", ""))
-        kver = newest_backports(series, deps,
-                                apt.pkgnames(f"linux-binary-{series}."))
+            apt.fields(f"linux-image-{flavour(series)}").get("Depends", ""))
+        kver = newest_backports(
+            series, deps, apt.pkgnames(f"linux-binary-{base_series(series)}."))
         if kver:
             return kver
-    raise LookupError(f"no linux-binary-{series}.* package in "
-                      f"{', '.join(backports.SUITES)}")
+    raise LookupError(f"no linux-binary-{base_series(series)}.* package "
+                      f"of {series} in {', '.join(apt.suites)}")
 
 
 def resolve(series: str, headers: bool = False,
@@ -160,10 +238,17 @@ def resolve(series: str, headers: bool = False,
         # Images and headers come from one source package: one release.
         return _resolve_backports(series, cache)
     kind = "headers" if headers else "image"
-    found = _candidates(series, kind)
-    if not found:
-        _apt_update()
+    apt = series_apt(series, cache)
+    if apt:
+        found = _candidates(series, kind, apt.pkgnames)
+        if not found:
+            apt.update(force=True)
+            found = _candidates(series, kind, apt.pkgnames)
+    else:
         found = _candidates(series, kind)
+        if not found:
+            _apt_update()
+            found = _candidates(series, kind)
     if not found:
         raise LookupError(f"no linux-{kind} package found for series "
                           f"{series}")
@@ -225,6 +310,11 @@ class KernelImage:
         """Series name (``6.12``/``6.1``) or None for unknown releases."""
         return series_of(self.kver)
 
+    @property
+    def arch(self) -> str:
+        """Debian architecture of the kernel (``amd64``, ``arm64``)."""
+        return arch_of(self.kver)
+
 
 def fetch(series: str, cache: str | os.PathLike | None = None,
           quiet: bool = False) -> KernelImage:
@@ -246,7 +336,7 @@ def fetch(series: str, cache: str | os.PathLike | None = None,
     if series_of(kver) in BACKPORTS:
         _fetch_backports(img, cache, quiet)
     else:
-        _fetch_image(img, quiet)
+        _fetch_image(img, cache, quiet)
     if not (img.moddir / "modules.dep").exists():
         subprocess.run(["depmod", "-b", str(img.moddir.parents[2]), kver],
                        check=True)
@@ -260,17 +350,23 @@ def fetch(series: str, cache: str | os.PathLike | None = None,
 def _fetch_backports(img: KernelImage, cache: str | os.PathLike | None,
                      quiet: bool) -> None:
     """Download and unpack the split image of a backports kernel."""
-    apt = backports_apt(cache, quiet)
+    apt = series_apt(img.kver, cache, quiet)
     for pattern in BACKPORTS_IMAGE:
         backports.extract(apt.download(pattern.format(kver=img.kver)),
                           img.root)
 
 
-def _fetch_image(img: KernelImage, quiet: bool) -> None:
-    """Download and unpack linux-image-KVER from the system's sources."""
+def _fetch_image(img: KernelImage, cache: str | os.PathLike | None,
+                 quiet: bool) -> None:
+    """Download and unpack linux-image-KVER from the system's sources (or,
+    for another architecture, from its private list)."""
     kver = img.kver
     dest = img.root.parent
     pkg = f"linux-image-{kver}"
+    apt = series_apt(kver, cache, quiet)
+    if apt:
+        backports.extract(apt.download(pkg), img.root)
+        return
     if not quiet:
         print(f"kernels: downloading {pkg}", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
@@ -301,9 +397,9 @@ def _trees():
 
 def kdir(series: str, cache: str | os.PathLike | None = None) -> Path:
     """Return the tree to build modules for *series* against: Debian's
-    installed headers for 6.x, a tree prepared in the cache for the
-    backports series (:func:`balloonrig.trees.module_tree`)."""
-    if series in BACKPORTS or series_of(series) in BACKPORTS:
+    installed headers for amd64 6.x, a tree prepared in the cache for the
+    backports series and for arm64 (:func:`balloonrig.trees.module_tree`)."""
+    if series_apt(series, cache):
         return _trees().module_tree(series_of(series) or series, cache)
     return Path(f"/usr/src/linux-headers-{resolve(series, headers=True)}")
 
@@ -323,12 +419,15 @@ def main(argv: list[str] | None = None) -> int:
                         "/usr/src/linux-headers-<kver> (6.x), or one "
                         "prepared in the cache (backports series)")
     kp.add_argument("series", choices=sorted(SERIES))
+    mp = sub.add_parser("make-args", help="print make's ARCH= and "
+                        "CROSS_COMPILE= for the series (nothing for amd64)")
+    mp.add_argument("series", choices=sorted(SERIES))
     sp = sub.add_parser("source", help="print an unconfigured source tree "
                         "(for kunit.py), unpacked into the cache")
     sp.add_argument("series", choices=BACKPORTS)
     fp = sub.add_parser("fetch", help="download + unpack, print the dir")
-    fp.add_argument("series", help="series (6.12, 6.1, 7.3) or full "
-                    "release")
+    fp.add_argument("series", help="series (6.12, 6.1, 7.3, 6.12-arm64, "
+                    "6.1-arm64, 7.3-arm64, 7.3-arm64-16k) or full release")
     fp.add_argument("--cache", dest="fetch_cache",
                     help="cache dir (default $BALLOON_CACHE)")
     args = ap.parse_args(argv)
@@ -338,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
             print(resolve(args.series, headers=args.headers, cache=cache))
         elif args.cmd in ("resolve", "kdir"):
             print(kdir(args.series, cache))
+        elif args.cmd == "make-args":
+            print(" ".join(MAKE_ARGS[arch_of(args.series)]))
         elif args.cmd == "source":
             print(_trees().source_tree(args.series, cache))
         else:

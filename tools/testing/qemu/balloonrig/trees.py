@@ -1,16 +1,19 @@
-"""Kernel source trees of the trixie-backports series, from one download.
+"""Kernel source trees of the trixie-backports and arm64 series.
 
 Debian's ``linux-headers-KVER`` of a 7.x kernel needs gcc 14 and a newer
-glibc than Debian 12's, so modules are built against a tree of our own:
-``linux-source-SERIES`` with the headers package's ``.config`` and
-``Module.symvers``, ``make olddefconfig`` and ``make KERNELRELEASE=KVER
-modules_prepare`` under the host's gcc.  Modules built there carry the
-image's vermagic and load in it (no MODVERSIONS, no CFI in Debian's 7.3).
+glibc than Debian 12's, and an arm64 one carries arm64 programs, so
+modules are built against a tree of our own: ``linux-source-X.Y`` with
+the headers package's ``.config`` and ``Module.symvers``, ``make
+olddefconfig`` and ``make KERNELRELEASE=KVER modules_prepare`` under the
+host's gcc (for arm64, Debian 12's ``aarch64-linux-gnu-`` cross gcc and
+``ARCH=arm64``: :data:`balloonrig.kernels.MAKE_ARGS`).  Modules built
+there carry the image's vermagic and load in it (the symbol CRCs of
+MODVERSIONS kernels come from the image's own ``Module.symvers``).
 
 kunit.py wants an unconfigured tree, so the source is unpacked twice from
 the one downloaded ``.deb`` (never written out as a tarball):
 
-* ``<cache>/linux-source-SERIES/``: unconfigured, for kunit.py
+* ``<cache>/linux-source-7.3/``: unconfigured, for kunit.py
   (:func:`source_tree`), replaced when the package's version changes;
 * ``<cache>/kbuild-KVER/``: prepared for module builds
   (:func:`module_tree`), keyed by the kernel release.
@@ -35,15 +38,24 @@ STAMP = ".balloon-tree"
 
 
 def source_package(series: str) -> str:
-    """The Debian package holding *series*' source tarball."""
-    return f"linux-source-{series}"
+    """The Debian package holding *series*' source tarball
+    (``linux-source-7.3`` for ``7.3-arm64-16k``)."""
+    return f"linux-source-{kernels.base_series(series)}"
 
 
 def _source_deb(series: str, cache) -> Path:
-    if series not in kernels.BACKPORTS:
+    """The source package of *series*, downloaded once: trixie-backports'
+    through the amd64 list for every 7.3 flavour (the package is
+    architecture-independent), Debian 12's through the list the series'
+    images come from."""
+    if series in kernels.BACKPORTS:
+        apt = kernels.backports_apt(cache)
+    else:
+        apt = kernels.series_apt(series, cache)
+    if apt is None:
         raise ValueError(f"no source tree for series {series!r} here "
-                         f"(known: {', '.join(kernels.BACKPORTS)})")
-    return kernels.backports_apt(cache).download(source_package(series))
+                         f"(its headers are installed)")
+    return apt.download(source_package(series))
 
 
 def _unpack(deb: Path, series: str, dest: Path) -> None:
@@ -80,7 +92,7 @@ def source_tree(series: str, cache=None) -> Path:
 def headers_files(kver: str, cache=None) -> tuple[Path, Path]:
     """Return ``.config`` and ``Module.symvers`` of *kver*, from
     ``linux-headers-KVER`` unpacked (never installed) into the cache."""
-    apt = kernels.backports_apt(cache)
+    apt = kernels.series_apt(kver, cache)
     deb = apt.download(f"linux-headers-{kver}")
     dest = kernels.cache_root(cache) / "images" / f"headers-{kver}"
     base = dest / "usr" / "src" / f"linux-headers-{kver}"
@@ -121,9 +133,10 @@ def _prepare(tree: Path, deb: Path, series: str, kver: str,
          f"{kver} (make olddefconfig modules_prepare)")
     log = tree / ".balloon-prepare.log"
     t1 = time.monotonic()
+    cross = list(kernels.MAKE_ARGS[kernels.arch_of(kver)])
     with open(log, "w") as out:
-        for target in (["olddefconfig"],
-                       [f"KERNELRELEASE={kver}",
+        for target in ([*cross, "olddefconfig"],
+                       [*cross, f"KERNELRELEASE={kver}",
                         f"-j{jobs or os.cpu_count() or 1}",
                         "modules_prepare"]):
             res = subprocess.run(["make", "-C", str(tree), *target],
@@ -133,10 +146,12 @@ def _prepare(tree: Path, deb: Path, series: str, kver: str,
                 tail = log.read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeError(f"make {' '.join(target)} in {tree} "
                                    f"failed: " + "\n".join(tail))
-    release = (tree / "include" / "config" / "kernel.release").read_text()
-    if release.strip() != kver:
-        raise RuntimeError(f"{tree} prepared for {release.strip()!r}, "
-                           f"not {kver!r}")
+    # The release modules get in their vermagic is UTS_RELEASE, which
+    # KERNELRELEASE= sets (6.1's kernel.release file says 6.1.192 then).
+    uts = (tree / "include" / "generated" / "utsrelease.h").read_text()
+    release = uts.split('"')[1] if uts.count('"') == 2 else uts.strip()
+    if release != kver:
+        raise RuntimeError(f"{tree} prepared for {release!r}, not {kver!r}")
     (tree / STAMP).write_text(deb.name + "\n")
     _say(f"{tree} prepared in {time.monotonic() - t1:.0f} s")
 

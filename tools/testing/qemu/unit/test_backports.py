@@ -75,6 +75,27 @@ class MirrorTest(unittest.TestCase):
             "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]"
             " http://m.example/debian trixie-backports main\n")
 
+    def test_security_mirror(self):
+        self.assertEqual(backports.mirror_from_deb822(DEB822, security=True),
+                         "http://deb.debian.org/debian-security")
+        text = ("deb http://m.example/debian bookworm main\n"
+                "deb http://s.example/ds bookworm-security main\n")
+        self.assertEqual(backports.mirror_from_list(text, security=True),
+                         "http://s.example/ds")
+        with tempfile.TemporaryDirectory() as tmp:
+            only = Path(tmp) / "sources.list"
+            only.write_text("deb http://m.example/debian bookworm main\n")
+            self.assertEqual(backports.system_mirror((only,), security=True),
+                             "http://m.example/debian-security")
+
+    def test_sources_list_security_suite(self):
+        text = backports.sources_list(
+            "http://m/debian", ("bookworm", "bookworm-security"),
+            security="http://s/ds")
+        self.assertEqual([ln.split()[2:4] for ln in text.splitlines()],
+                         [["http://m/debian", "bookworm"],
+                          ["http://s/ds", "bookworm-security"]])
+
     def test_sources_list_deb_src(self):
         self.assertEqual(
             backports.sources_list("http://m.example/debian", ("bookworm",),
@@ -121,6 +142,13 @@ class PackageTest(unittest.TestCase):
         self.assertIn("Dir::Etc::SourceList=/c/apt/sources.list", opts)
         self.assertIn("Dir::State::Lists=/c/apt/lists", opts)
         self.assertIn("Dir::Cache=/c/apt/cache", opts)
+        self.assertFalse(any("Architecture" in o for o in opts))
+
+    def test_foreign_architecture_alone(self):
+        opts = backports.PrivateApt(Path("/c/a"), mirror="http://m/d",
+                                    arch="arm64").options()
+        self.assertIn("APT::Architecture=arm64", opts)
+        self.assertIn("APT::Architectures::=arm64", opts)
 
 
 class NewestTest(unittest.TestCase):
@@ -151,6 +179,45 @@ class NewestTest(unittest.TestCase):
         self.assertEqual(kernels.series_of("7.3.4+deb13-amd64"), "7.3")
         self.assertIsNone(kernels.series_of("7.3.4+deb13-cloud-amd64"))
         self.assertIn("7.3", kernels.BACKPORTS)
+
+    def test_arm64_flavours(self):
+        binaries = ["linux-binary-7.3.4+deb13-arm64",
+                    "linux-binary-7.3.4+deb13-arm64-16k",
+                    "linux-binary-7.3.5+deb13-arm64-16k"]
+        self.assertEqual(kernels.newest_backports("7.3-arm64", [], binaries),
+                         "7.3.4+deb13-arm64")
+        self.assertEqual(kernels.newest_backports("7.3-arm64-16k", [],
+                                                  binaries),
+                         "7.3.5+deb13-arm64-16k")
+        self.assertEqual(kernels.series_of("7.3.4+deb13-arm64-16k"),
+                         "7.3-arm64-16k")
+        self.assertEqual(kernels.series_of("7.3.4+deb13-arm64"), "7.3-arm64")
+        self.assertEqual(kernels.series_of("6.1.0-57-arm64"), "6.1-arm64")
+        self.assertEqual(kernels.series_of("6.12.118+deb12-arm64"),
+                         "6.12-arm64")
+
+    def test_arch_and_flavour(self):
+        self.assertEqual(kernels.arch_of("7.3-arm64-16k"), "arm64")
+        self.assertEqual(kernels.arch_of("6.1.0-57-arm64"), "arm64")
+        self.assertEqual(kernels.arch_of("6.12"), "amd64")
+        self.assertEqual(kernels.flavour("7.3-arm64-16k"), "arm64-16k")
+        self.assertEqual(kernels.flavour("7.3"), "amd64")
+        self.assertEqual(kernels.base_series("6.12-arm64"), "6.12")
+        self.assertEqual(kernels.MAKE_ARGS["arm64"],
+                         ("ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"))
+
+    def test_where_packages_come_from(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            self.assertIsNone(kernels.series_apt("6.12", tmp))
+            bpo = kernels.series_apt("7.3", tmp)
+            self.assertEqual(bpo.root.name, "apt-trixie-backports")
+            self.assertIsNone(bpo.arch)
+            arm = kernels.series_apt("7.3.4+deb13-arm64-16k", tmp)
+            self.assertEqual(arm.root.name, "apt-trixie-backports-arm64")
+            self.assertEqual(arm.arch, "arm64")
+            b12 = kernels.series_apt("6.1-arm64", tmp)
+            self.assertEqual(b12.root.name, "apt-bookworm-arm64")
+            self.assertEqual(b12.suites, kernels.BOOKWORM_SUITES)
 
 
 class SplitImageTest(unittest.TestCase):
