@@ -6,7 +6,9 @@
 #   rig.bind=1      wait until the virtio balloon device (id 0x0005) has a
 #                   bound driver before reporting ready
 #   rig.bindwait=N  seconds to wait for that (default 30)
-#   rig.chan=DEV    command channel tty (default /dev/ttyS1)
+#   rig.chan=DEV    command channel tty (default /dev/ttyS1; a virtio
+#                   console, /dev/hvcN, gets virtio_pci and virtio_console
+#                   loaded first)
 #
 # Console markers (ttyS0): "rig: init started", "rig: loading modules",
 # "rig: ready".  Command channel protocol (one request per line):
@@ -14,7 +16,8 @@
 #   guest -> host : "RIG-BEGIN <id>", base64 of stdout+stderr (wrapped),
 #                   "RIG-END <id> <exit status>"
 # Before serving, the guest sends once:
-#   "RIG-READY kver=<release> loaded=<m,...> failed=<m:rc,...> bound=<drv>"
+#   "RIG-READY kver=<release> arch=<uname -m> pagesize=<KiB>
+#    loaded=<m,...> failed=<m:rc,...> bound=<drv>" (one line)
 
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
@@ -49,11 +52,31 @@ balloon_dev() {
 	done
 }
 
+builtin() {
+	grep -q "/$1\.ko" "/lib/modules/$KVER/modules.builtin"
+}
+
+# The command channel of an arm64 guest is a virtio console, whose
+# drivers may be modules: the rig's own plumbing, loaded before the
+# marker below, as part of the boot.
+case "$CHAN" in
+/dev/hvc*)
+	for m in virtio_pci virtio_console; do
+		builtin "$m" || modprobe "$m"
+	done
+	i=0
+	while [ ! -e "$CHAN" ] && [ $i -lt 100 ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+	;;
+esac
+
 echo "rig: loading modules: $LOAD"
 LOADED=""
 FAILED=""
 for m in $(echo "$LOAD" | tr , ' '); do
-	if grep -q "/$m\.ko" "/lib/modules/$KVER/modules.builtin"; then
+	if builtin "$m"; then
 		LOADED="$LOADED,$m(builtin)"
 		continue
 	fi
@@ -82,7 +105,10 @@ done
 
 exec 3<>"$CHAN"
 stty -F "$CHAN" raw -echo
-READY="RIG-READY kver=$KVER loaded=${LOADED#,} failed=${FAILED#,} bound=$BOUND"
+ARCH=$(uname -m)
+PAGESIZE=$(awk '/^KernelPageSize:/ { print $2; exit }' /proc/self/smaps)
+READY="RIG-READY kver=$KVER arch=$ARCH pagesize=$PAGESIZE"
+READY="$READY loaded=${LOADED#,} failed=${FAILED#,} bound=$BOUND"
 echo "rig: ready: $READY"
 echo "$READY" >&3
 

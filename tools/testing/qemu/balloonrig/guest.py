@@ -3,9 +3,11 @@
 A :class:`Guest` boots a distro kernel with a virtio-balloon device and
 exposes three channels:
 
-* the kernel console (ttyS0), written to ``console.log`` in the work dir
-  and scanned for oopses/warnings by :func:`scan_console`;
-* the command channel (ttyS1): QEMU connects to a unix socket the host
+* the kernel console (ttyS0; ttyAMA0 on arm64), written to
+  ``console.log`` in the work dir and scanned for oopses/warnings by
+  :func:`scan_console`;
+* the command channel (ttyS1; on arm64, whose ``virt`` machine has one
+  UART, a virtio console, hvc0): QEMU connects to a unix socket the host
   listens on, and the guest /init serves shell commands on it (see
   ``guest-init.sh`` for the framing);
 * QMP (:class:`balloonrig.qmp.QMP`) for driving the balloon.
@@ -35,6 +37,48 @@ from .parse import oom_kill_lines, parse_meminfo
 from .qmp import QMP, QMPError
 
 QEMU = "qemu-system-x86_64"
+
+
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """How QEMU emulates a Debian architecture."""
+
+    #: The QEMU binary (from $PATH).
+    qemu: str
+    #: Arguments that make the machine.
+    args: tuple[str, ...]
+    #: The kernel console's device.
+    console: str
+    #: QEMU arguments that give the guest its command channel (``{sock}``
+    #: is the host's socket) and the guest's device for it.
+    chan_args: tuple[str, ...]
+    chan: str
+    #: Where the balloon device goes: arguments placed before it and its
+    #: ``bus=`` (a port it can be hot-unplugged from), if any.
+    bus_args: tuple[str, ...] = ()
+    bus: str | None = None
+
+
+#: x86-64: the ``pc`` machine, its two UARTs, the balloon on the root bus
+#: (ACPI hotplug).  arm64: ``virt`` (one UART) with every CPU feature
+#: (``max``; pointer authentication with QEMU's cheap algorithm, which
+#: TCG runs far faster than the architected one), a virtio console for
+#: the commands, and the balloon behind a PCIe root port, where PCIe
+#: native hotplug can take it away (``virt``'s root bus cannot).
+MACHINES = {
+    "amd64": Machine(
+        QEMU, (), "ttyS0",
+        ("-chardev", "socket,id=cmd0,path={sock}", "-serial", "chardev:cmd0"),
+        "/dev/ttyS1"),
+    "arm64": Machine(
+        "qemu-system-aarch64", ("-machine", "virt", "-cpu",
+                                "max,pauth-impdef=on"), "ttyAMA0",
+        ("-device", "virtio-serial-pci,id=vser0",
+         "-chardev", "socket,id=cmd0,path={sock}",
+         "-device", "virtconsole,chardev=cmd0"),
+        "/dev/hvc0",
+        ("-device", "pcie-root-port,id=rp0,chassis=1"), "rp0"),
+}
 
 #: Console substrings that make a test fail.
 BAD_PATTERNS = ("Oops", "BUG:", "WARNING:", "KASAN", "Call Trace",
@@ -165,29 +209,47 @@ class Guest:
 
     # -- lifecycle --------------------------------------------------------
 
+    @property
+    def machine(self) -> Machine:
+        """How QEMU emulates the kernel's architecture."""
+        return MACHINES[self.kernel.arch]
+
     def qemu_args(self, cmd_sock: str, qmp_sock: str) -> list[str]:
         """Return the QEMU command line."""
-        spec = self.spec
-        append = ["console=ttyS0", "panic=-1",
+        spec, mach = self.spec, self.machine
+        append = [f"console={mach.console}", "panic=-1",
                   "rig.load=" + ",".join(spec.load),
                   f"rig.bind={1 if spec.expect_driver else 0}",
-                  f"rig.bindwait={spec.bind_wait}", *spec.cmdline]
+                  f"rig.bindwait={spec.bind_wait}", f"rig.chan={mach.chan}",
+                  *spec.cmdline]
+        props = {**({"bus": mach.bus} if mach.bus else {}),
+                 **spec.balloon_props}
         dev = f"{spec.device},id=balloon0" + "".join(
-            f",{k}={v}" for k, v in spec.balloon_props.items())
+            f",{k}={v}" for k, v in props.items())
         return [
-            spec.qemu or QEMU, *spec.machine, "-accel", "tcg",
-            "-m", str(spec.mem_mib),
+            spec.qemu or mach.qemu, *(spec.machine or mach.args),
+            "-accel", "tcg", "-m", str(spec.mem_mib),
             "-smp", str(spec.smp), "-nographic", "-nodefaults",
             "-no-reboot", "-monitor", "none",
             "-kernel", str(self.kernel.vmlinuz), "-initrd", str(self.initrd),
             "-append", " ".join(append),
             "-chardev", f"file,id=con0,path={self.console_path}",
             "-serial", "chardev:con0",
-            "-chardev", f"socket,id=cmd0,path={cmd_sock}",
-            "-serial", "chardev:cmd0",
+            *(a.format(sock=cmd_sock) for a in mach.chan_args),
             "-qmp", f"unix:{qmp_sock},server=on,wait=off",
-            "-device", dev, *spec.qemu_args,
+            *mach.bus_args, "-device", dev, *spec.qemu_args,
         ]
+
+    @property
+    def page_size(self) -> int:
+        """The guest kernel's page size in bytes, as the guest reported it
+        when it was ready (``KernelPageSize`` of its /init)."""
+        return int(self.ready["pagesize"]) * 1024
+
+    @property
+    def arch(self) -> str:
+        """The guest's machine name (``uname -m``: x86_64, aarch64)."""
+        return self.ready["arch"]
 
     def start(self) -> "Guest":
         """Boot the guest and wait for RIG-READY.
@@ -213,7 +275,7 @@ class Guest:
                     stderr=subprocess.STDOUT)
             except OSError as exc:
                 listener.close()
-                raise GuestLost(f"cannot start {QEMU}: {exc}") from exc
+                raise GuestLost(f"cannot start QEMU: {exc}") from exc
         try:
             listener.settimeout(0.2)
             while self._chan is None:

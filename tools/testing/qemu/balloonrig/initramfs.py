@@ -1,6 +1,9 @@
 """Build a busybox-static initramfs for a given distro kernel.
 
-The image holds busybox with its applet links, the guest /init script
+The image holds busybox (Debian's ``busybox-static`` of the kernel's
+architecture: the machine's own, or for arm64 the arm64 package, fetched
+through its private apt list and only ever unpacked) with its applet
+links, the guest /init script
 (``guest-init.sh``), the kernel modules the rig needs (decompressed on the
 host, so busybox modprobe needs no xz support) and optionally a directory of
 our own out-of-tree modules under ``lib/modules/<kver>/updates/``.
@@ -25,7 +28,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .kernels import KernelImage, cache_root
+from . import backports
+from .kernels import HOST_ARCH, KernelImage, bookworm_apt, cache_root
 
 BUSYBOX = Path("/bin/busybox")
 INIT_SCRIPT = Path(__file__).resolve().parent.parent / "guest-init.sh"
@@ -34,6 +38,10 @@ INIT_SCRIPT = Path(__file__).resolve().parent.parent / "guest-init.sh"
 #: Built-in ones (virtio_pci on 6.12) are silently skipped.  vmw_balloon
 #: (with vmw_vmci) is the in-tree driver of the VMware modes.
 DEFAULT_MODULES = ("virtio_pci", "virtio_balloon", "vmw_balloon")
+
+#: What an architecture's guests need on top: arm64's command channel is
+#: a virtio console (guest.MACHINES).
+ARCH_MODULES = {"arm64": ("virtio_console",)}
 
 _KMOD_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
@@ -142,11 +150,28 @@ class _Cpio:
         self._entry("TRAILER!!!", 0)
 
 
+def busybox(kimg: KernelImage, cache: str | os.PathLike | None = None,
+            ) -> Path:
+    """The static busybox for *kimg*'s architecture: the machine's own,
+    or Debian 12's ``busybox-static`` of that architecture unpacked once
+    into the cache (the package's version in its directory name)."""
+    if kimg.arch == HOST_ARCH:
+        return BUSYBOX
+    deb = bookworm_apt(kimg.arch, cache).download("busybox-static")
+    dest = cache_root(cache) / "busybox" / deb.stem
+    binary = dest / "bin" / "busybox"
+    if not binary.exists():
+        backports.extract(deb, dest)
+    if not binary.exists():
+        raise RuntimeError(f"{deb.name} has no bin/busybox")
+    return binary
+
+
 def _hash_inputs(kimg: KernelImage, kmods: list[str],
-                 ours: list[Path]) -> str:
+                 ours: list[Path], bbox: Path) -> str:
     h = hashlib.sha256()
     h.update(kimg.kver.encode())
-    for path in (Path(__file__), INIT_SCRIPT, BUSYBOX):
+    for path in (Path(__file__), INIT_SCRIPT, bbox):
         h.update(hashlib.sha256(path.read_bytes()).digest())
     h.update("\n".join(kmods).encode())
     for ko in ours:
@@ -156,11 +181,13 @@ def _hash_inputs(kimg: KernelImage, kmods: list[str],
 
 
 def _stage(staging: Path, kimg: KernelImage, kmods: list[str],
-           ours: list[Path]) -> None:
+           ours: list[Path], bbox: Path) -> None:
     for sub in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev",
                 "tmp", "run", "root", "etc", "mnt"):
         (staging / sub).mkdir(parents=True, exist_ok=True)
-    shutil.copy2(BUSYBOX, staging / "bin" / "busybox")
+    shutil.copy2(bbox, staging / "bin" / "busybox")
+    # The machine's busybox names the applets: another architecture's
+    # does not run here, and Debian 12 builds both from one configuration.
     applets = subprocess.run([str(BUSYBOX), "--list-full"], check=True,
                              capture_output=True, text=True).stdout.split()
     for applet in applets:
@@ -208,13 +235,16 @@ def build(kimg: KernelImage, our_modules: list[Path] | None = None,
     """
     ours = sorted(our_modules or [], key=lambda p: p.name)
     ournames = {modname(p) for p in ours}
-    wanted = list(DEFAULT_MODULES) + list(extra_modules)
+    wanted = [*DEFAULT_MODULES, *ARCH_MODULES.get(kimg.arch, ()),
+              *extra_modules]
     for ko in ours:
         wanted += [d for d in _modinfo_depends(ko) if d not in ournames]
     kmods = module_closure(kimg, wanted)
 
     outdir = cache_root(cache) / "initramfs"
-    out = outdir / f"{kimg.kver}-{_hash_inputs(kimg, kmods, ours)}.cpio.gz"
+    bbox = busybox(kimg, cache)
+    out = outdir / \
+        f"{kimg.kver}-{_hash_inputs(kimg, kmods, ours, bbox)}.cpio.gz"
     if out.exists():
         out.touch()
         return out
@@ -222,7 +252,7 @@ def build(kimg: KernelImage, our_modules: list[Path] | None = None,
     with tempfile.TemporaryDirectory(prefix="initramfs-",
                                      dir=outdir) as tmp:
         staging = Path(tmp) / "root"
-        _stage(staging, kimg, kmods, ours)
+        _stage(staging, kimg, kmods, ours, bbox)
         tmpout = Path(tmp) / "out.cpio.gz"
         with open(tmpout, "wb") as raw, \
                 gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,

@@ -75,24 +75,43 @@ class RigTest:
     needs_modules: bool
     #: The kernel series the test runs on; empty: all of them.
     series: tuple[str, ...] = ()
+    #: Is it one of the few that ``--smoke`` runs?
+    smoke: bool = False
+    #: The Debian architectures it runs on (empty: all), and why not on
+    #: the others.
+    arches: tuple[str, ...] = ()
+    arch_note: str = ""
 
 
 TESTS: list[RigTest] = []
 
 
+#: Why the VMware modes run on x86 alone.
+VMW_ARCH_NOTE = "VMware's backdoor is an x86 I/O port"
+
+
 def rigtest(mode: str = "intree", needs_modules: bool = False,
-            series: tuple[str, ...] = (), **spec_kwargs) -> Callable:
+            series: tuple[str, ...] = (), smoke: bool = False,
+            arches: tuple[str, ...] = (), arch_note: str = "",
+            **spec_kwargs) -> Callable:
     """Register ``fn(ctx)`` as a test booting a guest in boot *mode*.
 
-    *series*, when given, are the only kernel series it runs on (on the
-    others it is skipped without a boot).  *spec_kwargs* go to
-    :meth:`BootSpec.mode` (mem_mib, cmdline, balloon_props,
+    *series*, when given, are the only kernel series it runs on, and
+    *arches* the only Debian architectures, for the reason *arch_note*
+    (on the others it is skipped without a boot; the ``vmw-`` modes run
+    on amd64 alone).  *smoke* puts it among the tests ``--smoke`` runs
+    (inflate, deflate, unload: a kernel tested lightly).  *spec_kwargs* go
+    to :meth:`BootSpec.mode` (mem_mib, cmdline, balloon_props,
     expect_driver, ...).
     """
+    if mode.startswith("vmw-"):
+        arches, arch_note = (kernels.HOST_ARCH,), VMW_ARCH_NOTE
+
     def wrap(fn: Callable[["Context"], None]) -> Callable:
         TESTS.append(RigTest(fn.__name__.removeprefix("test_"), fn,
                              BootSpec.mode(mode, **spec_kwargs),
-                             needs_modules, tuple(series)))
+                             needs_modules, tuple(series), smoke,
+                             tuple(arches), arch_note))
         return fn
     return wrap
 
@@ -176,6 +195,10 @@ class Runner:
         the test, with a console that names none of our modules, is the
         emulator's (or the guest kernel's) failure, as a lost boot is: the
         test runs once more in a fresh guest."""
+        if test.arches and self.kimg.arch not in test.arches:
+            self.report(test, "SKIP", f"runs on {' and '.join(test.arches)}"
+                        f" only, not {self.kimg.arch}: {test.arch_note}")
+            return
         if test.series and self.series not in test.series:
             self.report(test, "SKIP",
                         f"runs on {' and '.join(test.series)} only")
@@ -284,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description="QEMU end-to-end tests for the balloon drivers")
     ap.add_argument("--series", required=True,
-                    help="kernel series (6.12, 6.1) or a full release")
+                    help="kernel series (" + ", ".join(kernels.SERIES) +
+                    ") or a full release")
     ap.add_argument("--modules", metavar="DIR",
                     help="dir with our .ko files (or <DIR>/<kver>/)")
     ap.add_argument("--modprobe-conf", metavar="FILE", type=Path,
@@ -296,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                          "~/.cache/balloon-drv)")
     ap.add_argument("-k", metavar="NAME", action="append",
                     help="run only tests whose name contains NAME")
+    ap.add_argument("--smoke", action="store_true",
+                    help="run only the smoke tests (inflate, deflate, "
+                    "unload), for a kernel tested lightly")
     ap.add_argument("--append", metavar="ARGS", action="append", default=[],
                     help="extra kernel command line, e.g. init_on_alloc=0")
     ap.add_argument("--balloon-prop", metavar="K=V", action="append",
@@ -309,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--modprobe-conf: no file {args.modprobe_conf}")
 
     tests = [t for t in TESTS
-             if not args.k or any(k in t.name for k in args.k)]
+             if (not args.k or any(k in t.name for k in args.k)) and
+             (t.smoke or not args.smoke)]
     if args.list:
         for t in tests:
             print(f"{t.name}: {(t.fn.__doc__ or '').strip()}")

@@ -12,8 +12,17 @@ from .helpers import (F_FREE_PAGE_HINT, F_REPORTING, F_STATS_VQ, MIB,
 from .reporting import expect_reporting_returns
 
 #: A balloon device that hints free pages; QEMU needs an iothread for it.
+#: QEMU 7.2 (Debian 12's) aborts an arm64 guest under TCG the first time
+#: that iothread notifies the guest during a migration: it raises the
+#: interrupt without the big QEMU lock (gicv3_cpuif_update's, or with the
+#: default GICv2 tcg_handle_interrupt's, assertion), with the in-tree
+#: driver as with ours.  So these run on amd64 alone.
 HINT_DEVICE = {"balloon_props": {"free-page-hint": "on", "iothread": "iot0"},
-               "qemu_args": ("-object", "iothread,id=iot0")}
+               "qemu_args": ("-object", "iothread,id=iot0"),
+               "arches": ("amd64",),
+               "arch_note": "QEMU 7.2's free page hinting aborts arm64 "
+                            "TCG guests (its iothread raises the guest's "
+                            "interrupt without QEMU's big lock)"}
 
 
 def _migrate_to_null(ctx: Context, bandwidth: int) -> int:

@@ -29,7 +29,8 @@ def floor_curve(guest: int) -> int:
 
 def high_watermarks(ctx: Context) -> int:
     """The high watermarks of the guest's populated zones, without their
-    passing boost, in bytes, as /proc/zoneinfo has them."""
+    passing boost, in bytes, as /proc/zoneinfo has them (in the guest's
+    pages)."""
     total, high, boost, present = 0, 0, 0, 0
     for line in ctx.guest.read_file("/proc/zoneinfo").splitlines() + \
             ["Node end"]:
@@ -45,7 +46,7 @@ def high_watermarks(ctx: Context) -> int:
                 boost = value
             else:
                 present = value
-    return total * 4096
+    return total * ctx.guest.page_size
 
 
 def hung_tasks(ctx: Context) -> list[str]:

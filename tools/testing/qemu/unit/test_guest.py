@@ -96,7 +96,7 @@ class BootTest(unittest.TestCase):
 
 
 class QemuArgsTest(unittest.TestCase):
-    KIMG = mock.Mock(vmlinuz=Path("vmlinuz"))
+    KIMG = mock.Mock(vmlinuz=Path("vmlinuz"), arch="amd64")
 
     def args(self, spec):
         return guest.Guest(self.KIMG, Path("initrd"), spec,
@@ -121,6 +121,40 @@ class QemuArgsTest(unittest.TestCase):
         append = args[args.index("-append") + 1]
         self.assertIn("rig.load=balloon_core,balloon_vmw", append)
         self.assertIn("rig.bind=0", append)
+
+    def test_x86_channels(self):
+        args = self.args(guest.BootSpec.mode("ours"))
+        append = args[args.index("-append") + 1]
+        self.assertIn("console=ttyS0", append)
+        self.assertIn("rig.chan=/dev/ttyS1", append)
+        self.assertEqual(args.count("-serial"), 2)
+        self.assertIn("socket,id=cmd0,path=cmd.sock", args)
+
+    def test_arm64(self):
+        kimg = mock.Mock(vmlinuz=Path("Image"), arch="arm64")
+        args = guest.Guest(kimg, Path("initrd"), guest.BootSpec.mode(
+            "ours", balloon_props={"deflate-on-oom": "on"}),
+            "/tmp/x").qemu_args("cmd.sock", "qmp.sock")
+        self.assertEqual(args[0], "qemu-system-aarch64")
+        self.assertEqual(args[1:5], ["-machine", "virt", "-cpu",
+                                     "max,pauth-impdef=on"])
+        append = args[args.index("-append") + 1]
+        self.assertIn("console=ttyAMA0", append)
+        self.assertIn("rig.chan=/dev/hvc0", append)
+        # One UART (the console); the commands on a virtio console.
+        self.assertEqual(args.count("-serial"), 1)
+        self.assertIn("virtconsole,chardev=cmd0", args)
+        self.assertIn("socket,id=cmd0,path=cmd.sock", args)
+        # The balloon behind a root port, so that it can be unplugged.
+        dev = args.index("virtio-balloon-pci,id=balloon0,bus=rp0,"
+                         "deflate-on-oom=on")
+        self.assertIn("pcie-root-port,id=rp0,chassis=1", args[:dev])
+
+    def test_page_size_from_the_guest(self):
+        g = guest.Guest(self.KIMG, Path("initrd"), guest.BootSpec(), "/x")
+        g.ready = {"pagesize": "16", "arch": "aarch64"}
+        self.assertEqual(g.page_size, 16384)
+        self.assertEqual(g.arch, "aarch64")
 
 
 if __name__ == "__main__":
