@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# Out-of-tree build of balloon_core, balloon_vmw and balloon_virtio.
+# Out-of-tree build of balloon_core, balloon_virtio and, for x86 kernels,
+# balloon_vmw.
 #
-#   make                  build against the running kernel (or KDIR=...)
+#   make                  build against the running kernel (or KDIR=...;
+#                         ARCH= and CROSS_COMPILE= cross-build, e.g.
+#                         ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
 #   make install          install into /lib/modules/<kver>/updates and the
 #                         modprobe.d blacklist into /etc/modprobe.d, depmod
 #   make uninstall        remove what install put there, depmod
@@ -51,8 +54,9 @@ DEPMOD = depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KRELEASE)
 # kbuild's own signing wants the distribution's key and fails harmlessly.
 SIG_HASH = $(or $(shell sed -n 's/^CONFIG_MODULE_SIG_HASH="\(.*\)"/\1/p' \
 		$(KDIR)/.config 2>/dev/null),sha256)
-BUILT := core/balloon_core.ko transports/balloon_vmw.ko \
-	 transports/balloon_virtio.ko
+# (balloon_vmw is built for x86 kernels only.)
+BUILT = $(wildcard core/balloon_core.ko transports/balloon_vmw.ko \
+	 transports/balloon_virtio.ko)
 
 install: modules
 	@test -n "$(KRELEASE)" || { echo "no kernel build tree at KDIR=$(KDIR)" >&2; exit 1; }

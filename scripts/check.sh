@@ -2,15 +2,17 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Every test of the project, from nothing: dependencies, then for the newest
-# Debian 6.12 and 6.1 kernels and trixie-backports' newest 7.3 a W=1 build,
+# Debian 6.12 and 6.1 kernels and trixie-backports' newest 7.3, on amd64
+# and (cross-built) on arm64, 7.3 also with 16 KiB pages, a W=1 build,
 # a sparse run, a kbuild-only build and a DKMS build (dkms.conf, with the
 # real dkms, in a private tree), the Debian package (built, lintian,
 # installed and purged in a throwaway Debian 12 root), checkpatch --strict,
 # kernel-doc and a reStructuredText check of Documentation/, the QEMU rig's
 # unit tests, the KUnit suites in both variants (kunit.py, UML) on 6.12
 # and 7.3, Debian's QEMU with our VMware balloon device (built once), and
-# the QEMU guests on all three kernels (VMware guests too), the blacklist
-# test again with the package's modules and modprobe.d file.
+# the QEMU guests on all three kernels (VMware guests too) and on arm64
+# (every virtio test on 6.12 and 7.3-16k, the smoke tests on 6.1), the
+# blacklist test again with the package's modules and modprobe.d file.
 # Each result is one line,
 # "PASS: name", "FAIL: name: why" or "SKIP: name: why"; the last line is
 # the count, "N passed, N failed, N skipped".  Exits non-zero on failure.
@@ -133,35 +135,47 @@ done
 warn='(warning|error|WARNING|ERROR):'
 for series in "${series_ok[@]}"; do
 	k=${kver[$series]}
+	read -r -a cross <<<"$(balloon_make_args "$series")"
 	if step "build/$series ($k, W=1)" "build-$series" "$warn" \
 		balloon_make "$series" W=1; then
 		built[$series]=1
 		step "sparse/$series ($k)" "sparse-$series" "$warn" \
 			make -C "$BALLOON_REPO/build/$k" \
-			KDIR="${kdir[$series]}" W=1 C=2
+			KDIR="${kdir[$series]}" "${cross[@]}" W=1 C=2
 	else
 		skip "sparse/$series ($k)" "build/$series failed"
 	fi
 done
 
 # --- the kernel developer's build, through kbuild alone: no Makefile of
-# ours, no variable on the command line, and all three modules.
+# ours, no variable on the command line but a cross build's ARCH and
+# CROSS_COMPILE, and all three modules (on arm64 two: balloon_vmw is x86
+# only, and must not be built).
 kbuild_only() {
-	local dir=$1 tree="$BALLOON_REPO/build/kbuild-$2" ko rc=0
+	local dir=$1 tree="$BALLOON_REPO/build/kbuild-$2" ko rc=0 cross vmw
+	shift 2
 
+	cross=("$@")
 	balloon_tree "$tree" || return
-	make -C "$dir" M="$tree" || return
-	for ko in core/balloon_core.ko transports/balloon_vmw.ko \
-		transports/balloon_virtio.ko; do
+	make -C "$dir" M="$tree" "${cross[@]}" || return
+	for ko in core/balloon_core.ko transports/balloon_virtio.ko; do
 		[ -f "$tree/$ko" ] || { echo "no $ko built"; rc=1; }
 	done
+	vmw="$tree/transports/balloon_vmw.ko"
+	if [[ " ${cross[*]} " == *" ARCH=arm64 "* ]]; then
+		[ ! -f "$vmw" ] || { echo "balloon_vmw.ko built for arm64"; rc=1; }
+	else
+		[ -f "$vmw" ] || { echo "no balloon_vmw.ko built"; rc=1; }
+	fi
 	return $rc
 }
 for series in "${series_ok[@]}"; do
 	name="kbuild-only build/$series (make -C <kdir> M=...)"
 	if [ -n "${built[$series]:-}" ]; then
+		read -r -a cross <<<"$(balloon_make_args "$series")"
 		step "$name" "kbuild-$series" "$warn" \
-			kbuild_only "${kdir[$series]}" "${kver[$series]}"
+			kbuild_only "${kdir[$series]}" "${kver[$series]}" \
+			"${cross[@]}"
 	else
 		skip "$name" "build/$series failed"
 	fi
@@ -322,12 +336,20 @@ if [ -n "$do_qemu" ]; then
 		BALLOON_VMW_QEMU="(none: the step 'qemu with the VMware balloon' failed, see $logs/vmw-qemu.log)"
 	fi
 	export BALLOON_VMW_QEMU
+	# Every test on each amd64 kernel, on arm64's 6.12 (4 KiB pages) and
+	# 7.3-16k (16 KiB), the smoke tests (inflate, deflate, unload) on
+	# arm64's 6.1.  7.3's arm64 4 KiB flavour is built above, not booted:
+	# its page size is 6.12-arm64's, its kernel code 7.3-arm64-16k's.
+	declare -A qemu_how=([6.12]=all [6.1]=all [7.3]=all
+		[6.12-arm64]=all [7.3-arm64-16k]=all [6.1-arm64]=--smoke)
 	for series in "${BALLOON_SERIES[@]}"; do
+		[ -n "${qemu_how[$series]:-}" ] || continue
 		log="$logs/qemu-$series.log"
 		mods=()
 		if [ -n "${built[$series]:-}" ]; then
 			mods=(--modules "$BALLOON_REPO/build/modules/${kver[$series]}")
 		fi
+		[ "${qemu_how[$series]}" = all ] || mods+=("${qemu_how[$series]}")
 		timed "qemu/$series" python3 \
 			"$BALLOON_REPO/tools/testing/qemu/run_tests.py" \
 			--series "$series" "${mods[@]}" >"$log" 2>&1

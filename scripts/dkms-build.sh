@@ -2,22 +2,25 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build the DKMS package with the real dkms for Debian's newest 6.12 and
-# 6.1 kernels (or the series given: 6.12, 6.1, 7.3), against their
-# installed headers, or for 7.3 the tree prepared from linux-source-7.3 in
-# the cache (scripts/lib.sh's balloon_kdir), without changing this
+# 6.1 kernels (or the series given: 6.12, 6.1, 7.3, 6.12-arm64, 6.1-arm64,
+# 7.3-arm64, 7.3-arm64-16k), against their installed headers, or the tree
+# prepared from linux-source-X.Y in the cache for 7.3 and arm64
+# (scripts/lib.sh's balloon_kdir; arm64 cross-built with dkms's -a
+# aarch64 and make's ARCH and CROSS_COMPILE), without changing this
 # machine: a copy of the sources goes into a private source tree, dkms
 # gets a private DKMS tree and a throwaway signing key, and only "dkms
 # add" and "dkms build" run (never install, never load).  Building a
 # copy also keeps kbuild's objects out of the repository.
 #
-# Checks that each build produced the three modules of dkms.conf, that
-# their MODULE_VERSION is dkms.conf's PACKAGE_VERSION and their vermagic the
-# target kernel, that dkms signed them, and that BUILD_EXCLUSIVE_KERNEL
-# accepts the kernels being built (and 6.1 to 6.12) but nothing older than
-# 6.1.  One line per kernel; exits non-zero on any failure, printing
-# dkms's make.log.
+# Checks that each build produced the modules dkms.conf names for that
+# kernel (balloon_vmw for x86 kernels only), that their MODULE_VERSION is
+# dkms.conf's PACKAGE_VERSION and their vermagic the target kernel, that
+# dkms signed them, that BUILD_EXCLUSIVE_KERNEL accepts the kernels being
+# built (and 6.1 to 6.12) but nothing older than 6.1, and that
+# BUILD_EXCLUSIVE_ARCH takes x86_64 and aarch64 and no other.  One line
+# per kernel; exits non-zero on any failure, printing dkms's make.log.
 #
-#   scripts/dkms-build.sh [6.12|6.1|7.3]...
+#   scripts/dkms-build.sh [SERIES]...
 #   scripts/dkms-build.sh -h|--help
 set -euo pipefail
 
@@ -32,11 +35,31 @@ conf_value() {
 }
 name=$(conf_value PACKAGE_NAME)
 version=$(conf_value PACKAGE_VERSION)
-mapfile -t modules < <(sed -n 's/^BUILT_MODULE_NAME\[[0-9]*\]="\(.*\)"$/\1/p' "$conf")
-if [ -z "$name" ] || [ -z "$version" ] || [ ${#modules[@]} -eq 0 ]; then
-	echo "dkms: cannot read PACKAGE_NAME, PACKAGE_VERSION, BUILT_MODULE_NAME from $conf" >&2
+if [ -z "$name" ] || [ -z "$version" ]; then
+	echo "dkms: cannot read PACKAGE_NAME, PACKAGE_VERSION from $conf" >&2
 	exit 1
 fi
+
+# The modules dkms.conf names for a kernel configuration, as dkms reads
+# the file (sourced, with $kernel_config set).
+conf_modules() {
+	# shellcheck disable=SC1090,SC2034
+	(kernel_config=$1 && . "$conf" && echo "${BUILT_MODULE_NAME[*]}")
+}
+
+arch_ok=$(conf_value BUILD_EXCLUSIVE_ARCH)
+for arch in x86_64 aarch64 ppc64le s390x riscv64 i686; do
+	case "$arch" in
+	x86_64|aarch64) want=yes ;;
+	*) want=no ;;
+	esac
+	got=no
+	[[ $arch =~ $arch_ok ]] && got=yes
+	[ "$got" = "$want" ] || {
+		echo "dkms: BUILD_EXCLUSIVE_ARCH \"$arch_ok\" matches $arch: $got, expected $want" >&2
+		exit 1
+	}
+done
 
 # dkms.conf must take every kernel the Kbuild builds for: here, the ones
 # being built and 6.1 to 6.12; and refuse what is older than 6.1, as the
@@ -82,18 +105,36 @@ for series in "$@"; do
 	kver=$(balloon_kernel_release "$series")
 	kdir=$(balloon_kdir "$series")
 	# dkms looks for sign-file in Debian's kbuild package or under
-	# /lib/modules/<kver>/build, which a prepared 7.3 tree is not.
+	# /lib/modules/<kver>/build, which a prepared tree is not.
 	export sign_file="$kdir/scripts/sign-file"
 	log="$work/build-$kver.log"
-	if ! dkms build "${dkms_args[@]}" -m "$name" -v "$version" \
-		-k "$kver" --kernelsourcedir "$kdir" >"$log" 2>&1; then
+	# A cross build: dkms's architecture (uname -m's name), and make's
+	# ARCH and CROSS_COMPILE through the environment, where kbuild reads
+	# them (dkms.conf's MAKE line stays the one users run).
+	read -r -a cross <<<"$(balloon_make_args "$series")"
+	arch=$(uname -m)
+	[[ " ${cross[*]} " == *" ARCH=arm64 "* ]] && arch=aarch64
+	mapfile -t modules < <(conf_modules "$kdir/.config" | tr ' ' '\n')
+	case "$arch" in
+	x86_64) want="balloon_core balloon_virtio balloon_vmw" ;;
+	*) want="balloon_core balloon_virtio" ;;
+	esac
+	if [ "${modules[*]}" != "$want" ]; then
+		echo "FAIL dkms build $name/$version for $kver: dkms.conf names" \
+		     "\"${modules[*]}\" for $arch, expected \"$want\""
+		status=1
+		continue
+	fi
+	if ! env "${cross[@]}" dkms build "${dkms_args[@]}" -m "$name" \
+		-v "$version" -k "$kver" -a "$arch" --kernelsourcedir "$kdir" \
+		>"$log" 2>&1; then
 		echo "FAIL dkms build $name/$version for $kver:"
 		cat "$log"
 		cat "$work/tree/$name/$version/build/make.log" 2>/dev/null || true
 		status=1
 		continue
 	fi
-	base="$work/tree/$name/$version/$kver/$(uname -m)"
+	base="$work/tree/$name/$version/$kver/$arch"
 	problems=()
 	for m in "${modules[@]}"; do
 		ko=$(find "$base/module" -name "$m.ko*" | head -n 1)
@@ -116,7 +157,7 @@ for series in "$@"; do
 		cat "$log"
 		status=1
 	else
-		echo "ok dkms build $name/$version for $kver: ${modules[*]}," \
+		echo "ok dkms build $name/$version for $kver ($arch): ${modules[*]}," \
 		     "signed by \"$(modinfo -F signer "$ko")\""
 	fi
 done

@@ -43,9 +43,11 @@ balloon_heavy_lock() {
 
 # The kernel series the tests build for and boot: Debian 12's own 6.12
 # and 6.1, and the newest 7.3 of trixie-backports (a private apt list in
-# the cache, balloonrig/backports.py).
+# the cache, balloonrig/backports.py), on amd64; and the same three on
+# arm64 with 7.3's 16 KiB-page flavour too (arm64 packages come through
+# private lists of that architecture alone; modules are cross-built).
 # shellcheck disable=SC2034  # for the scripts that source this file
-BALLOON_SERIES=(6.12 6.1 7.3)
+BALLOON_SERIES=(6.12 6.1 7.3 6.12-arm64 6.1-arm64 7.3-arm64 7.3-arm64-16k)
 
 # An unconfigured source tree of a series (6.12 by default, or 7.3),
 # unpacked once into the cache: 6.12 from the installed linux-source-6.12
@@ -90,13 +92,21 @@ balloon_kernel_release() {
 }
 
 # The tree to build modules for a series against (KDIR): the installed
-# /usr/src/linux-headers-<kver> for 6.x; for 7.3, whose Debian headers do
-# not run on Debian 12, linux-source-7.3 prepared with Debian's .config
-# and Module.symvers in $BALLOON_CACHE/kbuild-<kver> (made the first time,
-# under the heavy lock).  Prints its path.
+# /usr/src/linux-headers-<kver> for amd64 6.x; for 7.3, whose Debian
+# headers do not run on Debian 12, and for arm64, linux-source-X.Y
+# prepared with Debian's .config and Module.symvers in
+# $BALLOON_CACHE/kbuild-<kver> (made the first time, under the heavy
+# lock).  Prints its path.
 balloon_kdir() {
 	python3 "$BALLOON_REPO/tools/testing/qemu/balloonrig/kernels.py" \
 		kdir "$1"
+}
+
+# make's arguments that build for a series' architecture: nothing for
+# amd64, "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-" for arm64.
+balloon_make_args() {
+	python3 "$BALLOON_REPO/tools/testing/qemu/balloonrig/kernels.py" \
+		make-args "$1"
 }
 
 # Make DIR (emptied first) a tree of symlinks to the sources, for a build
@@ -113,20 +123,21 @@ balloon_tree() {
 }
 
 # Build the modules for a series in build/<kver>/ (balloon_tree), against
-# balloon_kdir.  Extra arguments go to make (W=1, C=2...).  The modules
-# are then copied to build/modules/<kver>/.  Prints nothing but make's
-# output.
+# balloon_kdir, for its architecture (balloon_make_args).  Extra arguments
+# go to make (W=1, C=2...).  The modules are then copied to
+# build/modules/<kver>/.  Prints nothing but make's output.
 balloon_make() {
-	local series=$1 kver kdir tree
+	local series=$1 kver kdir tree cross
 	shift
 
 	kver=$(balloon_kernel_release "$series") || return
 	kdir=$(balloon_kdir "$series") || return
+	read -r -a cross <<<"$(balloon_make_args "$series")" || return
 	tree="$BALLOON_REPO/build/$kver"
 	balloon_tree "$tree" || return
 	# A failed build leaves no modules from an earlier one behind.
 	rm -rf "$BALLOON_REPO/build/modules/$kver"
 	mkdir -p "$BALLOON_REPO/build/modules/$kver"
-	make -C "$tree" KDIR="$kdir" "$@" || return
+	make -C "$tree" KDIR="$kdir" "${cross[@]}" "$@" || return
 	find "$tree" -name '*.ko' -exec cp {} "$BALLOON_REPO/build/modules/$kver/" \;
 }
