@@ -99,7 +99,9 @@ static int balloon_core_stats_show(struct seq_file *f, void *unused)
 	seq_printf(f, "floor_kib %llu\n", READ_ONCE(bdev->floor) * 4);
 	seq_printf(f, "floor_refused_kib %llu\n",
 		   READ_ONCE(bdev->floor_refused) * 4);
-	seq_printf(f, "pages_4k %lu\n", READ_ONCE(bdev->nr_pages[0]));
+	/* Base pages in 4 KiB units, as every size here: 16 KiB pages too. */
+	seq_printf(f, "pages_4k %lu\n",
+		   READ_ONCE(bdev->nr_pages[0]) * BALLOON_CORE_UNITS_PER_PAGE);
 	seq_printf(f, "pages_2m %lu\n",
 		   READ_ONCE(bdev->nr_pages[BALLOON_CORE_MAX_ORDER]));
 	for (i = 0; i < BALLOON_CORE_STAT_NR; i++)

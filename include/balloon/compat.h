@@ -44,16 +44,6 @@
 #include <linux/balloon_compaction.h>
 #endif
 
-/*
- * Free page reporting's minimum order: up to 6.x 0 meant "the default"
- * (pageblock_order); 7.x made 0 a real order and gave "the default" a
- * value of its own.
- */
-#include <linux/page_reporting.h>
-#ifndef PAGE_REPORTING_ORDER_UNSPECIFIED
-#define PAGE_REPORTING_ORDER_UNSPECIFIED	0
-#endif
-
 /* 6.18 dropped MIGRATEPAGE_SUCCESS: a migrate callback returns 0. */
 #include <linux/migrate.h>
 #ifndef MIGRATEPAGE_SUCCESS

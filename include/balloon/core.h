@@ -25,6 +25,7 @@
 #include <linux/types.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
+#include <asm/page.h>
 
 #include <balloon/compat.h>
 
@@ -58,12 +59,24 @@ struct page;
 #define BALLOON_CORE_UNITS_PER_PAGE	(PAGE_SIZE / SZ_4K)
 
 /**
+ * BALLOON_CORE_ORDER_2M - the page order of 2 MiB
+ *
+ * 9 with 4 KiB pages, 7 with 16 KiB and 5 with 64 KiB.
+ */
+#define BALLOON_CORE_ORDER_2M	(21 - PAGE_SHIFT)
+
+/**
  * BALLOON_CORE_MAX_ORDER - largest page order the core will ever allocate
  *
- * Order 9 is a 2 MiB page with 4 KiB base pages, the largest unit either
- * supported host protocol knows.
+ * The order of a 2 MiB page, whatever the base page.  2 MiB is the largest unit either
+ * supported host protocol knows (VMware's large pages), and the huge page
+ * of a host with 4 KiB pages, which is the size a contiguous run handed
+ * to a virtio host can free.  A guest's own PMD size on 16 KiB (32 MiB)
+ * and 64 KiB (512 MiB) kernels is not used: blocks that large are rarely
+ * free in a guest that has run a while, and a host gains nothing from a
+ * run longer than its own huge page, which the guest cannot know.
  */
-#define BALLOON_CORE_MAX_ORDER	9
+#define BALLOON_CORE_MAX_ORDER	BALLOON_CORE_ORDER_2M
 
 /**
  * BALLOON_CORE_MAX_BATCH - largest batch the core hands to a transport
@@ -207,13 +220,13 @@ struct balloon_core_ops {
  * @BALLOON_CORE_STAT_INFLATE_FAIL: failed @inflate calls.
  * @BALLOON_CORE_STAT_DEFLATE: @deflate calls.
  * @BALLOON_CORE_STAT_DEFLATE_FAIL: failed @deflate calls.
- * @BALLOON_CORE_STAT_ALLOC: non-sleeping 4 KiB page allocations.
+ * @BALLOON_CORE_STAT_ALLOC: non-sleeping base-page allocations.
  * @BALLOON_CORE_STAT_ALLOC_FAIL: failed non-sleeping page allocations.
  * @BALLOON_CORE_STAT_SLEEP_ALLOC: sleeping page allocations.
  * @BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL: failed sleeping page allocations.
  * @BALLOON_CORE_STAT_REFUSED_ALLOC: pages (of any size) the host refused.
  * @BALLOON_CORE_STAT_REFUSED_FREE: refused pages given back to the guest.
- * @BALLOON_CORE_STAT_FREE: ballooned 4 KiB pages given back to the guest.
+ * @BALLOON_CORE_STAT_FREE: ballooned base pages given back to the guest.
  * @BALLOON_CORE_STAT_RESET: resets (host-demanded or transport-requested).
  * @BALLOON_CORE_STAT_CLAMPED: host targets clamped to guest memory.
  * @BALLOON_CORE_STAT_HUGE_ALLOC: huge-page allocations.

@@ -115,7 +115,7 @@ enum balloon_vmw_caps {
 #define BALLOON_VMW_BATCH_MAX		(SZ_4K / sizeof(u64))
 
 /* Order of a 2 MiB page in guest pages. */
-#define BALLOON_VMW_2M_ORDER		(21 - PAGE_SHIFT)
+#define BALLOON_VMW_2M_ORDER		BALLOON_CORE_ORDER_2M
 
 /*
  * Without x86 there is no backdoor, and balloon_vmw is only built for the
