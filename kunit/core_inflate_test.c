@@ -187,6 +187,35 @@ static void target_flapping_bounded_per_cycle(struct kunit *test)
 	expect_consistent(test, host);
 }
 
+/*
+ * A target in 4 KiB units need not be whole guest pages (with 64 KiB
+ * pages, 16 units make a page): the balloon stops within a page of it,
+ * below it on the way up and above it on the way down, and stays there
+ * instead of going back and forth.
+ */
+static void target_between_pages_settles(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	u64 half = BALLOON_CORE_UNITS_PER_PAGE / 2;
+	unsigned int calls, i;
+
+	fake_register(test, host);
+	host->target = UNITS(1000) + half;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1000));
+
+	host->target = UNITS(500) + half;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(half ? 501 : 500));
+
+	calls = host->calls[FAKE_INFLATE] + host->calls[FAKE_DEFLATE];
+	for (i = 0; i < 3; i++)
+		balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE] +
+			host->calls[FAKE_DEFLATE], calls);
+	expect_consistent(test, host);
+}
+
 /* Fail the Nth non-sleeping and every sleeping allocation. */
 static const unsigned int alloc_fail_at[] = { 1, 2, 17, 64, 65, 129 };
 
@@ -443,6 +472,7 @@ static struct kunit_case balloon_core_inflate_cases[] = {
 	KUNIT_CASE(inflate_stops_at_target_from_reply),
 	KUNIT_CASE(target_beyond_memory_clamped),
 	KUNIT_CASE(target_flapping_bounded_per_cycle),
+	KUNIT_CASE(target_between_pages_settles),
 	KUNIT_CASE(huge_inflate_prefers_2m_pages),
 	KUNIT_CASE(huge_without_slot_freed_4k_instead),
 	KUNIT_CASE(huge_page_costs_one_allocation),
