@@ -281,6 +281,13 @@ static inline u32 fake_actual(struct fake_balloon *fb)
 	return le32_to_cpu(READ_ONCE(fb->config.actual));
 }
 
+/*
+ * @pages guest pages in the 4 KiB PFNs the device counts in (its target,
+ * "actual", the PFN arrays).  The cases ask for whole pages: a guest with
+ * larger pages cannot balloon a part of one.
+ */
+#define PFNS(pages)	((u32)(pages) * BALLOON_CORE_UNITS_PER_PAGE)
+
 /* Set the host's target; with @irq, raise a config-change interrupt. */
 static inline void fake_target(struct fake_balloon *fb, u32 pages, bool irq)
 {

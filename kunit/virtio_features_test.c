@@ -79,7 +79,7 @@ static void features_follow_free_page_rules(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, !!fb->vb->vqs[BALLOON_VIRTIO_VQ_FREE_PAGE],
 			!!(c->accepted & FAKE_F(FREE_PAGE_HINT)));
 	/* The balloon itself works whatever was negotiated. */
-	fake_move(test, fb, 300);
+	fake_move(test, fb, PFNS(300));
 	expect_clean(test, fb);
 }
 
@@ -117,7 +117,7 @@ static void reporting_short_ring_goes_without(struct kunit *test)
 
 	KUNIT_EXPECT_TRUE(test, fb->features & FAKE_F(REPORTING));
 	KUNIT_EXPECT_FALSE(test, fb->vb->reporting);
-	fake_move(test, fb, 300);
+	fake_move(test, fb, PFNS(300));
 	expect_clean(test, fb);
 }
 
