@@ -98,7 +98,7 @@ static void reporting_sends_free_runs(struct kunit *test)
 	reported = fake_wait_for(READ_ONCE(fb->reports) > 0);
 	KUNIT_EXPECT_TRUE_MSG(test, reported, "no report; device error: \"%s\"",
 			      fb->error);
-	KUNIT_EXPECT_GE(test, fb->reported_pages, 1UL << pageblock_order);
+	KUNIT_EXPECT_GE(test, fb->reported_pages, 1UL << FAKE_REPORT_ORDER);
 	fake_unplug(fb);
 	reports = fb->reports;
 	msleep(100);
