@@ -4,7 +4,8 @@
 # Install, from Debian's archive, everything the build, the checks and the
 # test rigs need: compilers and kernel build tools, sparse, dkms, the 6.12 kernel
 # source (checkpatch, kernel-doc, kunit.py), the newest 6.12 and 6.1
-# kernel headers, QEMU and busybox for the guests, and what builds, checks
+# kernel headers, QEMU and busybox for the guests, the arm64 cross
+# compiler and QEMU for KUnit on arm64, and what builds, checks
 # and installs the Debian package (debhelper, dh-dkms, lintian,
 # debootstrap for the throwaway root).  The 7.3 kernel is not installed at
 # all: its packages are downloaded into the cache through a private apt
@@ -21,6 +22,7 @@ packages=(
 	gcc make perl python3 bc bison flex libelf-dev libssl-dev
 	cpio xz-utils zstd kmod sparse linux-source-6.12 dkms
 	qemu-system-x86 busybox-static python3-docutils
+	gcc-aarch64-linux-gnu qemu-system-arm
 	build-essential dpkg-dev debhelper dh-dkms lintian debootstrap
 	"$@"
 )
