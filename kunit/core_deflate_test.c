@@ -15,9 +15,9 @@ static void deflate_tells_host_before_free(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	fake_register(test, host);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(1000));
 
 	host->target = 0;
 	balloon_core_run_cycle(&host->bdev);
@@ -34,20 +34,21 @@ static void deflate_rate_limited_and_halved_on_error(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	fake_register(test, host);
-	host->target = 2000;
+	host->target = UNITS(2000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(2000));
 
 	host->target = 0;
 	host->bdev.rate.free = 1024;
 	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 1, -EIO };
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000);	/* nothing lost */
+	/* Nothing lost. */
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000));
 	KUNIT_EXPECT_EQ(test, host->bdev.rate.free, 512U);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_DEFLATE_FAIL), 1);
 
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 512);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000 - 512));
 	KUNIT_EXPECT_EQ(test, host->bdev.rate.free, 528U);
 	expect_consistent(test, host);
 }
@@ -58,15 +59,16 @@ static void deflate_takes_pages_in_bounded_chunks(struct kunit *test)
 
 	host->max_batch = BALLOON_CORE_MAX_BATCH;
 	fake_register(test, host);
-	host->target = BALLOON_KUNIT_MANY_PAGES;
-	while (host->bdev.size < BALLOON_KUNIT_MANY_PAGES &&
+	host->target = BALLOON_KUNIT_MANY_UNITS;
+	while (host->bdev.size < BALLOON_KUNIT_MANY_UNITS &&
 	       host->calls[FAKE_INFLATE] < 1000)
 		balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, BALLOON_KUNIT_MANY_PAGES);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, BALLOON_KUNIT_MANY_UNITS);
 
 	/*
-	 * An unload of over a million pages, in batches of thousands; the
-	 * lock is held for 256 at most, with a reschedule point after each.
+	 * An unload of over 4 GiB (a million 4 KiB pages), in batches of
+	 * thousands; the lock is held for 256 pages at most, with a
+	 * reschedule point after each.
 	 */
 	host->dequeue_max = 0;
 	host->dequeue_calls = 0;
@@ -85,9 +87,9 @@ static void deflate_page_host_keeps_stays_in_balloon(struct kunit *test)
 	unsigned int free_rate;
 
 	fake_register(test, host);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(1000));
 
 	/* The host keeps the last page of the first batch; the rest goes. */
 	free_rate = host->bdev.rate.free;
@@ -95,7 +97,7 @@ static void deflate_page_host_keeps_stays_in_balloon(struct kunit *test)
 	host->target = 0;
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 1U);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000 - 63);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1000 - 63));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 1000UL - 63);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 63);
 	KUNIT_EXPECT_LT(test, host->bdev.rate.free, free_rate);
@@ -138,9 +140,9 @@ static struct page *fill_keeping_first(struct kunit *test,
 	struct page *first;
 
 	fake_register(test, host);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(1000));
 
 	first = list_first_entry(&host->bdev.b_dev_info.pages, struct page,
 				 lru);
@@ -158,11 +160,11 @@ static void deflate_tries_kept_page_last(struct kunit *test)
 
 	first = fill_keeping_first(test, host);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000 - 63);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1000 - 63));
 
 	/* Next time every other page goes first. */
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1));
 	/* It waits in the core's own array, not on the kernel's list. */
 	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.b_dev_info.pages));
 	KUNIT_EXPECT_PTR_EQ(test, xa_load(&host->bdev.own[0], host->keep_pfn),
@@ -199,9 +201,9 @@ static void deflate_kept_page_without_slot_stays(struct kunit *test)
 
 	host->slot_ok = 0;
 	first = fill_keeping_first(test, host);
-	for (i = 0; i < 50 && host->bdev.size > 1; i++)
+	for (i = 0; i < 50 && host->bdev.size > UNITS(1); i++)
 		balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 1);
 	KUNIT_EXPECT_GE(test, host->slots, 1U);
 	KUNIT_EXPECT_TRUE(test, xa_empty(&host->bdev.own[0]));
@@ -220,9 +222,10 @@ static void deflate_kept_page_without_slot_stays(struct kunit *test)
 }
 
 /*
- * Above its target by less than a 2 MiB page, a balloon of 2 MiB pages
- * stays where it is (the in-tree VMware driver's slack); further above,
- * whole 2 MiB pages go, and none is split to come closer.
+ * Above its target by less than a huge page (2 MiB with 4 KiB pages), a
+ * balloon of huge pages stays where it is (the in-tree VMware driver's
+ * slack); further above, whole huge pages go, and none is split to come
+ * closer.
  */
 static void huge_deflate_keeps_2m_slack(struct kunit *test)
 {
@@ -230,21 +233,21 @@ static void huge_deflate_keeps_2m_slack(struct kunit *test)
 
 	host->orders = BIT(0) | BIT(HUGE_ORDER);
 	fake_register(test, host);
-	host->target = 2 * HUGE_PAGES;
+	host->target = UNITS(2 * HUGE_PAGES);
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_ASSERT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 2);
 
-	/* 424 pages above the target: less than a 2 MiB page. */
-	host->target = 600;
+	/* Above the target by seven eighths of a huge page. */
+	host->target = UNITS(HUGE_PAGES + HUGE_PAGES / 8);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2 * HUGE_PAGES));
 	KUNIT_EXPECT_EQ(test, host->pages_out, 0);
 
-	/* 624 above: one 2 MiB page goes whole, and there it stays. */
-	host->target = 400;
+	/* By a huge page and a quarter: one goes whole, and there it stays. */
+	host->target = UNITS(HUGE_PAGES - HUGE_PAGES / 4);
 	balloon_core_run_cycle(&host->bdev);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(HUGE_PAGES));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_FREE), 1);
 	KUNIT_EXPECT_EQ(test, host->pages_out, HUGE_PAGES);
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 0);

@@ -118,11 +118,22 @@ struct fake_host {
 };
 
 /*
- * "A million pages and more": the size at which work proportional to the
- * balloon must be seen to run in bounded chunks.  4 GiB and a bit of 4 KiB
- * pages; scripts/kunit.sh boots UML with the memory for it.
+ * @pages guest pages in the 4 KiB units that targets and sizes count in
+ * (include/balloon/core.h).  The cases think in pages, as the core's rates
+ * and batches do, and speak to the host in units.
  */
-#define BALLOON_KUNIT_MANY_PAGES	((1U << 20) + 4096)
+#define UNITS(pages)	((u64)(pages) * BALLOON_CORE_UNITS_PER_PAGE)
+
+/*
+ * The size at which work proportional to the balloon must be seen to run
+ * in bounded chunks: 4 GiB and a bit, as a VMware guest of 16 GiB holds,
+ * over a million 4 KiB pages.  A guest with larger pages needs fewer of
+ * them for it (65792 of 64 KiB), still hundreds of chunks.  scripts/
+ * kunit.sh gives UML and QEMU the memory for it.
+ */
+#define BALLOON_KUNIT_MANY_UNITS	((1U << 20) + 4096)
+#define BALLOON_KUNIT_MANY_PAGES	\
+	(BALLOON_KUNIT_MANY_UNITS / BALLOON_CORE_UNITS_PER_PAGE)
 
 /* Whether the kernel counts ballooned pages (NR_BALLOON_PAGES). */
 #ifdef BALLOON_COMPAT_NR_BALLOON_PAGES
@@ -183,7 +194,7 @@ static inline u64 stat(struct fake_host *host, enum balloon_core_stat s)
 /* The core's view and the host's view of the balloon agree. */
 static inline void expect_consistent(struct kunit *test, struct fake_host *host)
 {
-	KUNIT_EXPECT_EQ(test, host->bdev.size, (u64)fake_held(host));
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(fake_held(host)));
 	KUNIT_EXPECT_FALSE(test, host->protocol_error);
 	KUNIT_EXPECT_FALSE(test, host->bad_gfp);
 	KUNIT_EXPECT_FALSE(test, host->slot_locked);

@@ -95,6 +95,7 @@ static void floor_curve_anchors_and_monotone(struct kunit *test)
 static void floor_param_parses_and_reads_back(struct kunit *test)
 {
 	unsigned long pages;
+	char want[16];
 	char *buf;
 
 	/* sysfs_emit() takes a page, as sysfs gives it. */
@@ -133,9 +134,12 @@ static void floor_param_parses_and_reads_back(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, floor_write("lots"), -EINVAL);
 	balloon_core_floor_ops.get(buf, NULL);
 	KUNIT_EXPECT_STREQ(test, buf, "256M\n");
+	/* 4100 bytes are two 4 KiB pages, or one larger page. */
 	KUNIT_EXPECT_EQ(test, floor_write("4100"), 0);
 	balloon_core_floor_ops.get(buf, NULL);
-	KUNIT_EXPECT_STREQ(test, buf, "8K\n");
+	snprintf(want, sizeof(want), "%luK\n",
+		 DIV_ROUND_UP(4100UL, PAGE_SIZE) * (PAGE_SIZE / SZ_1K));
+	KUNIT_EXPECT_STREQ(test, buf, want);
 	KUNIT_EXPECT_EQ(test, floor_write("auto"), 0);
 	balloon_core_floor_ops.get(buf, NULL);
 	KUNIT_EXPECT_STREQ(test, buf, "auto\n");
@@ -191,7 +195,7 @@ static void floor_zero_is_no_floor(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, host->bdev.floor, 0);
 	KUNIT_EXPECT_EQ(test, host->bdev.floor_refused, 0);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FLOOR), 0);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	expect_consistent(test, host);
 }
 
@@ -314,27 +318,27 @@ static void floor_reclaim_holds_off_inflation(struct kunit *test)
 
 	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
 	fake_register(test, host);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(1000));
 
 	/* A trickle: a page or two over a second. */
 	host->bdev.refaults_at = jiffies - HZ;
 	host->refaults += 2;
-	host->target = 2000;
+	host->target = UNITS(2000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RECLAIMING), 0);
 
 	/* 40 MiB refaulted in the last second: the guest is thrashing. */
 	host->bdev.refaults_at = jiffies - HZ;
 	host->refaults += MIB_PAGES(40);
-	host->target = 3000;
+	host->target = UNITS(3000);
 	calls = host->calls[FAKE_INFLATE];
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RECLAIMING), 1);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], calls);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000 - 256));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 1);
 
 	/* Quiet again, but the hold-off stands until it has passed. */
@@ -343,7 +347,7 @@ static void floor_reclaim_holds_off_inflation(struct kunit *test)
 	KUNIT_EXPECT_GE(test, stat(host, BALLOON_CORE_STAT_HOLDOFF), 2);
 	host->bdev.holdoff_until = jiffies - 1;
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 3000);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(3000));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RECLAIMING), 1);
 	expect_consistent(test, host);
 }
@@ -359,17 +363,17 @@ static void floor_reclaim_rate_spans_short_cycles(struct kunit *test)
 	unsigned long start;
 
 	fake_register(test, host);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(1000));
 
 	/* 150 pages in 50 ms: too short a time to judge; nothing happens. */
 	start = jiffies - HZ / 20;
 	host->bdev.refaults_at = start;
 	host->refaults += 150;
-	host->target = 1100;
+	host->target = UNITS(1100);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 1100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1100));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RECLAIMING), 0);
 
 	/*
@@ -378,10 +382,10 @@ static void floor_reclaim_rate_spans_short_cycles(struct kunit *test)
 	 */
 	host->bdev.refaults_at = jiffies - HZ / 2;
 	host->refaults += 150;
-	host->target = 1200;
+	host->target = UNITS(1200);
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RECLAIMING), 1);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 1100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1100));
 	expect_consistent(test, host);
 }
 
@@ -394,9 +398,9 @@ static void floor_zero_no_reclaim_backoff(struct kunit *test)
 	fake_register(test, host);
 	host->bdev.refaults_at = jiffies - HZ;
 	host->refaults += MIB_PAGES(40);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1000));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RECLAIMING), 0);
 	expect_consistent(test, host);
 }

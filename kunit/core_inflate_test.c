@@ -17,10 +17,10 @@ static void inflate_reaches_target_across_cycles(struct kunit *test)
 	unsigned int i;
 
 	fake_register(test, host);
-	host->target = 40000;
+	host->target = UNITS(40000);
 	for (i = 0; i < ARRAY_SIZE(expect); i++) {
 		balloon_core_run_cycle(&host->bdev);
-		KUNIT_EXPECT_EQ_MSG(test, host->bdev.size, expect[i],
+		KUNIT_EXPECT_EQ_MSG(test, host->bdev.size, UNITS(expect[i]),
 				    "cycle %u", i);
 		KUNIT_EXPECT_EQ(test, host->reported, host->bdev.size);
 	}
@@ -48,11 +48,12 @@ static void inflate_sleeping_rate_progression(struct kunit *test)
 	fake_register(test, host);
 	host->bdev.rate.alloc = 512;
 	host->nosleep_ok = 0;
-	host->target = 100000;
+	host->target = UNITS(100000);
 	for (i = 0; i < ARRAY_SIZE(grow); i++) {
 		balloon_core_run_cycle(&host->bdev);
 		size += grow[i];
-		KUNIT_EXPECT_EQ_MSG(test, host->bdev.size, size, "cycle %u", i);
+		KUNIT_EXPECT_EQ_MSG(test, host->bdev.size, UNITS(size),
+				    "cycle %u", i);
 		KUNIT_EXPECT_EQ_MSG(test, host->nosleep_allocs,
 				    nosleep_tries[i], "cycle %u", i);
 	}
@@ -66,11 +67,11 @@ static void inflate_nosleep_failure_falls_back_to_sleep(struct kunit *test)
 
 	fake_register(test, host);
 	host->nosleep_ok = 100;
-	host->target = 10000;
+	host->target = UNITS(10000);
 	balloon_core_run_cycle(&host->bdev);
 
 	/* 100 non-sleeping pages, one failure, then sleeping up to 2048. */
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2048);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2048));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC), 101);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC_FAIL), 1);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_SLEEP_ALLOC), 1948);
@@ -79,7 +80,7 @@ static void inflate_nosleep_failure_falls_back_to_sleep(struct kunit *test)
 	/* The next cycle is slow: sleeping allocations only. */
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC), 101);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2048 + 2048);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2048 + 2048));
 	expect_consistent(test, host);
 }
 
@@ -90,10 +91,10 @@ static void inflate_sleep_failure_halves_rate(struct kunit *test)
 	fake_register(test, host);
 	host->nosleep_ok = 0;
 	host->sleep_ok = 10;
-	host->target = 10000;
+	host->target = UNITS(10000);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 10);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(10));
 	KUNIT_EXPECT_EQ(test, host->bdev.rate.alloc, 1024U);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_SLEEP_ALLOC_FAIL), 1);
 	expect_consistent(test, host);
@@ -107,13 +108,13 @@ static void inflate_refused_pages_capped_and_released(struct kunit *test)
 	host->max_batch = 8;
 	host->bdev.caps.max_batch = 8;
 	host->refuse_every = 2;
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
 
 	/* Every other page refused: the 16th refusal ends the cycle. */
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_ALLOC), 16);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE), 16);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 16);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(16));
 	expect_consistent(test, host);
 }
 
@@ -123,7 +124,7 @@ static void inflate_refused_beyond_cap_freed_at_once(struct kunit *test)
 
 	fake_register(test, host);
 	host->refuse_every = 1;
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
 
 	/* One batch of 64, all refused: 16 kept aside, 48 freed, all back. */
@@ -140,12 +141,12 @@ static void inflate_host_says_enough(struct kunit *test)
 
 	fake_register(test, host);
 	host->script[0] = (struct fake_script){ FAKE_INFLATE, 3, -EAGAIN };
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
 
 	/* The third batch is taken, then the cycle ends. */
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 3U);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 3 * 64);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(3 * 64));
 	expect_consistent(test, host);
 }
 
@@ -162,7 +163,8 @@ static void target_beyond_memory_clamped(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, host->bdev.target + host->bdev.floor_refused,
 			ram);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_CLAMPED), 1);
-	KUNIT_EXPECT_LE(test, host->bdev.size, 16384);	/* one cycle's worth */
+	/* One cycle's worth. */
+	KUNIT_EXPECT_LE(test, host->bdev.size, UNITS(16384));
 	expect_consistent(test, host);
 }
 
@@ -175,13 +177,42 @@ static void target_flapping_bounded_per_cycle(struct kunit *test)
 	for (i = 0; i < 8; i++) {
 		u64 before = host->bdev.size;
 
-		host->target = (i % 2) ? 0 : 30000;
+		host->target = UNITS((i % 2) ? 0 : 30000);
 		balloon_core_run_cycle(&host->bdev);
 		KUNIT_EXPECT_LE_MSG(test,
 				    max(host->bdev.size, before) -
-				    min(host->bdev.size, before), 16384,
+				    min(host->bdev.size, before), UNITS(16384),
 				    "cycle %u", i);
 	}
+	expect_consistent(test, host);
+}
+
+/*
+ * A target in 4 KiB units need not be whole guest pages (with 64 KiB
+ * pages, 16 units make a page): the balloon stops within a page of it,
+ * below it on the way up and above it on the way down, and stays there
+ * instead of going back and forth.
+ */
+static void target_between_pages_settles(struct kunit *test)
+{
+	struct fake_host *host = test->priv;
+	u64 half = BALLOON_CORE_UNITS_PER_PAGE / 2;
+	unsigned int calls, i;
+
+	fake_register(test, host);
+	host->target = UNITS(1000) + half;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1000));
+
+	host->target = UNITS(500) + half;
+	balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(half ? 501 : 500));
+
+	calls = host->calls[FAKE_INFLATE] + host->calls[FAKE_DEFLATE];
+	for (i = 0; i < 3; i++)
+		balloon_core_run_cycle(&host->bdev);
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE] +
+			host->calls[FAKE_DEFLATE], calls);
 	expect_consistent(test, host);
 }
 
@@ -203,10 +234,10 @@ static void inflate_alloc_failure_at_every_step(struct kunit *test)
 	fake_register(test, host);
 	host->nosleep_ok = n - 1;
 	host->sleep_ok = 0;
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, n - 1);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(n - 1));
 	KUNIT_EXPECT_EQ(test, host->bdev.rate.alloc, 1024U);
 	expect_consistent(test, host);
 
@@ -220,19 +251,19 @@ static void inflate_stops_at_target_from_reply(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	fake_register(test, host);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	host->retarget_at = 2;
-	host->retarget = 100;
+	host->retarget = UNITS(100);
 	balloon_core_run_cycle(&host->bdev);
 
 	/* Two batches of 64 went before the host said 100 is enough. */
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
-	KUNIT_EXPECT_EQ(test, host->bdev.target, 100);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 128);
+	KUNIT_EXPECT_EQ(test, host->bdev.target, UNITS(100));
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(128));
 	expect_consistent(test, host);
 
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	expect_consistent(test, host);
 }
 
@@ -242,10 +273,10 @@ static void huge_inflate_prefers_2m_pages(struct kunit *test)
 
 	host->orders = BIT(0) | BIT(HUGE_ORDER);
 	fake_register(test, host);
-	host->target = 4 * HUGE_PAGES + 100;
+	host->target = UNITS(4 * HUGE_PAGES + 100);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 4 * HUGE_PAGES + 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(4 * HUGE_PAGES + 100));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 4);
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC), 4);
@@ -266,13 +297,13 @@ static void huge_without_slot_freed_4k_instead(struct kunit *test)
 	host->orders = BIT(0) | BIT(HUGE_ORDER);
 	host->slot_ok = 1;
 	fake_register(test, host);
-	host->target = 4 * HUGE_PAGES;
+	host->target = UNITS(4 * HUGE_PAGES);
 	balloon_core_run_cycle(&host->bdev);
 	while (host->bdev.size < host->target &&
 	       host->calls[FAKE_INFLATE] < 100)
 		balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 4 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(4 * HUGE_PAGES));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 1);
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 3 * HUGE_PAGES);
 	KUNIT_EXPECT_GE(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC_FAIL), 1);
@@ -295,10 +326,10 @@ static void block_alloc_splits_whole_blocks(struct kunit *test)
 	host->block_ok = FAKE_NEVER;
 	host->max_batch = 512;
 	fake_register(test, host);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1000));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 6);
 	KUNIT_EXPECT_EQ(test, host->nosleep_allocs, 0U);
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 1000);
@@ -319,11 +350,11 @@ static void block_alloc_failure_takes_single_pages(struct kunit *test)
 
 	host->block_ok = 1;
 	fake_register(test, host);
-	host->target = 700;
+	host->target = UNITS(700);
 	balloon_core_run_cycle(&host->bdev);
 
 	/* One block of 512, then no block to spare: 188 single pages. */
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 700);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(700));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 1);
 	KUNIT_EXPECT_EQ(test, host->nosleep_allocs, 188U);
 	expect_consistent(test, host);
@@ -336,12 +367,12 @@ static void block_pieces_not_needed_are_freed(struct kunit *test)
 	/* The host says 64 is enough after the first batch of 64. */
 	host->block_ok = FAKE_NEVER;
 	host->retarget_at = 1;
-	host->retarget = 64;
+	host->retarget = UNITS(64);
 	fake_register(test, host);
-	host->target = 512;
+	host->target = UNITS(512);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 64);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(64));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 1);
 	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE),
@@ -357,10 +388,10 @@ static void huge_page_costs_one_allocation(struct kunit *test)
 	host->orders = BIT(0) | BIT(HUGE_ORDER);
 	host->max_batch = 512;
 	fake_register(test, host);
-	host->target = 64 * HUGE_PAGES;
+	host->target = UNITS(64 * HUGE_PAGES);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 64 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(64 * HUGE_PAGES));
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 1U);
 	expect_consistent(test, host);
 }
@@ -372,10 +403,10 @@ static void huge_alloc_failure_falls_back_to_4k(struct kunit *test)
 	host->orders = BIT(0) | BIT(HUGE_ORDER);
 	host->huge_ok = 1;
 	fake_register(test, host);
-	host->target = 4 * HUGE_PAGES;
+	host->target = UNITS(4 * HUGE_PAGES);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 4 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(4 * HUGE_PAGES));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 1);
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 3 * HUGE_PAGES);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC_FAIL), 1);
@@ -391,12 +422,12 @@ static void huge_refused_split_and_offered_again(struct kunit *test)
 	host->orders = BIT(0) | BIT(HUGE_ORDER);
 	host->refuse_huge_every = 1;
 	fake_register(test, host);
-	host->target = 2 * HUGE_PAGES;
+	host->target = UNITS(2 * HUGE_PAGES);
 	balloon_core_run_cycle(&host->bdev);
 
 	/* Both huge pages refused, split, and every piece taken as 4 KiB. */
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_SPLIT), 2);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2 * HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2 * HUGE_PAGES));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 2 * HUGE_PAGES);
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 0);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_ALLOC), 0);
@@ -412,7 +443,7 @@ static void huge_refused_pieces_not_needed_are_freed(struct kunit *test)
 	host->refuse_huge_every = 1;
 	host->refuse_every = 2;		/* and half of the pieces too */
 	fake_register(test, host);
-	host->target = HUGE_PAGES;
+	host->target = UNITS(HUGE_PAGES);
 	balloon_core_run_cycle(&host->bdev);
 
 	/*
@@ -420,9 +451,10 @@ static void huge_refused_pieces_not_needed_are_freed(struct kunit *test)
 	 * the cycle ends with 32 taken, and every other piece freed.
 	 */
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_SPLIT), 1);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 32);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(32));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE),
-			HUGE_PAGES - host->bdev.size);
+			HUGE_PAGES - host->bdev.size /
+			BALLOON_CORE_UNITS_PER_PAGE);
 	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
 	expect_consistent(test, host);
 }
@@ -440,6 +472,7 @@ static struct kunit_case balloon_core_inflate_cases[] = {
 	KUNIT_CASE(inflate_stops_at_target_from_reply),
 	KUNIT_CASE(target_beyond_memory_clamped),
 	KUNIT_CASE(target_flapping_bounded_per_cycle),
+	KUNIT_CASE(target_between_pages_settles),
 	KUNIT_CASE(huge_inflate_prefers_2m_pages),
 	KUNIT_CASE(huge_without_slot_freed_4k_instead),
 	KUNIT_CASE(huge_page_costs_one_allocation),

@@ -22,7 +22,7 @@ static void reset_mid_inflate(struct kunit *test)
 	fake_register(test, host);
 	host->script[0] = (struct fake_script){ FAKE_INFLATE, 3,
 						-BALLOON_CORE_ERESET };
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
 
 	/* Every page freed without telling the host, size reported as 0. */
@@ -36,7 +36,7 @@ static void reset_mid_inflate(struct kunit *test)
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 2U);
 	KUNIT_EXPECT_EQ(test, host->log[host->nlog - 1].op, FAKE_SIZE);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 1000);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1000));
 	expect_consistent(test, host);
 }
 
@@ -45,7 +45,7 @@ static void reset_mid_deflate(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	fake_register(test, host);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
 	host->target = 0;
 	host->script[0] = (struct fake_script){ FAKE_DEFLATE, 2,
@@ -65,9 +65,9 @@ static void reset_requested_by_transport(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	fake_register(test, host);
-	host->target = 300;
+	host->target = UNITS(300);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 300);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(300));
 
 	/* A device reset: the host forgot, and the core must too. */
 	fake_forget(host);
@@ -76,16 +76,17 @@ static void reset_requested_by_transport(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 2U);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_RESET), 1);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 300);	/* re-inflated */
+	/* Re-inflated. */
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(300));
 	expect_consistent(test, host);
 }
 
 /*
  * A balloon of any size is dropped in bounded chunks: interrupts are off
  * only while the balloon's page lock is held, for 256 pages at most, and
- * every chunk is followed by a reschedule point.  Over a million pages
- * (4 GiB: kunit.sh gives UML the memory), as a VMware guest of 16 GiB
- * holds in 4 KiB pages.
+ * every chunk is followed by a reschedule point.  Over 4 GiB
+ * (BALLOON_KUNIT_MANY_UNITS), as a VMware guest of 16 GiB holds: over a
+ * million pages of 4 KiB.
  */
 static void reset_drops_pages_in_bounded_chunks(struct kunit *test)
 {
@@ -93,11 +94,11 @@ static void reset_drops_pages_in_bounded_chunks(struct kunit *test)
 
 	host->max_batch = BALLOON_CORE_MAX_BATCH;
 	fake_register(test, host);
-	host->target = BALLOON_KUNIT_MANY_PAGES;
-	while (host->bdev.size < BALLOON_KUNIT_MANY_PAGES &&
+	host->target = BALLOON_KUNIT_MANY_UNITS;
+	while (host->bdev.size < BALLOON_KUNIT_MANY_UNITS &&
 	       host->calls[FAKE_INFLATE] < 1000)
 		balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, BALLOON_KUNIT_MANY_PAGES);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, BALLOON_KUNIT_MANY_UNITS);
 
 	/*
 	 * The host forgets the balloon and asks for nothing any more.  The
@@ -123,9 +124,9 @@ static void unregister_full_balloon_returns_every_page(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	fake_register(test, host);
-	host->target = 5000;
+	host->target = UNITS(5000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 5000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(5000));
 
 	fake_unregister(host);
 	KUNIT_EXPECT_EQ(test, fake_held(host), 0);
@@ -145,9 +146,9 @@ static void unregister_host_refusing_release_frees_anyway(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	fake_register(test, host);
-	host->target = 500;
+	host->target = UNITS(500);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 500);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(500));
 
 	/* It keeps every page: after a second of retries, they go anyway. */
 	host->keep_every = 1;
@@ -163,9 +164,9 @@ static void unregister_retries_a_busy_host(struct kunit *test)
 	unsigned int i;
 
 	fake_register(test, host);
-	host->target = 500;
+	host->target = UNITS(500);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 500);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(500));
 
 	/* Four failed commands, then the host gives everything back. */
 	for (i = 0; i < FAKE_SCRIPT; i++)
@@ -183,9 +184,9 @@ static void unregister_detach_lets_host_drop_all(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	fake_register(test, host);
-	host->target = 500;
+	host->target = UNITS(500);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 500);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(500));
 
 	host->detach_drops = true;
 	fake_unregister(host);
@@ -205,12 +206,12 @@ static void work_goes_on_while_moving_on_polled_host(struct kunit *test)
 	 * The fake is polled hourly: only the core's "more" can go on.  (No
 	 * flush here: flushing would fire the hourly timer at once.)
 	 */
-	host->target = 40000;
+	host->target = UNITS(40000);
 	fake_register(test, host);
-	for (i = 0; i < 250 && READ_ONCE(host->bdev.size) < 40000; i++)
+	for (i = 0; i < 250 && READ_ONCE(host->bdev.size) < UNITS(40000); i++)
 		msleep(20);
 	flush_delayed_work(&host->bdev.work);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 40000);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(40000));
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 1U);
 	KUNIT_EXPECT_GE(test, host->calls[FAKE_TARGET], 3U);
 	/* At the target the hourly poll takes over. */
@@ -227,10 +228,10 @@ static void start_failure_retried_next_cycle(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_TARGET], 0U);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_START_FAIL), 1);
 
-	host->target = 100;
+	host->target = UNITS(100);
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_START], 2U);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	expect_consistent(test, host);
 }
 
@@ -240,7 +241,7 @@ static void start_batch_size_honoured_and_capped(struct kunit *test)
 
 	host->max_batch = 512;		/* a VMware batch page */
 	fake_register(test, host);
-	host->target = 16384;
+	host->target = UNITS(16384);
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 16384U / 512);
 
@@ -251,7 +252,7 @@ static void start_batch_size_honoured_and_capped(struct kunit *test)
 	balloon_core_request_reset(&host->bdev);
 	flush_delayed_work(&host->bdev.work);
 	KUNIT_EXPECT_EQ(test, host->bdev.caps.max_batch, BALLOON_CORE_MAX_BATCH);
-	host->target = 2 * BALLOON_CORE_MAX_BATCH;
+	host->target = UNITS(2 * BALLOON_CORE_MAX_BATCH);
 	host->calls[FAKE_INFLATE] = 0;
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
@@ -270,12 +271,12 @@ static void start_without_usable_batch_fails(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_START_FAIL), 1);
 
 	/* Nothing else runs until a handshake succeeds. */
-	host->target = 100;
+	host->target = UNITS(100);
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_TARGET], 0U);
 	host->max_batch = 16;
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], DIV_ROUND_UP(100, 16));
 }
 

@@ -40,9 +40,9 @@ static void fake_movable_balloon(struct kunit *test, struct fake_host *host)
 	if (!MM_FAKE_MIGRATION)
 		kunit_skip(test, "needs balloon migration in the kernel");
 	fake_register(test, host);
-	host->target = 100;
+	host->target = UNITS(100);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 100);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(100));
 }
 
 static struct page *fake_new_page(struct kunit *test)
@@ -98,7 +98,7 @@ static void migrate_old_page_kept_changes_nothing(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
 	KUNIT_EXPECT_NOT_NULL(test, xa_load(&host->held, page_to_pfn(page)));
 	KUNIT_EXPECT_TRUE(test, PageOffline(page));
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
 	host->keep_every = 0;
 	expect_consistent(test, host);
@@ -141,7 +141,7 @@ static void migrate_tells_host_old_then_new(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, PageOffline(newpage));
 	KUNIT_EXPECT_PTR_EQ(test, list_first_entry(&host->bdev.b_dev_info.pages,
 						   struct page, lru), newpage);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
 	expect_consistent(test, host);
 
@@ -175,9 +175,9 @@ static void migrate_new_page_refused(struct kunit *test)
 	KUNIT_EXPECT_NULL(test, xa_load(&host->held, pfn));
 	KUNIT_EXPECT_NULL(test, xa_load(&host->held, newpfn));
 	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 99);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(99));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 99);
-	KUNIT_EXPECT_EQ(test, host->reported, 99);
+	KUNIT_EXPECT_EQ(test, host->reported, UNITS(99));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
 	/* The kernel gave the page back to the managed count. */
 	KUNIT_EXPECT_EQ(test, totalram_pages(), ram + 1);
@@ -186,7 +186,7 @@ static void migrate_new_page_refused(struct kunit *test)
 	/* The next cycle makes it up. */
 	host->refuse_every = 0;
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	KUNIT_EXPECT_EQ(test, totalram_pages(), ram);
 	expect_consistent(test, host);
 }
@@ -207,7 +207,7 @@ static void migrate_old_page_command_failed(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 2U);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE), 1);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
 	expect_consistent(test, host);
 	fake_unregister(host);
@@ -261,7 +261,7 @@ static void migrate_tells_host_old_then_new(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, page_ref_count(page), 1);
 	put_page(page);
 	put_page(newpage);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
 	expect_consistent(test, host);
 
@@ -300,16 +300,16 @@ static void migrate_new_page_refused(struct kunit *test)
 	fake_putback(host, page);
 	put_page(newpage);
 	KUNIT_EXPECT_EQ(test, host->bdev.b_dev_info.isolated_pages, 0);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 99);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(99));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 99);
-	KUNIT_EXPECT_EQ(test, host->reported, 99);
+	KUNIT_EXPECT_EQ(test, host->reported, UNITS(99));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_MIGRATE_FAIL), 1);
 	expect_consistent(test, host);
 
 	/* The next cycle makes it up. */
 	host->refuse_every = 0;
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	expect_consistent(test, host);
 }
 
@@ -326,7 +326,7 @@ static void migrate_keeps_page_isolated_until_done(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fake_migrate_refused(test, host, &page, &newpage),
 			-EBUSY);
 	/* The balloon shrank and told the host with the page still isolated. */
-	KUNIT_EXPECT_EQ(test, host->reported, 99);
+	KUNIT_EXPECT_EQ(test, host->reported, UNITS(99));
 	KUNIT_EXPECT_EQ(test, host->isolated_at_size, 1);
 	fake_putback(host, page);
 	put_page(newpage);
@@ -346,7 +346,7 @@ static void migrate_old_page_command_failed(struct kunit *test)
 	page = fake_isolate(host);
 	KUNIT_EXPECT_EQ(test, fake_migrate(host, newpage, page, true), -EAGAIN);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 2U);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(100));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
 	expect_consistent(test, host);
 	fake_unregister(host);
@@ -436,7 +436,7 @@ static void unregister_waits_until_migration_lets_go(struct kunit *test)
 			-EBUSY);
 	fake_putback(host, page);
 	put_page(newpage);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 99);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(99));
 
 	/* Back to the moment before the callback's last step. */
 	spin_lock_irqsave(&info->pages_lock, flags);

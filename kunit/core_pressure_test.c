@@ -26,9 +26,9 @@ static void fake_pressure_balloon(struct kunit *test, struct fake_host *host)
 {
 	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
 	fake_register(test, host);
-	host->target = 2000;
+	host->target = UNITS(2000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 2000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(2000));
 }
 
 static void pressure_deflate_frees_and_holds_off(struct kunit *test)
@@ -40,24 +40,25 @@ static void pressure_deflate_frees_and_holds_off(struct kunit *test)
 
 	/* An OOM notification takes oom_pages back, telling the host. */
 	KUNIT_EXPECT_EQ(test, fake_oom(host), 256UL);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000 - 256));
 	KUNIT_EXPECT_EQ(test, host->pages_out, 256U);
-	KUNIT_EXPECT_EQ(test, host->reported, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, host->reported, UNITS(2000 - 256));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 1);
-	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE_FREE), 256);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE_FREE),
+			UNITS(256));
 
 	/* The host still wants 2000, but the next cycles must not ping-pong. */
 	calls = host->calls[FAKE_INFLATE];
 	balloon_core_run_cycle(&host->bdev);
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], calls);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000 - 256));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HOLDOFF), 2);
 
 	/* Once the hold-off has passed, inflation resumes. */
 	host->bdev.holdoff_until = jiffies - 1;
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000));
 	expect_consistent(test, host);
 }
 
@@ -66,11 +67,11 @@ static void pressure_deflate_needs_host_permission(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	fake_register(test, host);
-	host->target = 2000;
+	host->target = UNITS(2000);
 	balloon_core_run_cycle(&host->bdev);
 
 	KUNIT_EXPECT_EQ(test, fake_oom(host), 0UL);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000));
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_DEFLATE], 0U);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 0);
 	expect_consistent(test, host);
@@ -83,13 +84,13 @@ static void pressure_deflate_huge_page_whole(struct kunit *test)
 	host->orders = BIT(0) | BIT(HUGE_ORDER);
 	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
 	fake_register(test, host);
-	host->target = 2 * HUGE_PAGES;
+	host->target = UNITS(2 * HUGE_PAGES);
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_ASSERT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 2);
 
 	/* 256 pages wanted, only 2 MiB pages: one goes, whole. */
 	KUNIT_EXPECT_EQ(test, fake_oom(host), (unsigned long)HUGE_PAGES);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, HUGE_PAGES);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(HUGE_PAGES));
 	expect_consistent(test, host);
 }
 
@@ -100,22 +101,22 @@ static void managed_count_follows_balloon(struct kunit *test)
 
 	host->cap_flags = BALLOON_CORE_CAP_ADJUST_MANAGED;
 	fake_register(test, host);
-	host->target = 3000;
+	host->target = UNITS(3000);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 3000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(3000));
 	KUNIT_EXPECT_EQ(test, totalram_pages(), ram - 3000);
 
 	/* The clamp still counts the ballooned pages as the guest's. */
 	host->target = U64_MAX;
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.target + host->bdev.floor_refused,
-			(u64)ram);
+			UNITS(ram));
 
 	/* That cycle inflated up to 16384 more; deflating takes two. */
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_ASSERT_EQ(test, host->bdev.size, 1000);
+	KUNIT_ASSERT_EQ(test, host->bdev.size, UNITS(1000));
 	KUNIT_EXPECT_EQ(test, totalram_pages(), ram - 1000);
 	fake_unregister(host);
 	KUNIT_EXPECT_EQ(test, totalram_pages(), ram);
@@ -127,7 +128,7 @@ static void pressure_deflate_with_reset_pending(struct kunit *test)
 
 	host->cap_flags = BALLOON_CORE_CAP_DEFLATE_ON_PRESSURE;
 	fake_register(test, host);
-	host->target = 1000;
+	host->target = UNITS(1000);
 	balloon_core_run_cycle(&host->bdev);
 
 	/* The host reset and forgot; the work loop has not run yet. */
@@ -180,7 +181,7 @@ static void pressure_never_waits_behind_a_cycle(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, release);
 	init_completion(release);
 	WRITE_ONCE(host->stall, release);
-	host->target = 4000;
+	host->target = UNITS(4000);
 	balloon_core_kick(&host->bdev);
 	for (i = 0; i < 100 && !READ_ONCE(host->stalled); i++)
 		msleep(50);
@@ -206,13 +207,14 @@ static void pressure_never_waits_behind_a_cycle(struct kunit *test)
 	/* Nothing was freed at once; the next cycle gave oom_pages back. */
 	KUNIT_EXPECT_EQ(test, call.freed, 0UL);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 1);
-	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE_FREE), 256);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE_FREE),
+			UNITS(256));
 	KUNIT_EXPECT_TRUE(test, test_bit(BALLOON_CORE_F_HOLDOFF,
 					 &host->bdev.flags));
 	KUNIT_EXPECT_FALSE(test, test_bit(BALLOON_CORE_F_PRESSURE,
 					  &host->bdev.flags));
 	/* The stalled cycle stopped inflating after its batch. */
-	KUNIT_EXPECT_LE(test, host->bdev.size, 2000 + 64 - 256);
+	KUNIT_EXPECT_LE(test, host->bdev.size, UNITS(2000 + 64 - 256));
 	expect_consistent(test, host);
 }
 
@@ -276,7 +278,7 @@ static void pressure_not_blocked_by_sleeping_alloc(struct kunit *test)
 	fake_pressure_balloon(test, host);
 	call = oom_during_sleeping_alloc(test, host);
 
-	host->target = 4000;
+	host->target = UNITS(4000);
 	calls = host->calls[FAKE_INFLATE];
 	oom_cycle(host, call);
 
@@ -285,7 +287,7 @@ static void pressure_not_blocked_by_sleeping_alloc(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, call->freed, 256UL);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 1);
 	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], calls);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000 - 256));
 	KUNIT_EXPECT_TRUE(test, test_bit(BALLOON_CORE_F_HOLDOFF,
 					 &host->bdev.flags));
 	expect_consistent(test, host);
@@ -306,7 +308,7 @@ static void oom_during_first_batch(struct kunit *test, bool allowed)
 	fake_register(test, host);
 	call = oom_during_sleeping_alloc(test, host);
 
-	host->target = 2000;
+	host->target = UNITS(2000);
 	oom_cycle(host, call);
 
 	KUNIT_EXPECT_TRUE(test, blocked_returned);
@@ -352,7 +354,7 @@ static void pressure_deflates_once_per_request(struct kunit *test)
 	set_bit(BALLOON_CORE_F_PRESSURE, &host->bdev.flags);
 	KUNIT_EXPECT_EQ(test, fake_oom(host), 256UL);
 	balloon_core_run_cycle(&host->bdev);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, 2000 - 256);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(2000 - 256));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_PRESSURE), 1);
 	expect_consistent(test, host);
 }

@@ -224,7 +224,7 @@ static void fake_report(struct fake_balloon *fb, int n)
 		unsigned int order = get_order(d->len);
 
 		if (!d->write || d->len != PAGE_SIZE << order ||
-		    order < pageblock_order ||
+		    order < FAKE_REPORT_ORDER ||
 		    !IS_ALIGNED(virt_to_phys(d->buf), d->len)) {
 			fake_error(fb, "report run of %u bytes, writable %d",
 				   d->len, d->write);

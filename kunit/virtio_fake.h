@@ -34,7 +34,10 @@
 #include <kunit/test.h>
 #include <linux/delay.h>
 #include <linux/mm.h>
+#include <linux/minmax.h>
 #include <linux/mutex.h>
+#include <linux/pageblock-flags.h>
+#include <linux/sizes.h>
 #include <linux/virtio.h>
 #include <linux/virtio_balloon.h>
 #include <linux/virtio_config.h>
@@ -280,6 +283,21 @@ static inline u32 fake_actual(struct fake_balloon *fb)
 {
 	return le32_to_cpu(READ_ONCE(fb->config.actual));
 }
+
+/*
+ * The smallest free run the device expects a report of: a pageblock, or
+ * 2 MiB where a pageblock is larger (512 MiB with 64 KiB pages), which is
+ * where the in-tree driver reports from too.
+ */
+#define FAKE_REPORT_ORDER \
+	min_t(unsigned int, pageblock_order, get_order(SZ_2M))
+
+/*
+ * @pages guest pages in the 4 KiB PFNs the device counts in (its target,
+ * "actual", the PFN arrays).  The cases ask for whole pages: a guest with
+ * larger pages cannot balloon a part of one.
+ */
+#define PFNS(pages)	((u32)(pages) * BALLOON_CORE_UNITS_PER_PAGE)
 
 /* Set the host's target; with @irq, raise a config-change interrupt. */
 static inline void fake_target(struct fake_balloon *fb, u32 pages, bool irq)

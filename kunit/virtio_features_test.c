@@ -79,7 +79,7 @@ static void features_follow_free_page_rules(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, !!fb->vb->vqs[BALLOON_VIRTIO_VQ_FREE_PAGE],
 			!!(c->accepted & FAKE_F(FREE_PAGE_HINT)));
 	/* The balloon itself works whatever was negotiated. */
-	fake_move(test, fb, 300);
+	fake_move(test, fb, PFNS(300));
 	expect_clean(test, fb);
 }
 
@@ -98,7 +98,7 @@ static void reporting_sends_free_runs(struct kunit *test)
 	reported = fake_wait_for(READ_ONCE(fb->reports) > 0);
 	KUNIT_EXPECT_TRUE_MSG(test, reported, "no report; device error: \"%s\"",
 			      fb->error);
-	KUNIT_EXPECT_GE(test, fb->reported_pages, 1UL << pageblock_order);
+	KUNIT_EXPECT_GE(test, fb->reported_pages, 1UL << FAKE_REPORT_ORDER);
 	fake_unplug(fb);
 	reports = fb->reports;
 	msleep(100);
@@ -117,7 +117,7 @@ static void reporting_short_ring_goes_without(struct kunit *test)
 
 	KUNIT_EXPECT_TRUE(test, fb->features & FAKE_F(REPORTING));
 	KUNIT_EXPECT_FALSE(test, fb->vb->reporting);
-	fake_move(test, fb, 300);
+	fake_move(test, fb, PFNS(300));
 	expect_clean(test, fb);
 }
 

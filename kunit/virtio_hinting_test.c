@@ -114,7 +114,7 @@ static void hint_run_sends_id_blocks_then_stop(struct kunit *test)
 	KUNIT_EXPECT_GE(test, global_zone_page_state(NR_FREE_PAGES),
 			free + 11 * BALLOON_VIRTIO_HINT_PAGES);
 	/* The balloon itself is untouched by all this. */
-	fake_move(test, fb, 300);
+	fake_move(test, fb, PFNS(300));
 	expect_clean(test, fb);
 }
 

@@ -15,9 +15,9 @@ static void remove_returns_every_page_then_resets(struct kunit *test)
 	struct fake_balloon *fb = test->priv;
 	unsigned int resets, i, last_deflate = 0, reset_at = 0;
 
-	fake_target(fb, 2000, false);
+	fake_target(fb, PFNS(2000), false);
 	virtio_fake_plug(test, fb);
-	fake_wait_actual(test, fb, 2000);
+	fake_wait_actual(test, fb, PFNS(2000));
 	resets = fb->resets;
 	fb->nlog = 0;
 	fake_unplug(fb);
@@ -49,10 +49,10 @@ static void freeze_restore_starts_afresh(struct kunit *test)
 		kunit_skip(test, "no CONFIG_PM_SLEEP");
 	virtio_fake_guest_content(test, FAKE_FREE_POISONED);
 	fb->offered |= FAKE_F(PAGE_POISON) | FAKE_F(REPORTING);
-	fake_target(fb, 1000, false);
+	fake_target(fb, PFNS(1000), false);
 	virtio_fake_plug(test, fb);
 	vdev = &fb->v->vdev;
-	fake_wait_actual(test, fb, 1000);
+	fake_wait_actual(test, fb, PFNS(1000));
 
 	KUNIT_ASSERT_EQ(test, virtio_device_freeze(vdev), 0);
 	KUNIT_EXPECT_EQ(test, fb->nr_held, 0UL);
@@ -67,8 +67,8 @@ static void freeze_restore_starts_afresh(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fb->stats_bufs, stats + 1);
 	KUNIT_EXPECT_TRUE(test, fb->vb->reporting);
 	KUNIT_EXPECT_EQ(test, fb->readies, 2U);
-	fake_wait_actual(test, fb, 1000);
-	KUNIT_EXPECT_EQ(test, fb->nr_held, 1000UL);
+	fake_wait_actual(test, fb, PFNS(1000));
+	KUNIT_EXPECT_EQ(test, fb->nr_held, (unsigned long)PFNS(1000));
 	expect_clean(test, fb);
 }
 
@@ -79,10 +79,10 @@ static void failed_restore_then_remove(struct kunit *test)
 
 	if (!IS_ENABLED(CONFIG_PM_SLEEP))
 		kunit_skip(test, "no CONFIG_PM_SLEEP");
-	fake_target(fb, 300, false);
+	fake_target(fb, PFNS(300), false);
 	virtio_fake_plug(test, fb);
 	vdev = &fb->v->vdev;
-	fake_wait_actual(test, fb, 300);
+	fake_wait_actual(test, fb, PFNS(300));
 
 	KUNIT_ASSERT_EQ(test, virtio_device_freeze(vdev), 0);
 	KUNIT_EXPECT_EQ(test, fb->nr_held, 0UL);
@@ -107,7 +107,7 @@ static void broken_device_ends_waits(struct kunit *test)
 	virtio_fake_plug(test, fb);
 	bdev = &fb->vb->bdev;
 	fb->hold_pfns = true;
-	fake_target(fb, 3000, true);
+	fake_target(fb, PFNS(3000), true);
 	queued = fake_wait_for(READ_ONCE(fb->inflates) > 0);
 	KUNIT_ASSERT_TRUE(test, queued);
 	/* Gone: what it held is moot, and it hears of nothing any more. */
@@ -161,11 +161,11 @@ static void target_all_ones_clamped_and_bounded(struct kunit *test)
 	KUNIT_EXPECT_LE(test, bdev->target, ram);
 	KUNIT_EXPECT_GE(test, balloon_core_stat_read(bdev,
 						     BALLOON_CORE_STAT_CLAMPED), 1);
-	KUNIT_EXPECT_EQ(test, bdev->size, 300);
-	KUNIT_EXPECT_EQ(test, fake_actual(fb), 300U);
+	KUNIT_EXPECT_EQ(test, bdev->size, PFNS(300));
+	KUNIT_EXPECT_EQ(test, fake_actual(fb), PFNS(300));
 	/* Out of memory: the next cycle does nothing, and ends. */
 	balloon_core_run_cycle(bdev);
-	KUNIT_EXPECT_EQ(test, bdev->size, 300);
+	KUNIT_EXPECT_EQ(test, bdev->size, PFNS(300));
 
 	fake_target(fb, 0, false);
 	balloon_core_run_cycle(bdev);
@@ -185,11 +185,11 @@ static void target_flapping_settles(struct kunit *test)
 		fake_target(fb, targets[i % ARRAY_SIZE(targets)], true);
 		usleep_range(500, 1500);
 	}
-	fake_move(test, fb, 1500);
+	fake_move(test, fb, PFNS(1500));
 
-	KUNIT_EXPECT_EQ(test, fb->nr_held, 1500UL);
+	KUNIT_EXPECT_EQ(test, fb->nr_held, (unsigned long)PFNS(1500));
 	/* One cycle moves the balloon by at most its budget. */
-	KUNIT_EXPECT_LE(test, fb->max_jump, 16384U);
+	KUNIT_EXPECT_LE(test, fb->max_jump, PFNS(16384));
 	expect_clean(test, fb);
 }
 

@@ -184,7 +184,7 @@ static void stats_absent_without_feature(struct kunit *test)
 	virtio_fake_plug(test, fb);
 	KUNIT_EXPECT_EQ(test, fb->nq, 2U);
 	KUNIT_EXPECT_NULL(test, fb->vb->vqs[BALLOON_VIRTIO_VQ_STATS]);
-	fake_move(test, fb, 700);
+	fake_move(test, fb, PFNS(700));
 	KUNIT_EXPECT_EQ(test, fb->stats_bufs, 0U);
 	expect_clean(test, fb);
 }

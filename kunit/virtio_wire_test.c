@@ -34,19 +34,20 @@ static void inflate_sends_4k_pfns_of_balloon_pages(struct kunit *test)
 	void *entry;
 	unsigned int offline = 0;
 
-	fake_target(fb, 3000, false);
+	fake_target(fb, PFNS(3000), false);
 	virtio_fake_plug(test, fb);
-	fake_wait_actual(test, fb, 3000);
+	fake_wait_actual(test, fb, PFNS(3000));
 
-	KUNIT_EXPECT_EQ(test, fb->nr_held, 3000UL);
-	KUNIT_EXPECT_EQ(test, fb->inflated, 3000UL);
+	KUNIT_EXPECT_EQ(test, fb->nr_held, (unsigned long)PFNS(3000));
+	KUNIT_EXPECT_EQ(test, fb->inflated, (unsigned long)PFNS(3000));
 	KUNIT_EXPECT_EQ(test, fb->deflated, 0UL);
 	KUNIT_EXPECT_LE(test, fb->max_request, BALLOON_VIRTIO_PFNS);
-	KUNIT_EXPECT_GE(test, fb->inflates, DIV_ROUND_UP(3000, BALLOON_VIRTIO_PFNS));
+	KUNIT_EXPECT_GE(test, fb->inflates,
+			DIV_ROUND_UP(PFNS(3000), BALLOON_VIRTIO_PFNS));
 	/* Every PFN the device holds is a page the balloon owns. */
 	xa_for_each(&fb->held, pfn, entry)
 		offline += PageOffline(pfn_to_page(pfn / BALLOON_CORE_UNITS_PER_PAGE));
-	KUNIT_EXPECT_EQ(test, offline, 3000U);
+	KUNIT_EXPECT_EQ(test, offline, PFNS(3000));
 	expect_clean(test, fb);
 }
 
@@ -55,14 +56,14 @@ static void deflate_tells_host_before_free(struct kunit *test)
 	struct fake_balloon *fb = test->priv;
 	unsigned int i, deflate_at = 0, actual_at = 0;
 
-	fake_target(fb, 3000, false);
+	fake_target(fb, PFNS(3000), false);
 	virtio_fake_plug(test, fb);
-	fake_wait_actual(test, fb, 3000);
+	fake_wait_actual(test, fb, PFNS(3000));
 	fb->nlog = 0;
-	fake_move(test, fb, 1000);
+	fake_move(test, fb, PFNS(1000));
 
-	KUNIT_EXPECT_EQ(test, fb->nr_held, 1000UL);
-	KUNIT_EXPECT_EQ(test, fb->deflated, 2000UL);
+	KUNIT_EXPECT_EQ(test, fb->nr_held, (unsigned long)PFNS(1000));
+	KUNIT_EXPECT_EQ(test, fb->deflated, (unsigned long)PFNS(2000));
 	/* The device heard of each page while it was allocated (fake_pfns). */
 	for (i = 0; i < fb->nlog; i++) {
 		if (fb->log[i].ev == FAKE_EV_DEFLATE && !deflate_at)
@@ -86,10 +87,11 @@ static void actual_follows_every_change(struct kunit *test)
 	for (i = 0; i < ARRAY_SIZE(targets); i++) {
 		unsigned int writes = fb->actual_writes;
 
-		fake_move(test, fb, targets[i]);
+		fake_move(test, fb, PFNS(targets[i]));
 		KUNIT_EXPECT_GT_MSG(test, fb->actual_writes, writes,
 				    "target %u", targets[i]);
-		KUNIT_EXPECT_EQ(test, fb->nr_held, (unsigned long)targets[i]);
+		KUNIT_EXPECT_EQ(test, fb->nr_held,
+				(unsigned long)PFNS(targets[i]));
 	}
 	KUNIT_EXPECT_EQ(test, fb->inflated - fb->deflated, 0UL);
 	expect_clean(test, fb);
@@ -121,9 +123,10 @@ static void config_le_on_legacy_and_modern(struct kunit *test)
 
 	if (!c->modern)
 		fb->offered &= ~BIT_ULL(VIRTIO_F_VERSION_1);
-	fake_target(fb, 0x304, false);
+	/* Distinct bytes, and whole pages of up to 64 KiB. */
+	fake_target(fb, 0x310, false);
 	virtio_fake_plug(test, fb);
-	fake_wait_actual(test, fb, 0x304);
+	fake_wait_actual(test, fb, 0x310);
 
 	KUNIT_EXPECT_EQ(test, !!(fb->features & BIT_ULL(VIRTIO_F_VERSION_1)),
 			c->modern);
@@ -132,7 +135,7 @@ static void config_le_on_legacy_and_modern(struct kunit *test)
 			c->modern);
 	/* The balloon's config is little-endian on legacy devices too. */
 	memcpy(raw, &fb->config.actual, sizeof(raw));
-	KUNIT_EXPECT_EQ(test, raw[0], 0x04);
+	KUNIT_EXPECT_EQ(test, raw[0], 0x10);
 	KUNIT_EXPECT_EQ(test, raw[1], 0x03);
 	KUNIT_EXPECT_EQ(test, raw[2], 0);
 	KUNIT_EXPECT_EQ(test, raw[3], 0);

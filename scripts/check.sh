@@ -254,17 +254,26 @@ step "rig unit tests" rig-unit '' \
 		-s tools/testing/qemu/unit -t tools/testing/qemu' _ "$BALLOON_REPO"
 
 # --- KUnit under kunit.py (UML), both variants, on 6.12 and 7.3 (each in
-# its own unconfigured source tree and build directories).
+# its own unconfigured source tree and build directories); then the
+# default variant on arm64 with 64 KiB pages (6.12, QEMU TCG).
 kernel_bad='BUG:|WARNING:|KASAN:|Oops|circular locking|inconsistent lock state|Call Trace'
 ours_bad='drivers/balloon/.*(warning|error):'
 
+# kunit_variant KERNEL VARIANT [ARCH]: UML's runs are named KERNEL/VARIANT,
+# another architecture's ARCH/VARIANT (its kernel is 6.12).
 kunit_variant() {
-	local kernel=$1 variant=$2 name="$1/$2" log json ktest rc results parsed
+	local kernel=$1 variant=$2 arch=${3:-um} name tag log json ktest rc
+	local results parsed
 
-	log="$logs/kunit-$kernel-$variant.log"
-	json="$logs/kunit-$kernel-$variant.json"
+	if [ "$arch" = um ]; then
+		name="$kernel/$variant" tag="$kernel-$variant"
+	else
+		name="$arch/$variant" tag="$arch-$variant"
+	fi
+	log="$logs/kunit-$tag.log"
+	json="$logs/kunit-$tag.json"
 	timed "kunit/$name" "$BALLOON_REPO/scripts/kunit.sh" --kernel "$kernel" \
-		--json="$json" "$variant" >"$log" 2>&1
+		--arch "$arch" --json="$json" "$variant" >"$log" 2>&1
 	rc=$?
 	# No JSON: kunit.py ran no kernel (the build failed, or the tree could
 	# not be had).  One line, with our files' errors if that is why.
@@ -290,16 +299,17 @@ kunit_variant() {
 		echo "FAIL: kunit/$name: kunit.sh exited $rc, see $log"
 		tail -n 30 "$log" | sed 's/^/    /'
 	fi
-	# The kernel's own UML build warns; our files must not.
+	# The kernel's own build warns; our files must not.
 	if grep -Eq "$ours_bad" "$log"; then
 		echo "FAIL: kunit/$name: build warnings in our files, see $log"
 		grep -E "$ours_bad" "$log" | sed 's/^/    /'
 	fi
 	# kunit.py shows only KTAP: a KASAN, lockdep or sleep-in-atomic report
-	# is in the kernel's log, from the first test on (UML's own boot
-	# warnings come before it).
+	# is in the kernel's log (test.log in the build directory, for UML and
+	# QEMU alike), from the first test on (UML's own boot warnings come
+	# before it).
 	ktest="$("$BALLOON_REPO/scripts/kunit.sh" --builddir --kernel "$kernel" \
-		"$variant")/test.log"
+		--arch "$arch" "$variant")/test.log"
 	if sed -n '/KTAP version/,$p' "$ktest" 2>/dev/null |
 		grep -Eq "$kernel_bad"; then
 		echo "FAIL: kunit/$name: the kernel reported a problem, see $ktest"
@@ -316,6 +326,9 @@ if [ -n "$do_kunit" ]; then
 			fold_results <"$res"
 		done
 	done
+	res="$logs/kunit-arm64-64k-default.results"
+	kunit_variant 6.12 default arm64-64k >"$res"
+	fold_results <"$res"
 else
 	skip kunit "--no-kunit given"
 fi

@@ -5,9 +5,10 @@
 # test rigs need: compilers and kernel build tools, sparse, dkms, the 6.12 kernel
 # source (checkpatch, kernel-doc, kunit.py), the newest 6.12 and 6.1
 # kernel headers, QEMU and busybox for the guests (and for arm64, QEMU's
-# aarch64 system emulator and Debian 12's aarch64 cross compiler; arm64
-# kernels, their build trees and busybox come through private apt lists
-# in the cache, never a foreign architecture in dpkg), and what builds, checks
+# aarch64 system emulator and Debian 12's aarch64 cross compiler, for the
+# guests and KUnit; arm64 kernels, their build trees and busybox come
+# through private apt lists in the cache, never a foreign architecture in
+# dpkg), and what builds, checks
 # and installs the Debian package (debhelper, dh-dkms, lintian,
 # debootstrap for the throwaway root).  The 7.3 kernel is not installed at
 # all: its packages are downloaded into the cache through a private apt

@@ -1,49 +1,66 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run the KUnit suites under kunit.py (UML) in a Debian kernel source tree:
+# Run the KUnit suites under kunit.py in a Debian kernel source tree:
 # 6.12 (linux-source-6.12) by default, or 7.3 (trixie-backports'
-# linux-source-7.3, fetched through the private apt list in the cache).
+# linux-source-7.3, fetched through the private apt list in the cache);
+# on UML by default, or on arm64 with 64 KiB pages under
+# qemu-system-aarch64 (--arch arm64-64k).
 #
-#   scripts/kunit.sh [--kernel 6.12|7.3] [--json=FILE] [default|debug] [GLOB]
+#   scripts/kunit.sh [--kernel 6.12|7.3] [--arch um|arm64-64k]
+#                    [--json=FILE] [default|debug] [GLOB]
 #                                       run one variant (default: default)
-#                                       on one kernel (default: 6.12),
+#                                       on one kernel (default: 6.12) and
+#                                       architecture (default: um),
 #                                       optionally only suites.cases matching
 #                                       GLOB (kunit.py's filter_glob); with
 #                                       --json, kunit.py also writes its
 #                                       results to FILE as JSON
 #   scripts/kunit.sh [--kernel 6.12|7.3] --unwire
 #                                       undo the wiring in that source tree
-#   scripts/kunit.sh --builddir [--kernel 6.12|7.3] [default|debug]
+#   scripts/kunit.sh --builddir [--kernel 6.12|7.3] [--arch um|arm64-64k]
+#                    [default|debug]
 #                                       print the variant's build directory
 #   scripts/kunit.sh -h|--help          print this
 #
-# "make kunit" runs the default variant on 6.12.  The project is wired in
-# without copying it: a symlink drivers/balloon -> this repository, plus
-# one line each appended to drivers/Kconfig and drivers/Makefile.  Each
-# kernel and variant keeps its own build directory in the cache
-# ($BALLOON_CACHE, else $XDG_CACHE_HOME/balloon-drv, else
-# ~/.cache/balloon-drv): kunit-default and kunit-debug for 6.12,
-# kunit-7.3-default and kunit-7.3-debug for 7.3, because changing the
-# config of a build directory forces a near-full rebuild.  The 7.3 tree
-# is an unconfigured copy of its own ($BALLOON_CACHE/linux-source-7.3),
-# not the one prepared for module builds: kunit.py wants a clean tree.
+# "make kunit" runs the default variant on 6.12 (UML).  The project is
+# wired in without copying it: a symlink drivers/balloon -> this
+# repository, plus one line each appended to drivers/Kconfig and
+# drivers/Makefile.  Each kernel, architecture and variant keeps its own
+# build directory in the cache ($BALLOON_CACHE, else
+# $XDG_CACHE_HOME/balloon-drv, else ~/.cache/balloon-drv): kunit-default
+# and kunit-debug for 6.12, kunit-7.3-default and kunit-7.3-debug for
+# 7.3, kunit-arm64-64k-default (kunit-7.3-arm64-64k-default) for arm64,
+# because changing the config of a build directory forces a near-full
+# rebuild.  The 7.3 tree is an unconfigured copy of its own
+# ($BALLOON_CACHE/linux-source-7.3), not the one prepared for module
+# builds: kunit.py wants a clean tree.
 # The "debug" variant adds KASAN, lockdep, atomic-sleep checks and fault
-# injection (kunit/debug.kunitconfig).  The balloon's migration option
-# differs with the kernel's balloon API: BALLOON_COMPACTION before 7.0
-# (kunit/compaction.kunitconfig), BALLOON_MIGRATION with 7.0's
-# include/linux/balloon.h (kunit/migration.kunitconfig).
+# injection (kunit/debug.kunitconfig); it is UML's only.  The balloon's
+# migration option differs with the kernel's balloon API:
+# BALLOON_COMPACTION before 7.0 (kunit/compaction.kunitconfig),
+# BALLOON_MIGRATION with 7.0's include/linux/balloon.h
+# (kunit/migration.kunitconfig).
+# arm64-64k builds with aarch64-linux-gnu-gcc and boots the kernel in
+# qemu-system-aarch64 (TCG, "-cpu max,pauth-impdef=on", kunit.py's own
+# arm64 machine) with kunit/arm64-64k.kunitconfig in place of
+# kunit/.kunitconfig: 64 KiB pages, the core and virtio suites; the
+# VMware suite needs UML, where a model of the host replaces the x86
+# backdoor.  Its first build takes several minutes.
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
 
 kernel=6.12
+arch=um
 json=()
 builddir_only=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=${2:?--kernel needs 6.12 or 7.3}; shift ;;
 	--kernel=*) kernel=${1#--kernel=} ;;
+	--arch) arch=${2:?--arch needs um or arm64-64k}; shift ;;
+	--arch=*) arch=${1#--arch=} ;;
 	--json=*) json=("--json=$(realpath -m "${1#--json=}")") ;;
 	--builddir) builddir_only=1 ;;
 	*) break ;;
@@ -54,14 +71,18 @@ case "$kernel" in
 6.12 | 7.3) ;;
 *) echo "$0: --kernel: 6.12 or 7.3, not $kernel" >&2; exit 2 ;;
 esac
+case "$arch" in
+um | arm64-64k) ;;
+*) echo "$0: --arch: um or arm64-64k, not $arch" >&2; exit 2 ;;
+esac
 
 # The build directory of a variant on this kernel.
 builddir() {
-	if [ "$kernel" = 6.12 ]; then
-		echo "$BALLOON_CACHE/kunit-$1"
-	else
-		echo "$BALLOON_CACHE/kunit-$kernel-$1"
-	fi
+	local name=kunit
+
+	[ "$kernel" = 6.12 ] || name+="-$kernel"
+	[ "$arch" = um ] || name+="-$arch"
+	echo "$BALLOON_CACHE/$name-$1"
 }
 if [ -n "$builddir_only" ]; then
 	builddir "${1:-default}"
@@ -72,12 +93,17 @@ src=$(balloon_kernel_source "$kernel")
 kconfig_line='source "drivers/balloon/Kconfig"'
 make_line='obj-y += balloon/'
 
-# kunit.py boots UML with mem=1G, hard-coded; the core suites balloon
-# over a million 4 KiB pages (kunit/core_fake.h), with the floor left
-# over, so the guest needs more.  UML backs its memory with a sparse file:
-# only what the tests touch is ever used.
+# kunit.py boots UML with mem=1G and QEMU with -m 1024, hard-coded; the
+# core suites balloon over 4 GiB (BALLOON_KUNIT_MANY_UNITS in
+# kunit/core_fake.h), with the floor left over, so the guest needs more.
+# On arm64 with 64 KiB pages free page hinting wants more still: up to
+# twelve blocks of the largest order at once, 512 MiB each.  UML backs
+# its memory with a sparse file, and QEMU with anonymous memory: only
+# what the tests touch is ever used.  QEMU takes the last -m it is
+# given, ours after kunit.py's.
 kunit_py_mem="$src/tools/testing/kunit/kunit_kernel.py"
 uml_mem=6G
+qemu_mem=16G
 
 unwire() {
 	sed -i "s/'mem=[0-9]*G'/'mem=1G'/" "$kunit_py_mem"
@@ -141,6 +167,17 @@ else
 	migration="$BALLOON_REPO/kunit/compaction.kunitconfig"
 fi
 
+# What the architecture adds to kunit.py's command line, and the
+# kunitconfig that stands for kunit/.kunitconfig there.
+if [ "$arch" = um ]; then
+	base="$BALLOON_REPO/kunit/.kunitconfig"
+	arch_args=()
+else
+	base="$BALLOON_REPO/kunit/$arch.kunitconfig"
+	arch_args=(--arch=arm64 --cross_compile=aarch64-linux-gnu-
+		   --qemu_args="-m $qemu_mem")
+fi
+
 variant=${1:-default}
 case "$variant" in
 --unwire)
@@ -148,16 +185,18 @@ case "$variant" in
 	exit 0
 	;;
 default)
-	configs=(--kunitconfig="$BALLOON_REPO/kunit/.kunitconfig"
-		 --kunitconfig="$migration")
+	configs=(--kunitconfig="$base" --kunitconfig="$migration")
 	;;
 debug)
-	configs=(--kunitconfig="$BALLOON_REPO/kunit/.kunitconfig"
-		 --kunitconfig="$migration"
+	if [ "$arch" != um ]; then
+		echo "$0: the debug variant runs on UML only" >&2
+		exit 2
+	fi
+	configs=(--kunitconfig="$base" --kunitconfig="$migration"
 		 --kunitconfig="$BALLOON_REPO/kunit/debug.kunitconfig")
 	;;
 *)
-	echo "usage: $0 [--kernel 6.12|7.3] [--json=FILE] [default|debug] [GLOB] | --unwire | --help" >&2
+	echo "usage: $0 [--kernel 6.12|7.3] [--arch um|arm64-64k] [--json=FILE] [default|debug] [GLOB] | --unwire | --help" >&2
 	exit 2
 	;;
 esac
@@ -169,5 +208,5 @@ drop_stale_objects "$build"
 wire
 cd "$src"
 exec python3 tools/testing/kunit/kunit.py run "${configs[@]}" \
-	--build_dir="$build" --jobs="$(nproc)" \
+	"${arch_args[@]}" --build_dir="$build" --jobs="$(nproc)" \
 	--timeout=120 "${json[@]}" ${2:+"$2"}
