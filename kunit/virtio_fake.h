@@ -285,9 +285,9 @@ static inline u32 fake_actual(struct fake_balloon *fb)
 }
 
 /*
- * The smallest free run the device expects a report of: a pageblock, or
- * 2 MiB where a pageblock is larger (512 MiB with 64 KiB pages), which is
- * where the in-tree driver reports from too.
+ * The smallest free run the device expects a report of: 2 MiB, which the
+ * driver documents for every page size (a pageblock is 2 MiB or more on
+ * every kernel here: 32 MiB with 16 KiB pages, 512 MiB with 64 KiB).
  */
 #define FAKE_REPORT_ORDER \
 	min_t(unsigned int, pageblock_order, get_order(SZ_2M))
