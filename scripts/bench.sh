@@ -15,12 +15,15 @@
 # Run it on an otherwise idle machine: a build beside it halves the
 # guest's speed.
 #
-#   scripts/bench.sh [6.12|6.1|7.3] [bench.py options, e.g. --reps 5]
+#   scripts/bench.sh [SERIES] [bench.py options, e.g. --reps 5]
 #   scripts/bench.sh -h|--help
 #
-# The series comes first (6.12 by default); every other argument goes to
-# bench.py, which gets --series and --modules from this script.  --help
-# prints this and bench.py's options, and installs or builds nothing.
+# The series comes first: 6.12 (the default), 6.1 or 7.3, or on arm64
+# 6.12-arm64, 6.1-arm64, 7.3-arm64 or 7.3-arm64-16k (qemu-system-aarch64;
+# the VMware half is x86's alone, and is left out there).  Every other
+# argument goes to bench.py, which gets --series and --modules from this
+# script.  --help prints this and bench.py's options, and installs or
+# builds nothing.
 set -euo pipefail
 
 balloon_help_more() {
@@ -31,7 +34,10 @@ balloon_help_more() {
 
 series=6.12
 case "${1:-}" in
-6.12 | 6.1 | 7.3) series=$1; shift ;;
+6.12 | 6.1 | 7.3 | 6.12-arm64 | 6.1-arm64 | 7.3-arm64 | 7.3-arm64-16k)
+	series=$1
+	shift
+	;;
 esac
 
 "$BALLOON_REPO/scripts/deps.sh" gnuplot-nox
@@ -48,6 +54,13 @@ rc=0
 python3 "$BALLOON_REPO/tools/testing/qemu/bench.py" --series "$series" \
 	--modules "$BALLOON_REPO/build/modules/$kver" "$@" || rc=$?
 
+case "$series" in
+*-arm64*)
+	echo
+	echo "VMware: not on $series (VMware's backdoor is an x86 I/O port)"
+	exit $rc
+	;;
+esac
 echo
 echo "VMware: our balloon_vmw against the in-tree vmw_balloon, on our QEMU"
 echo "device (scripts/vmw-qemu.sh builds that QEMU the first time):"

@@ -3,7 +3,7 @@
 
 Usage::
 
-    bench.py --modules DIR [--series 6.12|6.1|7.3] [--reps N] [--mem MIB]
+    bench.py --modules DIR [--series SERIES] [--reps N] [--mem MIB]
              [--size MIB] [--variant default|noinit ...] [--out DIR]
              [--vmware]
 

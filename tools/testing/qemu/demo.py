@@ -3,10 +3,12 @@
 
 Usage::
 
-    demo.py [--series 6.12|6.1|7.3] [--mem MIB] [--steps MIB,MIB,...]
+    demo.py [--series SERIES] [--mem MIB] [--steps MIB,MIB,...]
             [--modules DIR] [--timeout S] [--tolerance MIB] [--cache DIR]
             [--vmware]
 
+SERIES is 6.12 (the default), 6.1 or 7.3, or one of them on arm64
+(6.12-arm64, 6.1-arm64, 7.3-arm64, 7.3-arm64-16k: qemu-system-aarch64).
 Boots the Debian kernel of the series under QEMU (TCG) with our
 balloon_core and balloon_virtio bound to a virtio-balloon device, then,
 for each step, asks over QMP for that much guest memory (QEMU's
@@ -205,7 +207,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "series also bare (scripts/demo.sh 6.1), and installs what is "
         "missing and builds the modules first.")
     ap.add_argument("--series", default="6.12",
-                    help="Debian kernel series: 6.12 (default), 6.1 or 7.3")
+                    help="Debian kernel series: 6.12 (default), 6.1, "
+                    "7.3, 6.12-arm64, 6.1-arm64, 7.3-arm64 or "
+                    "7.3-arm64-16k")
     ap.add_argument("--mem", type=int, default=2048, metavar="MIB",
                     help="guest memory in MiB (default 2048)")
     ap.add_argument("--steps", metavar="MIB,...",
@@ -250,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the exit status."""
     args = parse_args(argv)
     out = sys.stdout
+    if args.vmware and kernels.arch_of(args.series) != kernels.HOST_ARCH:
+        print(f"demo: --vmware needs an x86 kernel (VMware's backdoor is "
+              f"an x86 I/O port), not {args.series}", file=sys.stderr)
+        return 2
     lock = heavy_lock(args.cache)  # held until we exit
     print("preparing the guest kernel and initramfs (the first run "
           "downloads the Debian kernel image)", flush=True)
