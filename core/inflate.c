@@ -184,7 +184,7 @@ static struct page *balloon_core_get_page(struct balloon_core_dev *bdev,
 	}
 	if (!page)
 		balloon_core_stat_inc(bdev, fail);
-	/* A huge page is 512 pages' worth of work (and zeroing). */
+	/* A huge page is 2 MiB's worth of work (and zeroing). */
 	if (order || ++in->allocs % BALLOON_CORE_YIELD_EVERY == 0)
 		cond_resched();
 	return page;
@@ -451,7 +451,7 @@ bool balloon_core_inflate(struct balloon_core_dev *bdev,
 	bool clean;
 	int order;
 
-	/* Largest pages first: they cost the host one entry for 512. */
+	/* Largest pages first: they cost the host one entry for 2 MiB. */
 	for (order = BALLOON_CORE_MAX_ORDER;
 	     order >= 0 && verdict == BALLOON_CORE_INFLATE_GO_ON; order--) {
 		if (bdev->caps.orders & BIT(order))

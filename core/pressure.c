@@ -76,7 +76,7 @@ void balloon_core_hold_off(struct balloon_core_dev *bdev, unsigned int ms)
  * straight back from a guest that is short of it.
  *
  * Context: Process context, work lock held; may sleep.
- * Return: how many 4 KiB pages were given back.
+ * Return: how many base pages were given back.
  */
 unsigned long balloon_core_pressure_deflate(struct balloon_core_dev *bdev,
 					    const struct balloon_core_limits *l)

@@ -144,6 +144,12 @@ struct fake_host {
 
 #define HUGE_ORDER	BALLOON_CORE_MAX_ORDER
 #define HUGE_PAGES	BIT(HUGE_ORDER)
+/*
+ * Base pages in 2 MiB, the largest block and huge page the core takes on
+ * every page size (512, 128 or 32): from the size, not from the core's
+ * constant, so that the cases pin that choice.
+ */
+#define PAGES_2M	(SZ_2M / PAGE_SIZE)
 
 extern const struct balloon_core_ops core_fake_ops;
 

@@ -322,17 +322,22 @@ static void block_alloc_splits_whole_blocks(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
 
-	/* 1000 = 512 + 256 + 128 + 64 + 32 + 8: six blocks, no single page. */
+	/*
+	 * 2 MiB + 2 MiB + 512 KiB + 8 pages: four blocks, none above 2 MiB
+	 * on any page size, and no single page.
+	 */
+	unsigned long pages = 2 * PAGES_2M + PAGES_2M / 4 + 8;
+
 	host->block_ok = FAKE_NEVER;
 	host->max_batch = 512;
 	fake_register(test, host);
-	host->target = UNITS(1000);
+	host->target = UNITS(pages);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(1000));
-	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 6);
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(pages));
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 4);
 	KUNIT_EXPECT_EQ(test, host->nosleep_allocs, 0U);
-	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 1000);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], pages);
 	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
 	expect_consistent(test, host);
 
@@ -340,7 +345,7 @@ static void block_alloc_splits_whole_blocks(struct kunit *test)
 	host->target = 0;
 	balloon_core_run_cycle(&host->bdev);
 	KUNIT_EXPECT_EQ(test, host->bdev.size, 0);
-	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), 1000);
+	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_FREE), pages);
 	expect_consistent(test, host);
 }
 
@@ -350,11 +355,11 @@ static void block_alloc_failure_takes_single_pages(struct kunit *test)
 
 	host->block_ok = 1;
 	fake_register(test, host);
-	host->target = UNITS(700);
+	host->target = UNITS(PAGES_2M + 188);
 	balloon_core_run_cycle(&host->bdev);
 
-	/* One block of 512, then no block to spare: 188 single pages. */
-	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(700));
+	/* One block of 2 MiB, then no block to spare: 188 single pages. */
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(PAGES_2M + 188));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 1);
 	KUNIT_EXPECT_EQ(test, host->nosleep_allocs, 188U);
 	expect_consistent(test, host);
@@ -364,19 +369,22 @@ static void block_pieces_not_needed_are_freed(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
 
-	/* The host says 64 is enough after the first batch of 64. */
+	/* One 2 MiB block; the host says its first batch is enough. */
+	unsigned long batch = PAGES_2M / 8;
+
 	host->block_ok = FAKE_NEVER;
+	host->max_batch = batch;
 	host->retarget_at = 1;
-	host->retarget = UNITS(64);
+	host->retarget = UNITS(batch);
 	fake_register(test, host);
-	host->target = UNITS(512);
+	host->target = UNITS(PAGES_2M);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(64));
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(batch));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_BLOCK_ALLOC), 1);
 	KUNIT_EXPECT_TRUE(test, list_empty(&host->bdev.prealloc));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE),
-			512 - 64);
+			PAGES_2M - batch);
 	expect_consistent(test, host);
 }
 
@@ -384,7 +392,7 @@ static void huge_page_costs_one_allocation(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
 
-	/* 64 huge pages are 32768 base pages, twice nosleep_max. */
+	/* 64 huge pages: with 4 KiB pages, twice nosleep_max. */
 	host->orders = BIT(0) | BIT(HUGE_ORDER);
 	host->max_batch = 512;
 	fake_register(test, host);

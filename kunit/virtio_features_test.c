@@ -93,6 +93,9 @@ static void reporting_sends_free_runs(struct kunit *test)
 	fb->offered |= FAKE_F(REPORTING);
 	virtio_fake_plug(test, fb);
 	KUNIT_ASSERT_TRUE(test, fb->vb->reporting);
+	/* Runs of 2 MiB and more, on every page size (not a pageblock). */
+	KUNIT_EXPECT_EQ(test, (long)fb->vb->pr_dev_info.order,
+			(long)get_order(SZ_2M));
 
 	/* The page reporting worker starts 2 s after registration. */
 	reported = fake_wait_for(READ_ONCE(fb->reports) > 0);

@@ -15,9 +15,9 @@
 # Checks that each build produced the modules dkms.conf names for that
 # kernel (balloon_vmw for x86 kernels only), that their MODULE_VERSION is
 # dkms.conf's PACKAGE_VERSION and their vermagic the target kernel, that
-# dkms signed them, that BUILD_EXCLUSIVE_KERNEL accepts the kernels being
+# dkms stripped and signed them, that BUILD_EXCLUSIVE_KERNEL accepts the kernels being
 # built (and 6.1 to 6.12) but nothing older than 6.1, and that
-# BUILD_EXCLUSIVE_ARCH takes x86_64 and aarch64 and no other.  One line
+# BUILD_EXCLUSIVE_ARCH takes x86 and aarch64 and no other.  One line
 # per kernel; exits non-zero on any failure, printing dkms's make.log.
 #
 #   scripts/dkms-build.sh [SERIES]...
@@ -40,17 +40,25 @@ if [ -z "$name" ] || [ -z "$version" ]; then
 	exit 1
 fi
 
-# The modules dkms.conf names for a kernel configuration, as dkms reads
-# the file (sourced, with $kernel_config set).
+# The modules dkms.conf names for a kernel tree and architecture, as dkms
+# reads the file (sourced, with $kernel_source_dir, $kernel_config and
+# $arch set, and without this script's set -u: dkms runs it without).
 conf_modules() {
 	# shellcheck disable=SC1090,SC2034
-	(kernel_config=$1 && . "$conf" && echo "${BUILT_MODULE_NAME[*]}")
+	(
+		set +eu
+		kernel_source_dir=$1
+		kernel_config=$1/.config
+		arch=$2
+		. "$conf"
+		echo "${BUILT_MODULE_NAME[*]}"
+	)
 }
 
 arch_ok=$(conf_value BUILD_EXCLUSIVE_ARCH)
-for arch in x86_64 aarch64 ppc64le s390x riscv64 i686; do
+for arch in x86_64 aarch64 i686 ppc64le s390x riscv64 armv7l; do
 	case "$arch" in
-	x86_64|aarch64) want=yes ;;
+	x86_64|aarch64|i686) want=yes ;;
 	*) want=no ;;
 	esac
 	got=no
@@ -114,7 +122,7 @@ for series in "$@"; do
 	read -r -a cross <<<"$(balloon_make_args "$series")"
 	arch=$(uname -m)
 	[[ " ${cross[*]} " == *" ARCH=arm64 "* ]] && arch=aarch64
-	mapfile -t modules < <(conf_modules "$kdir/.config" | tr ' ' '\n')
+	mapfile -t modules < <(conf_modules "$kdir" "$arch" | tr ' ' '\n')
 	case "$arch" in
 	x86_64) want="balloon_core balloon_virtio balloon_vmw" ;;
 	*) want="balloon_core balloon_virtio" ;;
@@ -125,7 +133,15 @@ for series in "$@"; do
 		status=1
 		continue
 	fi
-	if ! env "${cross[@]}" dkms build "${dkms_args[@]}" -m "$name" \
+	# dkms strips each module with "strip -g", the machine's, which does
+	# not know arm64: a cross build gets the cross strip under that name.
+	path=$PATH
+	if [[ " ${cross[*]} " == *" CROSS_COMPILE=aarch64-linux-gnu- "* ]]; then
+		mkdir -p "$work/cross-bin"
+		ln -sf "$(command -v aarch64-linux-gnu-strip)" "$work/cross-bin/strip"
+		path=$work/cross-bin:$PATH
+	fi
+	if ! env PATH="$path" "${cross[@]}" dkms build "${dkms_args[@]}" -m "$name" \
 		-v "$version" -k "$kver" -a "$arch" --kernelsourcedir "$kdir" \
 		>"$log" 2>&1; then
 		echo "FAIL dkms build $name/$version for $kver:"
@@ -147,6 +163,16 @@ for series in "$@"; do
 		magic=$(modinfo -F vermagic "$ko")
 		[ "${magic%% *}" = "$kver" ] || problems+=("$m vermagic \"$magic\"")
 		[ -n "$(modinfo -F signer "$ko")" ] || problems+=("$m not signed")
+		elf=$ko
+		case "$ko" in
+		*.xz) elf=$work/elf.ko && xz -dc "$ko" >"$elf" ;;
+		*.zst) elf=$work/elf.ko && zstd -qdc "$ko" >"$elf" ;;
+		esac
+		if ! readelf -S "$elf" >"$work/sections" 2>&1; then
+			problems+=("$m: readelf failed")
+		elif grep -q '\.debug_info' "$work/sections"; then
+			problems+=("$m not stripped")
+		fi
 	done
 	if grep -Eq '(warning|error):' "$base/log/make.log"; then
 		problems+=("warnings in make.log")

@@ -132,7 +132,7 @@ balloon_make() {
 
 	kver=$(balloon_kernel_release "$series") || return
 	kdir=$(balloon_kdir "$series") || return
-	read -r -a cross <<<"$(balloon_make_args "$series")" || return
+	read -r -a cross <<<"$(balloon_make_args "$series")"
 	tree="$BALLOON_REPO/build/$kver"
 	balloon_tree "$tree" || return
 	# A failed build leaves no modules from an earlier one behind.

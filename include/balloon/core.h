@@ -233,7 +233,7 @@ struct balloon_core_ops {
  * @BALLOON_CORE_STAT_HUGE_ALLOC_FAIL: failed huge-page allocations, and huge
  *	pages freed at once for want of a slot in the balloon (core/pages.c).
  * @BALLOON_CORE_STAT_HUGE_FREE: ballooned huge pages given back.
- * @BALLOON_CORE_STAT_HUGE_SPLIT: refused huge pages split into 4 KiB pages.
+ * @BALLOON_CORE_STAT_HUGE_SPLIT: refused huge pages split into base pages.
  * @BALLOON_CORE_STAT_PRESSURE: pressure deflates that gave pages back: by
  *	the OOM notifier, by the next cycle in its place, or by a cycle that
  *	found the guest reclaiming hard.
@@ -242,8 +242,8 @@ struct balloon_core_ops {
  *	pressure deflate or while the guest reclaims hard.
  * @BALLOON_CORE_STAT_MIGRATE: ballooned pages moved by balloon compaction.
  * @BALLOON_CORE_STAT_MIGRATE_FAIL: moves refused (balloon busy, host error).
- * @BALLOON_CORE_STAT_BLOCK_ALLOC: blocks of 4 KiB pages taken whole and
- *	split (one allocation for up to 512 pages).
+ * @BALLOON_CORE_STAT_BLOCK_ALLOC: blocks of base pages taken whole and
+ *	split (one allocation for up to 2 MiB of them).
  * @BALLOON_CORE_STAT_FLOOR: times a host target began to be cut by the
  *	guest floor (core/floor.c).
  * @BALLOON_CORE_STAT_RECLAIMING: cycles that found the guest reclaiming

@@ -10,7 +10,8 @@
 #                   console, /dev/hvcN, gets virtio_pci and virtio_console
 #                   loaded first)
 #
-# Console markers (ttyS0): "rig: init started", "rig: loading modules",
+# Console markers (ttyS0, ttyAMA0 on arm64): "rig: init started",
+# "rig: loading modules",
 # "rig: ready".  Command channel protocol (one request per line):
 #   host  -> guest: "<id> <base64 of a shell command>"
 #   guest -> host : "RIG-BEGIN <id>", base64 of stdout+stderr (wrapped),

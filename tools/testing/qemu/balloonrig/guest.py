@@ -243,7 +243,8 @@ class Guest:
     @property
     def page_size(self) -> int:
         """The guest kernel's page size in bytes, as the guest reported it
-        when it was ready (``KernelPageSize`` of its /init)."""
+        when it was ready: ``KernelPageSize`` in the smaps of a process
+        of its /init)."""
         return int(self.ready["pagesize"]) * 1024
 
     @property

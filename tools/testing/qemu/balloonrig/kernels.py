@@ -118,8 +118,12 @@ BOOKWORM_SUITES = ("bookworm", "bookworm-updates", "bookworm-security")
 
 
 def arch_of(series: str) -> str:
-    """The Debian architecture of *series* (a series name or release)."""
-    return ARCH.get(series_of(series) or series, HOST_ARCH)
+    """The Debian architecture of *series* (a series name or release; a
+    release of no known series by the flavour it ends with)."""
+    known = series_of(series) or series
+    if known in SERIES:
+        return ARCH.get(known, HOST_ARCH)
+    return "arm64" if re.search(r"-arm64(-\w+)?$", series) else HOST_ARCH
 
 
 def base_series(series: str) -> str:
@@ -424,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     mp.add_argument("series", choices=sorted(SERIES))
     sp = sub.add_parser("source", help="print an unconfigured source tree "
                         "(for kunit.py), unpacked into the cache")
-    sp.add_argument("series", choices=BACKPORTS)
+    sp.add_argument("series", choices=("7.3",))
     fp = sub.add_parser("fetch", help="download + unpack, print the dir")
     fp.add_argument("series", help="series (6.12, 6.1, 7.3, 6.12-arm64, "
                     "6.1-arm64, 7.3-arm64, 7.3-arm64-16k) or full release")
