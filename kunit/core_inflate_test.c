@@ -270,18 +270,21 @@ static void inflate_stops_at_target_from_reply(struct kunit *test)
 static void huge_inflate_prefers_2m_pages(struct kunit *test)
 {
 	struct fake_host *host = test->priv;
+	/* Less than a huge page on top: 100 base pages, 31 with 64 KiB. */
+	unsigned long rest = min(100UL, HUGE_PAGES - 1);
 
 	host->orders = BIT(0) | BIT(HUGE_ORDER);
 	fake_register(test, host);
-	host->target = UNITS(4 * HUGE_PAGES + 100);
+	host->target = UNITS(4 * HUGE_PAGES + rest);
 	balloon_core_run_cycle(&host->bdev);
 
-	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(4 * HUGE_PAGES + 100));
+	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(4 * HUGE_PAGES + rest));
 	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[HUGE_ORDER], 4);
-	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], 100);
+	KUNIT_EXPECT_EQ(test, host->bdev.nr_pages[0], rest);
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_ALLOC), 4);
-	/* One batch of four huge pages, two of 4 KiB pages. */
-	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE], 3U);
+	/* One batch of four huge pages, then base pages 64 a batch. */
+	KUNIT_EXPECT_EQ(test, host->calls[FAKE_INFLATE],
+			1 + DIV_ROUND_UP(rest, 64));
 	expect_consistent(test, host);
 }
 
@@ -455,11 +458,14 @@ static void huge_refused_pieces_not_needed_are_freed(struct kunit *test)
 	balloon_core_run_cycle(&host->bdev);
 
 	/*
-	 * The first batch of 64 pieces has 32 refused, past the cap of 16:
-	 * the cycle ends with 32 taken, and every other piece freed.
+	 * The first batch of 64 pieces (32 with 64 KiB pages, whose huge page
+	 * has no more) has half refused, past the cap of 16 (at it with
+	 * 64 KiB): the cycle ends with the other half taken, and every other
+	 * piece freed.
 	 */
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_HUGE_SPLIT), 1);
-	KUNIT_EXPECT_EQ(test, host->bdev.size, UNITS(32));
+	KUNIT_EXPECT_EQ(test, host->bdev.size,
+			UNITS(min(HUGE_PAGES, 64UL) / 2));
 	KUNIT_EXPECT_EQ(test, stat(host, BALLOON_CORE_STAT_REFUSED_FREE),
 			HUGE_PAGES - host->bdev.size /
 			BALLOON_CORE_UNITS_PER_PAGE);
