@@ -134,4 +134,9 @@ def test_ours_virtio_hinting_and_reporting(ctx: Context) -> None:
     expect(has_feature(feats, F_FREE_PAGE_HINT) and
            has_feature(feats, F_REPORTING) and
            has_feature(feats, F_STATS_VQ), f"features {feats}")
-    ctx.info(expect_reporting_returns(ctx, 512))
+    # Half of it: what matters here is that reports reach the right
+    # queue.  The kernel reports an order only while it has more than 32
+    # free blocks of it (PAGE_REPORTING_CAPACITY), from 2 MiB up to a
+    # pageblock: two orders with 4 KiB pages, five with 16 KiB, where a
+    # 512 MiB fill was seen to come back 384 and 410 MiB.
+    ctx.info(expect_reporting_returns(ctx, 512, share=0.5))
