@@ -55,39 +55,38 @@ conf_modules() {
 	)
 }
 
-arch_ok=$(conf_value BUILD_EXCLUSIVE_ARCH)
-for arch in x86_64 aarch64 i686 ppc64le s390x riscv64 armv7l; do
-	case "$arch" in
-	x86_64|aarch64|i686) want=yes ;;
-	*) want=no ;;
-	esac
-	got=no
-	[[ $arch =~ $arch_ok ]] && got=yes
+# Stop unless dkms.conf's regex NAME matches VALUE, when WANT is yes, or
+# does not, when it is no.
+expect_match() {
+	local name=$1 value=$2 want=$3 regex got=no
+
+	regex=$(conf_value "$name")
+	[[ $value =~ $regex ]] && got=yes
 	[ "$got" = "$want" ] || {
-		echo "dkms: BUILD_EXCLUSIVE_ARCH \"$arch_ok\" matches $arch: $got, expected $want" >&2
+		echo "dkms: $name \"$regex\" matches $value: $got, expected $want" >&2
 		exit 1
 	}
+}
+
+for arch in x86_64 aarch64 i686 ppc64le s390x riscv64 armv7l; do
+	case "$arch" in
+	x86_64|aarch64|i686) expect_match BUILD_EXCLUSIVE_ARCH "$arch" yes ;;
+	*) expect_match BUILD_EXCLUSIVE_ARCH "$arch" no ;;
+	esac
 done
 
 # dkms.conf must take every kernel the Kbuild builds for: here, the ones
 # being built and 6.1 to 6.12; and refuse what is older than 6.1, as the
 # Kbuild does.  (Where a newer kernel is refused is dkms.conf's choice.)
-excl=$(conf_value BUILD_EXCLUSIVE_KERNEL)
 accept=(6.1.0-56-amd64 6.1 6.5.0-1-amd64 6.10.3 6.12.117+deb12-amd64)
 for series in "$@"; do
 	accept+=("$(balloon_kernel_release "$series")")
 done
 for rel in "${accept[@]}" 5.10.0-30-amd64 6.0.12 5.19.1; do
 	case "$rel" in
-	5.*|6.0*) want=no ;;
-	*) want=yes ;;
+	5.*|6.0*) expect_match BUILD_EXCLUSIVE_KERNEL "$rel" no ;;
+	*) expect_match BUILD_EXCLUSIVE_KERNEL "$rel" yes ;;
 	esac
-	got=no
-	[[ $rel =~ $excl ]] && got=yes
-	[ "$got" = "$want" ] || {
-		echo "dkms: BUILD_EXCLUSIVE_KERNEL \"$excl\" matches $rel: $got, expected $want" >&2
-		exit 1
-	}
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/balloon-dkms.XXXXXX")
