@@ -326,10 +326,10 @@ static void block_alloc_splits_whole_blocks(struct kunit *test)
 	struct fake_host *host = test->priv;
 
 	/*
-	 * 2 MiB + 2 MiB + 512 KiB + 8 pages: four blocks, none above 2 MiB
-	 * on any page size, and no single page.
+	 * 2 MiB + 2 MiB + 1 MiB + 8 pages: four blocks, none above 2 MiB on
+	 * any page size, and no single page.
 	 */
-	unsigned long pages = 2 * PAGES_2M + PAGES_2M / 4 + 8;
+	unsigned long pages = 2 * PAGES_2M + PAGES_2M / 2 + 8;
 
 	host->block_ok = FAKE_NEVER;
 	host->max_batch = 512;
