@@ -68,13 +68,14 @@ struct page;
 /**
  * BALLOON_CORE_MAX_ORDER - largest page order the core will ever allocate
  *
- * The order of a 2 MiB page, whatever the base page.  2 MiB is the largest unit either
- * supported host protocol knows (VMware's large pages), and the huge page
- * of a host with 4 KiB pages, which is the size a contiguous run handed
- * to a virtio host can free.  A guest's own PMD size on 16 KiB (32 MiB)
- * and 64 KiB (512 MiB) kernels is not used: blocks that large are rarely
- * free in a guest that has run a while, and a host gains nothing from a
- * run longer than its own huge page, which the guest cannot know.
+ * The order of a 2 MiB page, whatever the base page.  2 MiB is the
+ * largest unit either supported host protocol knows (VMware's large
+ * pages), and the huge page of a host with 4 KiB pages, which is the size
+ * a contiguous run handed to a virtio host can free.  A guest's own PMD
+ * size on 16 KiB (32 MiB) and 64 KiB (512 MiB) kernels is not used:
+ * blocks that large are rarely free in a guest that has run a while, and
+ * a host gains nothing from a run longer than its own huge page, which
+ * the guest cannot know.
  */
 #define BALLOON_CORE_MAX_ORDER	BALLOON_CORE_ORDER_2M
 
