@@ -180,9 +180,11 @@ done
 # ours, no variable on the command line but a cross build's ARCH and
 # CROSS_COMPILE, and all three modules (on arm64 two: balloon_vmw is x86
 # only, and must not be built).
+#   kbuild_only KDIR KVER DEBIAN-ARCH [make arguments]
 kbuild_only() {
-	local dir=$1 tree="$BALLOON_REPO/build/kbuild-$2" ko rc=0 cross vmw
-	shift 2
+	local dir=$1 tree="$BALLOON_REPO/build/kbuild-$2" arch=$3 ko rc=0 cross
+	local vmw
+	shift 3
 
 	cross=("$@")
 	balloon_tree "$tree" || return
@@ -191,7 +193,7 @@ kbuild_only() {
 		[ -f "$tree/$ko" ] || { echo "no $ko built"; rc=1; }
 	done
 	vmw="$tree/transports/balloon_vmw.ko"
-	if [[ " ${cross[*]} " == *" ARCH=arm64 "* ]]; then
+	if [ "$arch" = arm64 ]; then
 		[ ! -f "$vmw" ] || { echo "balloon_vmw.ko built for arm64"; rc=1; }
 	else
 		[ -f "$vmw" ] || { echo "no balloon_vmw.ko built"; rc=1; }
@@ -204,7 +206,7 @@ for series in "${series_ok[@]}"; do
 		read -r -a cross <<<"$(balloon_make_args "$series")"
 		step "$name" "kbuild-$series" "$warn" \
 			kbuild_only "${kdir[$series]}" "${kver[$series]}" \
-			"${cross[@]}"
+			"$(balloon_arch "$series")" "${cross[@]}"
 	else
 		skip "$name" "build/$series failed"
 	fi

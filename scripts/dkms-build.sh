@@ -119,8 +119,9 @@ for series in "$@"; do
 	# ARCH and CROSS_COMPILE through the environment, where kbuild reads
 	# them (dkms.conf's MAKE line stays the one users run).
 	read -r -a cross <<<"$(balloon_make_args "$series")"
+	debarch=$(balloon_arch "$series")
 	arch=$(uname -m)
-	[[ " ${cross[*]} " == *" ARCH=arm64 "* ]] && arch=aarch64
+	[ "$debarch" = arm64 ] && arch=aarch64
 	mapfile -t modules < <(conf_modules "$kdir" "$arch" | tr ' ' '\n')
 	case "$arch" in
 	x86_64) want="balloon_core balloon_virtio balloon_vmw" ;;
@@ -135,7 +136,7 @@ for series in "$@"; do
 	# dkms strips each module with "strip -g", the machine's, which does
 	# not know arm64: a cross build gets the cross strip under that name.
 	path=$PATH
-	if [[ " ${cross[*]} " == *" CROSS_COMPILE=aarch64-linux-gnu- "* ]]; then
+	if [ "$debarch" = arm64 ]; then
 		mkdir -p "$work/cross-bin"
 		ln -sf "$(command -v aarch64-linux-gnu-strip)" "$work/cross-bin/strip"
 		path=$work/cross-bin:$PATH

@@ -102,6 +102,12 @@ balloon_kdir() {
 		kdir "$1"
 }
 
+# The Debian architecture of a series: amd64 or arm64.
+balloon_arch() {
+	python3 "$BALLOON_REPO/tools/testing/qemu/balloonrig/kernels.py" \
+		arch "$1"
+}
+
 # make's arguments that build for a series' architecture: nothing for
 # amd64, "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-" for arm64.
 balloon_make_args() {

@@ -25,6 +25,7 @@ Command line (also used by the shell build scripts)::
     kernels.py resolve SERIES [--headers] [--kdir]
     kernels.py kdir SERIES            module build tree (prepared if need be)
     kernels.py make-args SERIES       make's ARCH= and CROSS_COMPILE= for it
+    kernels.py arch SERIES            its Debian architecture (amd64, arm64)
     kernels.py source 7.3             unconfigured source tree (kunit.py)
     kernels.py fetch SERIES [--cache DIR]
 
@@ -426,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     mp = sub.add_parser("make-args", help="print make's ARCH= and "
                         "CROSS_COMPILE= for the series (nothing for amd64)")
     mp.add_argument("series", choices=sorted(SERIES))
+    arp = sub.add_parser("arch", help="print the series' Debian "
+                         "architecture (amd64, arm64)")
+    arp.add_argument("series", choices=sorted(SERIES))
     sp = sub.add_parser("source", help="print an unconfigured source tree "
                         "(for kunit.py), unpacked into the cache")
     sp.add_argument("series", choices=("7.3",))
@@ -443,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             print(kdir(args.series, cache))
         elif args.cmd == "make-args":
             print(" ".join(MAKE_ARGS[arch_of(args.series)]))
+        elif args.cmd == "arch":
+            print(arch_of(args.series))
         elif args.cmd == "source":
             print(_trees().source_tree(args.series, cache))
         else:
